@@ -1,0 +1,338 @@
+"""Generator, waves, noise, tiling and resampling: the properties that make textures seamless.
+
+All models here are tiny and untrained; the properties tested are architectural, so they hold
+for any weights.
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import seam_ratio, tiny_config
+from texgen.models.layers import PeriodicWaves
+from texgen.models.psgan import Discriminator, Generator, recalibrate_batchnorm
+from texgen.paint import torch_runner
+from texgen.runtime.canvas import synthesize, torus_cells
+from texgen.runtime.noise import NoiseLayout, cyclic_morph, sample_noise
+from texgen.runtime.tiling import paint, resample_periodic, tile_starts
+from texgen.spectrum import dominant_frequencies
+
+
+# ----------------------------------------------------------------------------- seams
+
+@pytest.mark.parametrize("cells_w,cells_h", [(5, 3), (3, 5)])
+def test_painted_canvas_wraps_at_non_power_of_two_sizes(tiny_G, cells_w, cells_h):
+    cfg = tiny_G.cfg
+    W, H = cells_w * cfg.scale, cells_h * cfg.scale
+    img = synthesize(torch_runner(tiny_G), cfg.layout, cfg.scale, tiny_G.margin, W, H, seed=3)
+    assert img.shape == (cfg.channels, H, W)
+    assert np.isfinite(img).all()
+    assert img.std() > 1e-3                     # not a flat image, which would wrap trivially
+    assert seam_ratio(img, axis=2) <= 1.5       # last column meets the first
+    assert seam_ratio(img, axis=1) <= 1.5       # last row meets the first
+
+
+def test_seam_ratio_detects_a_seam():
+    """The check above can fail: a ramp plus noise does not wrap."""
+    rng = np.random.default_rng(0)
+    h, w = 96, 160
+    ramp = np.linspace(0, 1, w, dtype=np.float32)[None, :] + np.linspace(0, 1, h)[:, None]
+    img = (ramp + 0.01 * rng.standard_normal((h, w)))[None]
+    assert seam_ratio(img, axis=2) > 10
+    assert seam_ratio(img, axis=1) > 10
+
+
+def test_morphing_canvas_still_wraps(tiny_G):
+    cfg = tiny_G.cfg
+    img = synthesize(torch_runner(tiny_G), cfg.layout, cfg.scale, tiny_G.margin,
+                     5 * cfg.scale, 2 * cfg.scale, seed=1, morph_seed=2)
+    plain = synthesize(torch_runner(tiny_G), cfg.layout, cfg.scale, tiny_G.margin,
+                       5 * cfg.scale, 2 * cfg.scale, seed=1)
+    assert not np.allclose(img, plain)          # the morph changed the picture
+    assert seam_ratio(img, axis=2) <= 1.5
+    assert seam_ratio(img, axis=1) <= 1.5
+
+
+# ----------------------------------------------------------------------------- equivariance
+
+@torch.no_grad()
+@pytest.mark.parametrize("dim", [2, 3])
+def test_rolling_noise_by_one_cell_rolls_output_by_scale(tiny_G, dim):
+    cfg = tiny_G.cfg
+    h, w = 3, 4
+    z = torch.from_numpy(sample_noise(cfg.layout, h, w, seed=5))
+    ys, xs = torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32)
+    torus = torch.tensor([h, w], dtype=torch.float32)
+    out = tiny_G(z, coords=(ys, xs), torus=torus)
+    if dim == 3:
+        coords = (ys, torch.roll(xs, 1, 0))
+    else:
+        coords = (torch.roll(ys, 1, 0), xs)
+    rolled = tiny_G(torch.roll(z, 1, dim), coords=coords, torus=torus)
+    expected = torch.roll(out, cfg.scale, dim)
+    assert (rolled - expected).abs().max().item() < 1e-5
+    # and the output is not trivially shift invariant, so the check means something
+    assert (expected - out).abs().max().item() > 1e-3
+
+
+# ----------------------------------------------------------------------------- seeds
+
+def test_same_seed_same_image_other_seed_other_image(tiny_G):
+    cfg = tiny_G.cfg
+    run = torch_runner(tiny_G)
+    args = (cfg.layout, cfg.scale, tiny_G.margin, 3 * cfg.scale, 2 * cfg.scale)
+    a = synthesize(run, *args, seed=11)
+    b = synthesize(run, *args, seed=11)
+    c = synthesize(run, *args, seed=12)
+    np.testing.assert_array_equal(a, b)
+    assert np.abs(a - c).mean() > 1e-4
+
+
+def test_runner_restores_training_mode(tiny_cfg):
+    G = Generator(tiny_cfg).train()
+    z = sample_noise(tiny_cfg.layout, 1, 1, seed=0)
+    torch_runner(G)(z, np.arange(1, dtype=np.float32), np.arange(1, dtype=np.float32),
+                    np.array([1, 1], np.float32))
+    assert G.training
+
+
+# ----------------------------------------------------------------------------- tiling
+
+def test_tile_starts_pull_back_the_last_tile():
+    assert tile_starts(7, 2) == [0, 2, 4, 5]
+    assert tile_starts(6, 2) == [0, 2, 4]
+    assert tile_starts(3, 5) == [0]
+
+
+def test_tiled_paint_equals_one_shot(tiny_G):
+    cfg = tiny_G.cfg
+    H, W = 5, 7
+    z = sample_noise(cfg.layout, H, W, seed=4)
+    run = torch_runner(tiny_G)
+    torus = np.array([H, W], np.float32)
+    painter = lambda zt, ys, xs: run(zt, ys, xs, torus)
+    whole = paint(painter, z, cfg.scale, tiny_G.margin, tile=None)
+    calls = []
+    tiled = paint(painter, z, cfg.scale, tiny_G.margin, tile=2,
+                  progress=lambda d, t: calls.append((d, t)))
+    assert whole.shape == tiled.shape == (cfg.channels, H * cfg.scale, W * cfg.scale)
+    assert np.abs(whole - tiled).max() < 1e-5
+    assert calls[-1] == (12, 12) and len(calls) == 12       # 3 rows x 4 columns of tiles
+    # without context the tiles differ: the comparison above is sensitive
+    bare = paint(painter, z, cfg.scale, 0, tile=2)
+    assert np.abs(whole - bare).max() > 1e-3
+
+
+def test_tiled_synthesize_equals_one_shot(tiny_G):
+    cfg = tiny_G.cfg
+    run = torch_runner(tiny_G)
+    args = (cfg.layout, cfg.scale, tiny_G.margin, 5 * cfg.scale, 3 * cfg.scale)
+    a = synthesize(run, *args, seed=9)
+    b = synthesize(run, *args, seed=9, tile=2)
+    assert np.abs(a - b).max() < 1e-5
+
+
+def test_paint_cancel():
+    from texgen.runtime.tiling import Cancelled
+    z = np.zeros((1, 1, 4, 4), np.float32)
+    run = lambda zt, ys, xs: np.zeros((1, 1, zt.shape[2], zt.shape[3]), np.float32)
+    with pytest.raises(Cancelled):
+        paint(run, z, 1, 0, tile=2, cancel=lambda: True)
+
+
+# ----------------------------------------------------------------------------- waves
+
+@pytest.mark.parametrize("n_global", [0, 3])
+def test_rounded_waves_are_periodic_on_the_torus(n_global):
+    torch.manual_seed(0)
+    P = 2
+    init_k = [[1.3, 0.45], [0.7, 2.1]]          # [k_y; k_x] rad/cell, not multiples of 2pi/N
+    waves = PeriodicWaves(n_global, P, hidden=8, init_k=init_k).eval()
+    layout = NoiseLayout(n_global, 2, P)
+    h, w = 5, 7
+    z = torch.from_numpy(sample_noise(layout, h + 1, w + 1, seed=1))
+    ys = torch.arange(h + 1, dtype=torch.float32)
+    xs = torch.arange(w + 1, dtype=torch.float32)
+    with torch.no_grad():
+        out = waves(z, coords=(ys, xs), torus=torch.tensor([h, w], dtype=torch.float32))
+        raw = waves(z, coords=(ys, xs))
+    assert out.shape[1] == layout.channels + P          # each phase -> sin and cos
+    sc = out[:, -2 * P:]
+    assert (sc[..., :, w] - sc[..., :, 0]).abs().max().item() < 1e-4
+    assert (sc[..., h, :] - sc[..., 0, :]).abs().max().item() < 1e-4
+    # the waves really vary, and without rounding they would not wrap
+    assert sc.std().item() > 0.1
+    rs = raw[:, -2 * P:]
+    assert (rs[..., :, w] - rs[..., :, 0]).abs().max().item() > 1e-2
+    # the other channels pass through untouched
+    torch.testing.assert_close(out[:, : layout.channels - P], z[:, : layout.channels - P])
+
+
+def test_waves_follow_canvas_coordinates():
+    """A tile at columns 3..5 of the canvas gets the canvas' own waves there."""
+    waves = PeriodicWaves(0, 2, init_k=[[0.9, 0.3], [0.2, 1.7]]).eval()
+    z = torch.from_numpy(sample_noise(NoiseLayout(0, 1, 2), 4, 6, seed=0))
+    torus = torch.tensor([4, 6], dtype=torch.float32)
+    with torch.no_grad():
+        full = waves(z, torus=torus)
+        part = waves(z[..., 3:6], coords=(torch.arange(4.0), torch.arange(3.0, 6.0)), torus=torus)
+    torch.testing.assert_close(part, full[..., 3:6])
+
+
+# ----------------------------------------------------------------------------- configs
+
+def test_sgan_config_builds_and_paints():
+    cfg = tiny_config(n_global=0, n_periodic=0)
+    torch.manual_seed(1)
+    G = Generator(cfg)
+    recalibrate_batchnorm(G, cells=2, batches=2, batch=2)
+    assert cfg.layout.channels == cfg.n_local
+    img = synthesize(torch_runner(G), cfg.layout, cfg.scale, G.margin, 3 * cfg.scale,
+                     2 * cfg.scale, seed=0)
+    assert img.shape == (3, 2 * cfg.scale, 3 * cfg.scale)
+    assert np.isfinite(img).all() and img.std() > 1e-3
+    assert np.abs(img).max() <= 1.0                     # tanh range
+    assert seam_ratio(img, axis=2) <= 1.5
+
+
+def test_scale_margin_and_discriminator_shapes(tiny_cfg):
+    assert tiny_cfg.scale == 32
+    G, D = Generator(tiny_cfg), Discriminator(tiny_cfg)
+    assert G.margin >= 1
+    G.eval()
+    with torch.no_grad():
+        out = G(torch.from_numpy(sample_noise(tiny_cfg.layout, 2, 3, seed=0)))
+        assert out.shape == (1, 3, 64, 96)
+        assert D(out).shape == (1, 1, 2, 3)              # 5 stride-2 convs: /32
+
+
+def test_config_round_trips_through_dict(tiny_cfg):
+    from texgen.models.psgan import PSGANConfig
+    import json
+    again = PSGANConfig.from_dict(json.loads(json.dumps(tiny_cfg.to_dict())))
+    assert again == tiny_cfg
+
+
+def test_recalibrated_generator_is_batch_independent(tiny_G):
+    """Fixed batch-norm statistics: a sample does not depend on its batch mates."""
+    cfg = tiny_G.cfg
+    z = torch.from_numpy(sample_noise(cfg.layout, 2, 2, seed=0, batch=2))
+    with torch.no_grad():
+        both = tiny_G(z)
+        one = tiny_G(z[:1])
+    assert (both[:1] - one).abs().max().item() < 1e-5
+
+
+# ----------------------------------------------------------------------------- spectrum
+
+def test_dominant_frequency_of_stripes():
+    x = np.arange(128)
+    img = np.broadcast_to(np.sin(2 * np.pi * x / 16)[None, :], (128, 128)).copy()
+    f = dominant_frequencies(img, 1)
+    assert f.shape == (1, 2)
+    assert abs(f[0, 0]) < 1e-6
+    assert abs(f[0, 1] - 1 / 16) < 1e-6
+
+
+def test_dominant_frequencies_two_directions_colour():
+    y, x = np.mgrid[0:128, 0:128]
+    g = np.sin(2 * np.pi * y / 32) + 0.5 * np.sin(2 * np.pi * x / 8)
+    img = np.repeat(g[..., None], 3, axis=2)
+    f = dominant_frequencies(img, 2)
+    np.testing.assert_allclose(f[0], [1 / 32, 0], atol=1e-6)
+    np.testing.assert_allclose(f[1], [0, 1 / 8], atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- resampling
+
+def test_resample_periodic_keeps_periodicity():
+    rng = np.random.default_rng(0)
+    x = np.arange(64) / 64
+    # a smooth periodic image: a few low harmonics with random phases, 3 channels
+    img = np.zeros((3, 64, 64))
+    for c in range(3):
+        for k in range(1, 6):
+            img[c] += np.sin(2 * np.pi * (k * x[None, :] + rng.random())) / k
+            img[c] += np.cos(2 * np.pi * (k * x[:, None] + rng.random())) / k
+    out = resample_periodic(img.astype(np.float32), 100, 100)
+    assert out.shape == (3, 100, 100) and out.dtype == np.float32
+    assert seam_ratio(out, axis=2) <= 1.5
+    assert seam_ratio(out, axis=1) <= 1.5
+
+
+def test_resample_periodic_is_exact_for_band_limited_waves():
+    x64, x100 = np.arange(64) / 64, np.arange(100) / 100
+    src = np.sin(2 * np.pi * 3 * x64)[None, None, :] + np.cos(2 * np.pi * 2 * x64)[None, :, None]
+    want = np.sin(2 * np.pi * 3 * x100)[None, None, :] + np.cos(2 * np.pi * 2 * x100)[None, :, None]
+    out = resample_periodic(np.broadcast_to(src, (1, 64, 64)).astype(np.float32), 100, 100)
+    np.testing.assert_allclose(out, want, atol=1e-4)
+    same = np.ones((2, 8, 8), np.float32)
+    assert resample_periodic(same, 8, 8) is same
+
+
+def test_non_cell_size_is_resampled_and_wraps(tiny_G):
+    cfg = tiny_G.cfg
+    assert torus_cells(100, 70, cfg.scale) == (2, 3)
+    img = synthesize(torch_runner(tiny_G), cfg.layout, cfg.scale, tiny_G.margin, 100, 70, seed=0)
+    assert img.shape == (3, 70, 100)
+    assert seam_ratio(img, axis=2) <= 1.5
+    assert seam_ratio(img, axis=1) <= 1.5
+
+
+# ----------------------------------------------------------------------------- noise
+
+def test_sample_noise_channel_layout():
+    layout = NoiseLayout(3, 4, 2)
+    z = sample_noise(layout, 5, 6, seed=7, batch=2)
+    assert z.shape == (2, 9, 5, 6) and z.dtype == np.float32
+    glob, local, phase = z[:, :3], z[:, 3:7], z[:, 7:]
+    # global code: one vector per sample, constant over space, in [-1, 1]
+    assert np.all(glob == glob[:, :, :1, :1])
+    assert not np.allclose(glob[0, :, 0, 0], glob[1, :, 0, 0])
+    assert np.abs(glob).max() <= 1
+    # local noise: varies per cell, in [-1, 1]
+    assert local.min() >= -1 and local.max() <= 1
+    assert local.std() > 0.3
+    assert len(np.unique(local)) == local.size
+    # phases: in [0, 2pi), constant over space
+    assert phase.min() >= 0 and phase.max() < 2 * np.pi
+    assert np.all(phase == phase[:, :, :1, :1])
+    np.testing.assert_array_equal(z, sample_noise(layout, 5, 6, seed=7, batch=2))
+    assert not np.array_equal(z, sample_noise(layout, 5, 6, seed=8, batch=2))
+    with pytest.raises(ValueError):
+        sample_noise(layout, 0, 3)
+
+
+def test_given_codes_keep_the_rest_of_the_stream():
+    layout = NoiseLayout(3, 2, 1)
+    a = sample_noise(layout, 3, 4, seed=1)
+    codes = np.array([[0.1, -0.2, 0.3]], np.float32)
+    b = sample_noise(layout, 3, 4, seed=1, codes=codes)
+    np.testing.assert_array_equal(b[:, 3:], a[:, 3:])
+    np.testing.assert_allclose(b[0, :3, 2, 1], codes[0])
+
+
+def test_cyclic_morph_sums_to_one_and_wraps():
+    h, w = 3, 16
+    m = cyclic_morph(h, w)
+    assert m.shape == (2, h, w)
+    np.testing.assert_allclose(m.sum(axis=0), 1.0, atol=1e-6)
+    assert m.min() >= 0 and m.max() <= 1
+    np.testing.assert_allclose(m[:, :, 0], [[1] * h, [0] * h], atol=1e-6)   # starts at code A
+    assert m[1, 0, w // 2] == pytest.approx(1.0)                             # B halfway
+    step = np.abs(np.diff(m, axis=2)).max()
+    assert np.abs(m[:, :, -1] - m[:, :, 0]).max() <= step + 1e-6             # wraps smoothly
+    assert np.abs(m[:, :, -1] - m[:, :, 0]).max() < 0.1
+
+
+def test_morph_blends_codes_in_noise():
+    layout = NoiseLayout(2, 1, 1)
+    codes = np.array([[1.0, -1.0], [-1.0, 1.0]], np.float32)
+    m = cyclic_morph(2, 8)
+    z = sample_noise(layout, 2, 8, seed=0, codes=codes, morph=m)
+    np.testing.assert_allclose(z[0, :2, 0, 0], codes[0], atol=1e-6)
+    np.testing.assert_allclose(z[0, :2, 1, 4], codes[1], atol=1e-6)
+    with pytest.raises(ValueError):
+        sample_noise(layout, 2, 8, seed=0, morph=m)

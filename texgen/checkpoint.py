@@ -1,0 +1,113 @@
+"""The only code that knows the checkpoint format. Nothing here ever unpickles.
+
+A model is a folder:
+    model.safetensors      generator weights (batch norm statistics fixed), with the model
+                           config, provenance and a SHA-256 of the weights in its metadata:
+                           everything needed to paint
+    training.safetensors   generator + discriminator + Adam moments + RNG states, and the
+                           training config and iteration in its metadata: everything to resume
+    exemplar.png           thumbnail of the training image(s)
+    preview.png            latest preview (exemplar beside a tiled sample)
+Every file is written atomically (temp file, then rename), so a crash or a full disk leaves the
+previous version whole. `model.safetensors` alone is a complete model and may be copied anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from texgen.errors import TexgenError
+from texgen.runtime.imageio import atomic_write_bytes
+
+FORMAT = "texgen-psgan/1"
+MODEL_FILE = "model.safetensors"
+TRAIN_FILE = "training.safetensors"
+
+
+def _digest(tensors: dict[str, torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        h.update(name.encode())
+        h.update(tensors[name].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _write(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    header = {"format": FORMAT, "sha256": _digest(tensors),
+              **{k: json.dumps(v) for k, v in meta.items()}}
+    atomic_write_bytes(path, st_save(tensors, metadata=header))
+
+
+def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    if not path.is_file():
+        raise TexgenError(f"no model found at {path}")
+    try:
+        raw = path.read_bytes()
+        tensors = st_load(raw)
+        from safetensors import safe_open  # metadata lives in the header
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise TexgenError(f"{path} is not a texgen model file (corrupt or truncated): {e}") from None
+    if header.get("format") != FORMAT:
+        raise TexgenError(f"{path} is not a texgen model (format {header.get('format')!r})")
+    if header.get("sha256") != _digest(tensors):
+        raise TexgenError(f"{path} has been modified or damaged: its weights fail the checksum")
+    meta = {k: json.loads(v) for k, v in header.items() if k not in ("format", "sha256")}
+    return tensors, meta
+
+
+def model_path(path: str | Path) -> Path:
+    """Accept either the model folder or its model.safetensors file."""
+    p = Path(path)
+    return p / MODEL_FILE if p.is_dir() else p
+
+
+def save_model(folder: Path, generator: torch.nn.Module, info: dict) -> None:
+    """info: {'config': model config dict, 'provenance': {...}, ...} stored as JSON."""
+    _write(Path(folder) / MODEL_FILE, generator.state_dict(), info)
+
+
+def load_model(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    return _read(model_path(path))
+
+
+def save_training(folder: Path, G, D, opt_g, opt_d, rng: np.random.Generator, info: dict) -> None:
+    tensors = {f"G.{k}": v for k, v in G.state_dict().items()}
+    tensors.update({f"D.{k}": v for k, v in D.state_dict().items()})
+    groups = {}
+    for name, opt in (("opt_g", opt_g), ("opt_d", opt_d)):
+        sd = opt.state_dict()
+        for idx, st in sd["state"].items():
+            for key, val in st.items():
+                tensors[f"{name}.{idx}.{key}"] = torch.as_tensor(val)
+        groups[name] = sd["param_groups"]
+    tensors["torch_rng"] = torch.get_rng_state()
+    meta = dict(info, param_groups=groups, numpy_rng=rng.bit_generator.state)
+    _write(Path(folder) / TRAIN_FILE, tensors, meta)
+
+
+def load_training(folder: Path, G, D, opt_g, opt_d) -> tuple[np.random.Generator, dict]:
+    tensors, meta = _read(Path(folder) / TRAIN_FILE)
+    G.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("G.")})
+    D.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("D.")})
+    for name, opt in (("opt_g", opt_g), ("opt_d", opt_d)):
+        state: dict[int, dict] = {}
+        for key, val in tensors.items():
+            if key.startswith(name + "."):
+                _, idx, field = key.split(".", 2)
+                state.setdefault(int(idx), {})[field] = val
+        opt.load_state_dict({"state": state, "param_groups": meta["param_groups"][name]})
+    torch.set_rng_state(tensors["torch_rng"])
+    rng = np.random.default_rng()
+    rng.bit_generator.state = meta["numpy_rng"]
+    return rng, meta

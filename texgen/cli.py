@@ -1,0 +1,140 @@
+"""The texgen command line: thin click commands over the library; no logic of its own."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import click
+
+from texgen.errors import TexgenError
+
+
+def _friendly(fn):
+    """Turn TexgenError into one line on stderr and exit status 1; Ctrl-C into status 130."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except TexgenError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+    return wrapper
+
+
+@click.group()
+@click.version_option(package_name="texgen")
+def main():
+    """Learn seamless textures from photos and paint them at any size."""
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--method", type=click.Choice(["psgan", "sgan"]), default="psgan", show_default=True,
+              help="sgan: no global and no periodic channels.")
+@click.option("--preset", type=click.Choice(["fast", "full"]), default="fast", show_default=True,
+              help="fast: ~15 min on a 2-core CPU; full: the official PSGAN sizes, for a GPU.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Model folder.")
+@click.option("--iters", type=int, help="Training iterations (default: the preset's).")
+@click.option("--patch", type=int, help="Training patch in px, a multiple of 32.")
+@click.option("--batch", type=int)
+@click.option("--lr", type=float)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--resume", is_flag=True, help="Continue the training saved in --out.")
+@click.option("--force", is_flag=True, help="Overwrite a model already in --out.")
+@click.option("--licence", default="as the exemplar images", show_default=True,
+              help="Licence of the exemplars, recorded in the model's provenance.")
+@_friendly
+def train(images, method, preset, out, iters, patch, batch, lr, seed, resume, force, licence):
+    """Train a generator on IMAGES (files or folders; several images make a texture manifold)."""
+    from dataclasses import replace
+    from texgen import checkpoint
+    from texgen.data import load_exemplars
+    from texgen.train.psgan import PRESETS, train as run_train
+
+    out = Path(out)
+    if (out / checkpoint.MODEL_FILE).exists() and not (resume or force):
+        raise TexgenError(f"{out} already holds a model: pass --resume to continue it or --force to overwrite")
+    if resume and not (out / checkpoint.TRAIN_FILE).exists():
+        raise TexgenError(f"nothing to resume in {out}")
+    model_cfg, cfg = PRESETS[preset]
+    if method == "sgan":
+        model_cfg = replace(model_cfg, n_global=0, n_periodic=0)
+    overrides = {k: v for k, v in dict(iters=iters, patch=patch, batch=batch, lr=lr).items() if v}
+    cfg = replace(cfg, seed=seed, **overrides)
+    imgs = load_exemplars(list(images))
+    prov = {"method": method, "preset": preset,
+            "exemplars": [Path(p).name for p in images], "licence": licence}
+    run_train(imgs, out, model_cfg, cfg, resume=resume, provenance=prov)
+    click.echo(f"saved {out}")
+
+
+def _resolve_model(model: str | None) -> Path:
+    from texgen.builtin import builtin_path
+    return builtin_path(model)
+
+
+@main.command()
+@click.option("--model", help="Model folder, .safetensors file or built-in name (default: the built-in demo).")
+@click.option("--size", default="1024x1024", show_default=True, help="WIDTHxHEIGHT in px.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--morph", "morph_seed", type=int, help="Morph across the canvas to the texture of this seed (manifold models).")
+@click.option("--tileable/--no-tileable", default=True, show_default=True,
+              help="--no-tileable paints a larger torus and crops it: no repeat visible, no wrap.")
+@click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True)
+@click.option("--tile", type=int, default=64, show_default=True, help="Tile edge in noise cells (memory bound).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@_friendly
+def generate(model, size, seed, morph_seed, tileable, bits, tile, out):
+    """Paint a texture of any size from a trained model."""
+    import numpy as np
+    from texgen.paint import load_generator, torch_runner
+    from texgen.runtime.canvas import parse_size, synthesize
+    from texgen.runtime.imageio import save_image
+
+    w, h = parse_size(size)
+    G, meta = load_generator(_resolve_model(model))
+    cfg = G.cfg
+    # a non-tileable canvas is a crop of a torus a quarter bigger: its edges never meet
+    pw, ph = (w, h) if tileable else (w + w // 4 + cfg.scale, h + h // 4 + cfg.scale)
+    from tqdm import tqdm
+    with tqdm(total=1, desc="paint", unit="tile", leave=False) as bar:
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+        img = synthesize(torch_runner(G), cfg.layout, cfg.scale, G.margin, pw, ph, seed=seed,
+                         morph_seed=morph_seed, tile=tile, progress=progress)
+    img = img[:, :h, :w].transpose(1, 2, 0) * 0.5 + 0.5
+    save_image(out, img[..., :3] if img.shape[2] >= 3 else img, bits=int(bits))
+    click.echo(f"wrote {out} ({w}x{h}, seed {seed})")
+
+
+@main.command()
+@click.argument("model")
+@_friendly
+def info(model):
+    """Describe a model: method, channels, noise layout, periods, provenance."""
+    import json
+    from texgen import checkpoint
+    _, meta = checkpoint.load_model(_resolve_model(model))
+    cfg = meta["config"]
+    click.echo(json.dumps({"config": cfg, "train": meta.get("train"),
+                           "iteration": meta.get("iteration"),
+                           "provenance": meta.get("provenance")}, indent=2))
+
+
+@main.command()
+@_friendly
+def models():
+    """List the built-in models."""
+    from texgen.builtin import list_builtin
+    for name, desc in list_builtin():
+        click.echo(f"{name:12s} {desc}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,118 @@
+"""Building blocks that keep a generator seamless: everything wraps around a torus."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+def wrap_pad(x: torch.Tensor, p: int) -> torch.Tensor:
+    """Pad the last two dims circularly by p cells (explicit slices export to any ONNX opset)."""
+    if p == 0:
+        return x
+    x = torch.cat([x[..., -p:, :], x, x[..., :p, :]], dim=-2)
+    return torch.cat([x[..., :, -p:], x, x[..., :, :p]], dim=-1)
+
+
+class WrapConv2d(nn.Conv2d):
+    """Stride-1 convolution with circular padding: output pixel (i, j) sees a torus neighbourhood."""
+
+    def __init__(self, cin: int, cout: int, k: int = 3, bias: bool = True):
+        super().__init__(cin, cout, k, padding=0, bias=bias)
+        self.wrap = k // 2
+
+    def forward(self, x):
+        return super().forward(wrap_pad(x, self.wrap))
+
+
+class WrapConvTranspose2d(nn.ConvTranspose2d):
+    """Stride-2 transposed convolution on a torus: h x w -> 2h x 2w, exactly periodic.
+
+    PyTorch cannot pad a transposed convolution circularly, so we wrap the input by one cell
+    and let `padding` crop the output back to 2h x 2w. With k=4, s=2 each input cell paints
+    output rows 2i-1 .. 2i+2, so one wrapped cell on each side is all the border needs.
+    A 4x4 kernel (divisible by the stride) also avoids the checkerboard 5x5 kernels leave.
+    """
+
+    def __init__(self, cin: int, cout: int, k: int = 4, bias: bool = True):
+        assert k % 2 == 0, "kernel must be even so that every output pixel gets the same taps"
+        self.wrap = k // 4 + (k % 4 > 0)          # input cells needed on each side
+        super().__init__(cin, cout, k, stride=2, padding=2 * self.wrap + k // 2 - 1, bias=bias)
+
+    def forward(self, x):
+        return super().forward(wrap_pad(x, self.wrap))
+
+
+class PeriodicWaves(nn.Module):
+    """Replace the phase channels of Z with plane waves whose wave numbers an MLP learns.
+
+    For each of P waves, k = (k_y, k_x) in radians per noise cell comes from an MLP of the
+    global code (so each texture of a manifold has its own periods), or from a free learned
+    vector when there are no global channels (SGAN-like single textures). Waves are emitted as
+    quadrature pairs sin and cos: a period shorter than a cell (bricks are often 15 px, a cell
+    is 32 px) is aliased on the cell grid, but with both sin and cos the upsampling convs can
+    still place the pattern at the right sub-cell position with a fixed linear filter.
+
+    At generation `torus = (H, W)` cells rounds each wave number so a whole number of periods
+    fits the canvas; `coords = (ys, xs)` give the canvas coordinates (in cells, wrapped into
+    the torus) of this tensor's rows and columns, so a tile of a big canvas gets exactly the
+    same waves as the one-shot canvas.
+    """
+
+    def __init__(self, n_global: int, n_periodic: int, hidden: int = 60, init_k=None):
+        super().__init__()
+        self.n_global, self.n_periodic = n_global, n_periodic
+        if n_periodic == 0:
+            return
+        k0 = torch.as_tensor(init_k if init_k is not None else default_wave_numbers(n_periodic),
+                             dtype=torch.float32).reshape(n_periodic * 2)
+        if n_global:
+            self.mlp = nn.Sequential(nn.Conv2d(n_global, hidden, 1), nn.ReLU(),
+                                     nn.Conv2d(hidden, 2 * n_periodic, 1))
+            # start every texture at the exemplar's wave numbers; the global code nudges them
+            nn.init.normal_(self.mlp[2].weight, std=0.02)
+            with torch.no_grad():
+                self.mlp[2].bias.copy_(k0)
+        else:
+            self.k = nn.Parameter(k0.reshape(1, 2 * n_periodic, 1, 1))
+
+    @property
+    def out_channels_extra(self) -> int:
+        return self.n_periodic          # each phase channel becomes a sin and a cos channel
+
+    def wave_numbers(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, 2P, h, w): k_y for waves 0..P-1, then k_x."""
+        if self.n_global:
+            return self.mlp(z[:, : self.n_global])
+        return self.k.expand(z.shape[0], -1, z.shape[2], z.shape[3])
+
+    def forward(self, z, coords=None, torus=None):
+        P = self.n_periodic
+        if P == 0:
+            return z
+        h, w = z.shape[-2], z.shape[-1]
+        k = self.wave_numbers(z)
+        ky, kx = k[:, :P], k[:, P:]
+        if torus is not None:
+            # a whole number of periods on the canvas: k = 2 pi n / N
+            two_pi = 2 * math.pi
+            ky = torch.round(ky * torus[0] / two_pi) * two_pi / torus[0]
+            kx = torch.round(kx * torus[1] / two_pi) * two_pi / torus[1]
+        if coords is None:
+            coords = (torch.arange(h, dtype=z.dtype, device=z.device),
+                      torch.arange(w, dtype=z.dtype, device=z.device))
+        y, x = coords[0].reshape(1, 1, h, 1), coords[1].reshape(1, 1, 1, w)
+        arg = ky * y + kx * x + z[:, -P:]
+        return torch.cat([z[:, :-P], torch.sin(arg), torch.cos(arg)], dim=1)
+
+
+def default_wave_numbers(n_periodic: int) -> torch.Tensor:
+    """Official PSGAN start when no exemplar spectrum is known: axis-aligned, 0.5 pi..pi per cell."""
+    k = torch.zeros(2, n_periodic)
+    for i in range(n_periodic):
+        band = math.pi * (0.5 * (i // 2 + 1) / max(1, n_periodic // 2) + 0.5)
+        k[i % 2, i] = band                  # even waves vertical, odd waves horizontal
+    return k

@@ -1,0 +1,129 @@
+"""PSGAN (Bergmann, Jetchev & Vollgraf 2017) and SGAN, its special case without global or
+periodic channels: a fully convolutional generator that paints a texture of any size from a
+noise tensor Z (see runtime/noise.py), and a patch discriminator.
+
+Z (B, G+L+P, h, w) --PeriodicWaves--> (B, G+L+2P, h, w) --5 x [WrapConvT 2x, BN, ReLU]-->
+image (B, C, 32h, 32w), tanh in [-1, 1]. Every layer wraps around, so the image is a torus.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn as nn
+
+from texgen.models.layers import PeriodicWaves, WrapConvTranspose2d
+from texgen.runtime.noise import NoiseLayout
+
+
+@dataclass
+class PSGANConfig:
+    n_global: int = 60          # texture-manifold code, constant per sample
+    n_local: int = 30           # i.i.d. noise per cell
+    n_periodic: int = 6         # plane waves (each emitted as sin + cos)
+    wave_hidden: int = 60       # hidden units of the wave-number MLP
+    g_widths: tuple = (512, 256, 128, 64)   # channels after each upsampling but the last
+    d_widths: tuple = (64, 128, 256, 512)   # channels of the strided discriminator convs
+    kernel: int = 4             # transposed-conv kernel (4: no checkerboard at stride 2)
+    channels: int = 3           # output channels: 3 for colour; more for map stacks
+    maps: list = field(default_factory=lambda: ["color"])   # what the channels mean, in order
+    init_k: list | None = None  # (2, P) starting wave numbers, radians per cell [k_y; k_x]
+
+    @property
+    def layout(self) -> NoiseLayout:
+        return NoiseLayout(self.n_global, self.n_local, self.n_periodic)
+
+    @property
+    def scale(self) -> int:
+        """Output pixels per noise cell."""
+        return 2 ** (len(self.g_widths) + 1)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "PSGANConfig":
+        d = dict(d)
+        for key in ("g_widths", "d_widths"):
+            d[key] = tuple(d[key])
+        return cls(**d)
+
+
+class Generator(nn.Module):
+    def __init__(self, cfg: PSGANConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.waves = PeriodicWaves(cfg.n_global, cfg.n_periodic, cfg.wave_hidden, cfg.init_k)
+        widths = [cfg.layout.channels + cfg.n_periodic, *cfg.g_widths]
+        layers = []
+        for cin, cout in zip(widths[:-1], widths[1:]):
+            # no conv bias: batch norm's shift replaces it
+            layers += [WrapConvTranspose2d(cin, cout, cfg.kernel, bias=False),
+                       nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
+        layers += [WrapConvTranspose2d(widths[-1], cfg.channels, cfg.kernel), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        for m in self.net.modules():
+            if isinstance(m, nn.ConvTranspose2d):
+                nn.init.normal_(m.weight, std=0.02)            # DCGAN / official init
+
+    def forward(self, z, coords=None, torus=None):
+        return self.net(self.waves(z, coords, torus))
+
+    @property
+    def margin(self) -> int:
+        """Noise cells of context a tile needs on each side: each stride-2 layer reaches
+        `wrap` cells of its input, i.e. wrap / 2**level noise cells."""
+        wrap = self.net[0].wrap
+        return math.ceil(sum(wrap / 2 ** lvl for lvl in range(len(self.cfg.g_widths) + 1)))
+
+
+class Discriminator(nn.Module):
+    """5 strided 5x5 convs, LeakyReLU 0.2, batch norm inside; outputs a map of patch logits.
+
+    Zero padding here on purpose: it judges crops of photos, which are not tori.
+    """
+
+    def __init__(self, cfg: PSGANConfig):
+        super().__init__()
+        widths = [cfg.channels, *cfg.d_widths]
+        layers = []
+        for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
+            layers.append(nn.Conv2d(cin, cout, 5, stride=2, padding=2, bias=i == 0))
+            if i > 0:
+                layers.append(nn.BatchNorm2d(cout))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+        layers.append(nn.Conv2d(widths[-1], 1, 5, stride=2, padding=2))
+        self.net = nn.Sequential(*layers)
+        for m in self.net.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, std=0.02)
+
+    def forward(self, x):
+        return self.net(x)          # logits: the loss uses BCE-with-logits, never log(0)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(G: Generator, cells: int, batches: int = 20, batch: int = 8,
+                          seed: int = 0) -> None:
+    """Replace batch-norm running statistics with exact averages over fresh samples.
+
+    Running averages from training lag behind the weights; fixed, exact statistics make a
+    pixel independent of canvas size and batch, which tiling and seams rely on.
+    """
+    from texgen.runtime.noise import sample_noise
+    rng = torch.Generator().manual_seed(seed)
+    bns = [m for m in G.modules() if isinstance(m, nn.BatchNorm2d)]
+    saved = [(m.momentum,) for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None                     # cumulative average over the passes below
+    G.train()
+    for i in range(batches):
+        z = sample_noise(G.cfg.layout, cells, cells, seed=int(torch.randint(1 << 30, (1,), generator=rng)),
+                         batch=batch)
+        G(torch.from_numpy(z))
+    for m, (mom,) in zip(bns, saved):
+        m.momentum = mom
+    G.eval()

@@ -1,0 +1,329 @@
+"""Reading and writing texture images, with atomic writes.
+
+Only numpy, Pillow and the standard library are imported here: the runtime that
+paints textures from an exported ONNX model must work without torch.
+
+Conventions:
+* Pixels are float32 arrays H x W x C with values in [0, 1].
+* Alpha is not a texture channel: it is dropped unless the caller asks for
+  ``channels=4`` (then it is kept, and filled with 1.0 when the file has none).
+  It is dropped, not composited: the colour under transparent pixels is kept.
+* 16-bit PNGs keep their full precision. Pillow truncates 16-bit RGB(A) PNGs
+  to 8 bits and cannot write them at all, so a small numpy+zlib PNG codec
+  handles every 16-bit non-interlaced PNG (interlaced ones fall back to Pillow).
+* Every write goes to a temp file in the target's directory and is renamed
+  onto the target only once complete, so a crash or a full disk never leaves a
+  half-written texture or checkpoint in place of a good one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import struct
+import tempfile
+import warnings
+import zlib
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from texgen.errors import TexgenError
+
+__all__ = ["read_image", "save_image", "atomic_write_bytes", "atomic_path"]
+
+_PNG_SIG = b"\x89PNG\r\n\x1a\n"
+# PNG colour type <-> channel count (grey, grey+alpha, RGB, RGBA); no palette at 16 bits.
+_PNG_TYPE_CHANNELS = {0: 1, 4: 2, 2: 3, 6: 4}
+_CHANNELS_PNG_TYPE = {c: t for t, c in _PNG_TYPE_CHANNELS.items()}
+# Suffix -> Pillow format name for 8-bit writes.
+_SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
+                 ".tif": "TIFF", ".tiff": "TIFF", ".tga": "TGA"}
+# Read once at import: temp files are created 0600, but the final file should get
+# the same permissions an ordinary open() would have given it.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+# --------------------------------------------------------------------------- reading
+
+def read_image(path, channels: int = 3, *, min_size: int = 8,
+               max_pixels: float = 64e6) -> np.ndarray:
+    """Read an image file as float32 H x W x ``channels`` in [0, 1].
+
+    ``channels``: 3 = RGB (grey is replicated, alpha dropped), 1 = grey (colour is
+    converted to luminance), 4 = RGBA (alpha 1.0 where the file has none).
+    Raises TexgenError for a missing, corrupt or truncated file, or one whose
+    sides are below ``min_size`` or whose pixel count is above ``max_pixels``.
+    """
+    path = Path(path)
+    if channels not in (1, 3, 4):
+        raise TexgenError(f"channels must be 1, 3 or 4, not {channels!r}")
+    if not path.is_file():
+        raise TexgenError(f"{path}: no such image file")
+
+    def check_size(w: int, h: int) -> None:
+        # Called from the header, before any pixel is decoded, so a huge image
+        # cannot exhaust memory first.
+        if w * h > max_pixels:
+            raise TexgenError(f"{path} is {w}x{h} = {w * h / 1e6:.3g} Mpx, more than the "
+                              f"{max_pixels / 1e6:.3g} Mpx limit")
+        if min(w, h) < min_size:
+            raise TexgenError(f"{path} is {w}x{h}, smaller than the {min_size} px minimum side")
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(33)
+        if _is_png16(head):
+            arr, has_alpha = _read_png16(path.read_bytes(), check_size)
+        else:
+            arr, has_alpha = _read_pillow(path, check_size, max_pixels)
+    except TexgenError:
+        raise
+    except Exception as e:  # Pillow/zlib raise many types for bad data; all mean "unreadable".
+        raise TexgenError(f"{path} is not a readable image ({type(e).__name__}: {e})") from e
+    return _to_channels(arr, has_alpha, channels)
+
+
+def _read_pillow(path: Path, check_size, max_pixels: float) -> tuple[np.ndarray, bool]:
+    """Decode with Pillow -> (float32 H x W x n, last channel is alpha)."""
+    old_limit = Image.MAX_IMAGE_PIXELS
+    try:
+        # Pillow's own bomb guard would only warn (or raise its own error at 2x);
+        # make it strict at our limit and let read_image turn it into a TexgenError.
+        Image.MAX_IMAGE_PIXELS = int(max_pixels)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            try:
+                im = Image.open(path)
+            except (Image.DecompressionBombWarning, Image.DecompressionBombError) as e:
+                raise TexgenError(f"{path} is more than the {max_pixels / 1e6:.3g} Mpx limit "
+                                  f"(a decompression bomb?)") from e
+            with im:
+                check_size(*im.size)
+                im.load()  # decode now so truncation errors surface here
+                im = ImageOps.exif_transpose(im)  # camera photos are stored rotated
+    finally:
+        Image.MAX_IMAGE_PIXELS = old_limit
+
+    mode = im.mode
+    if mode in ("I", "I;16", "I;16L", "I;16B", "I;16N"):
+        # High bit-depth grey (16-bit PNG/TIFF); 'I' is assumed to hold 16-bit values.
+        return np.clip(np.asarray(im, np.float32) / 65535.0, 0, 1)[..., None], False
+    if mode == "F":
+        return np.clip(np.asarray(im, np.float32), 0, 1)[..., None], False
+    if mode in ("P", "PA"):
+        # Expand the palette; go through RGBA so transparency is honoured (and
+        # Pillow does not warn about palette transparency).
+        alpha = mode == "PA" or "transparency" in im.info
+        im = im.convert("RGBA" if alpha else "RGB")
+    elif mode == "1":
+        im = im.convert("L")
+    elif mode not in ("L", "LA", "RGB", "RGBA"):  # CMYK, YCbCr, LAB, RGBa, ...
+        im = im.convert("RGBA" if mode.endswith(("A", "a")) else "RGB")
+    arr = np.asarray(im, np.float32) / 255.0
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    return arr, im.mode in ("LA", "RGBA")
+
+
+def _to_channels(arr: np.ndarray, has_alpha: bool, channels: int) -> np.ndarray:
+    """(H x W x n with optional trailing alpha) -> H x W x channels float32."""
+    colour = arr[..., :-1] if has_alpha else arr
+    if channels == 1:
+        if colour.shape[2] == 3:  # ITU-R 601 luma, as Pillow's convert('L')
+            colour = colour @ np.array([[0.299], [0.587], [0.114]], np.float32)
+        return np.ascontiguousarray(colour, np.float32)
+    if colour.shape[2] == 1:
+        colour = np.repeat(colour, 3, axis=2)
+    if channels == 4:
+        alpha = arr[..., -1:] if has_alpha else np.ones_like(colour[..., :1])
+        colour = np.concatenate([colour, alpha], axis=2)
+    return np.ascontiguousarray(colour, np.float32)
+
+
+def _is_png16(head: bytes) -> bool:
+    """True for a 16-bit non-interlaced PNG (which our own decoder handles)."""
+    return (len(head) >= 29 and head[:8] == _PNG_SIG and head[12:16] == b"IHDR"
+            and head[24] == 16 and head[28] == 0)
+
+
+def _read_png16(data: bytes, check_size) -> tuple[np.ndarray, bool]:
+    """Decode a 16-bit non-interlaced PNG -> (float32 H x W x n, has alpha)."""
+    pos, idat, ihdr = 8, [], None
+    while True:
+        if pos + 8 > len(data):
+            raise ValueError("truncated PNG (no IEND chunk)")
+        length, ctype = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        crc = data[pos + 8 + length:pos + 12 + length]
+        if len(body) != length or len(crc) != 4:
+            raise ValueError(f"truncated PNG chunk {ctype!r}")
+        if struct.unpack(">I", crc)[0] != zlib.crc32(ctype + body):
+            raise ValueError(f"corrupt PNG chunk {ctype!r} (CRC mismatch)")
+        pos += 12 + length
+        if ctype == b"IHDR":
+            ihdr = struct.unpack(">IIBBBBB", body)
+            check_size(ihdr[0], ihdr[1])
+        elif ctype == b"IDAT":
+            idat.append(body)
+        elif ctype == b"IEND":
+            break
+    w, h, depth, ctype_, comp, filt, interlace = ihdr
+    if ctype_ not in _PNG_TYPE_CHANNELS or comp or filt or interlace:
+        raise ValueError(f"unsupported 16-bit PNG layout (colour type {ctype_})")
+    n = _PNG_TYPE_CHANNELS[ctype_]
+    raw = zlib.decompress(b"".join(idat))
+    if len(raw) != h * (1 + w * n * 2):
+        raise ValueError("PNG pixel data has the wrong size")
+    rows = _png_unfilter(raw, h, w, bpp=n * 2)
+    arr = rows.view(">u2").reshape(h, w, n).astype(np.float32) / 65535.0
+    return arr, n in (2, 4)
+
+
+def _png_unfilter(raw: bytes, h: int, w: int, bpp: int) -> np.ndarray:
+    """Undo PNG row filters -> uint8 array h x (w*bpp).
+
+    Sub/Average/Paeth make each pixel depend on its left, upper and upper-left
+    neighbours, so a row-by-row pass would need a Python loop per pixel. Instead
+    we sweep anti-diagonals (x + y = k): every pixel on one is independent of
+    the others, so each step is vectorised and the loop runs only h + w times.
+    """
+    rows = np.frombuffer(raw, np.uint8).reshape(h, 1 + w * bpp)
+    ftype, filtered = rows[:, 0], rows[:, 1:]
+    if ftype.max(initial=0) > 4:
+        raise ValueError("bad PNG filter type")
+    if not ftype.any():  # all rows unfiltered: nothing to do
+        return np.ascontiguousarray(filtered)
+    f = filtered.reshape(h, w, bpp).astype(np.int16)
+    out = np.zeros((h + 1, w + 1, bpp), np.int16)  # row 0 / column 0 = zero border
+    for k in range(h + w - 1):
+        y = np.arange(max(0, k - w + 1), min(h, k + 1))
+        x = k - y
+        a, b, c = out[y + 1, x], out[y, x + 1], out[y, x]  # left, up, up-left
+        p = a + b - c
+        pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+        paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+        pred = np.choose(ftype[y][:, None], [0, a, b, (a + b) >> 1, paeth])
+        out[y + 1, x + 1] = (f[y, x] + pred) & 255
+    return out[1:, 1:].astype(np.uint8).reshape(h, w * bpp)
+
+
+# --------------------------------------------------------------------------- writing
+
+def save_image(path, array, bits: int = 8) -> None:
+    """Write float ``array`` (H x W or H x W x C, C in 1/3/4, clipped to [0, 1]) atomically.
+
+    Format by suffix: .png (8 or 16 bit), .jpg/.jpeg/.webp/.tif/.tiff/.tga (8 bit).
+    JPEG has no alpha, so a 4th channel is dropped there.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _SAVE_FORMATS:
+        raise TexgenError(f"cannot save {path}: unknown image type {suffix or '(no suffix)'}; "
+                          f"use one of {', '.join(sorted(_SAVE_FORMATS))}")
+    if bits not in (8, 16) or (bits == 16 and suffix != ".png"):
+        raise TexgenError(f"cannot save {path} with {bits} bits: 16-bit output is PNG only")
+    arr = np.asarray(array, dtype=np.float32)
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or 0 in arr.shape:
+        raise TexgenError(f"cannot save {path}: expected H x W x 1/3/4 pixels, got shape {arr.shape}")
+    arr = np.clip(np.nan_to_num(arr), 0.0, 1.0)
+
+    if bits == 16:
+        data = _png16_bytes(np.round(arr * 65535.0).astype(np.uint16))
+    else:
+        fmt = _SAVE_FORMATS[suffix]
+        if fmt == "JPEG" and arr.shape[2] == 4:
+            arr = arr[..., :3]
+        pixels = np.round(arr * 255.0).astype(np.uint8)
+        im = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+        buf = io.BytesIO()
+        try:
+            im.save(buf, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+        except (OSError, ValueError, KeyError) as e:
+            raise TexgenError(f"cannot encode {path} as {fmt}: {e}") from e
+        data = buf.getvalue()
+    atomic_write_bytes(path, data)
+
+
+def _png16_bytes(pixels: np.ndarray) -> bytes:
+    """Encode uint16 H x W x C (C = 1..4) as a 16-bit PNG."""
+    h, w, n = pixels.shape
+    rows = pixels.astype(">u2").reshape(h, w * n).view(np.uint8)  # big-endian bytes
+    # 'Up' filter (row minus row above): cheap to vectorise, and smooth textures
+    # compress much better than unfiltered.
+    up = np.diff(rows, axis=0, prepend=np.zeros((1, rows.shape[1]), np.uint8))  # wraps mod 256
+    raw = np.concatenate([np.full((h, 1), 2, np.uint8), up], axis=1).tobytes()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, _CHANNELS_PNG_TYPE[n], 0, 0, 0)
+    return (_PNG_SIG + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 6))
+            + chunk(b"IEND", b""))
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + fsync + rename)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temp path next to ``path``; on success it is fsynced and renamed onto ``path``.
+
+    For code that writes files itself (torch.save, onnx export). The temp name
+    keeps the target's suffix, since some writers pick a format from it. On any
+    error the temp file is removed and ``path`` is left untouched; OSErrors
+    become TexgenError, other exceptions (bugs, Ctrl-C) propagate unchanged.
+    """
+    path = Path(path)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=f".{path.name}.",
+                                         suffix=".tmp" + path.suffix) as f:
+            tmp = Path(f.name)
+        yield tmp
+        # Flush the (possibly library-written) file to disk before it replaces
+        # the old one: otherwise a power cut can leave an empty file behind.
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+        tmp = None
+        _fsync_dir(path.parent)  # make the rename itself durable
+    except OSError as e:
+        raise TexgenError(_write_error(path, e)) from e
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+
+def _fsync_dir(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not supported everywhere (e.g. Windows); best effort
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _write_error(path: Path, e: OSError) -> str:
+    if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return f"disk full writing {path}"
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"permission denied writing {path}"
+    return f"cannot write {path}: {e.strerror or e}"

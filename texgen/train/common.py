@@ -1,0 +1,57 @@
+"""What every training loop shares: the progress bar and the preview images."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from texgen.runtime.imageio import save_image
+
+
+class Progress:
+    """A tqdm bar (iterations, rate, ETA) whose postfix shows the latest losses."""
+
+    def __init__(self, total: int, initial: int = 0, desc: str = "train"):
+        self.bar = tqdm(total=total, initial=initial, desc=desc, unit="it", dynamic_ncols=True,
+                        smoothing=0.05)
+
+    def update(self, n: int = 1, **losses):
+        self.bar.update(n)
+        if self.bar.n % 10 == 0 or self.bar.n == self.bar.total:
+            self.bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
+
+    def close(self):
+        self.bar.close()
+
+
+def _rgb(img: np.ndarray) -> np.ndarray:
+    """H x W x C (any C) -> H x W x 3 for viewing: the colour map of a stack."""
+    return img[..., :3] if img.shape[2] >= 3 else np.repeat(img[..., :1], 3, axis=2)
+
+
+def _thumb(img: np.ndarray, side: int) -> np.ndarray:
+    from PIL import Image
+    im = Image.fromarray((np.clip(_rgb(img), 0, 1) * 255).astype(np.uint8))
+    im.thumbnail((side, side))
+    return np.asarray(im, np.float32) / 255
+
+
+def save_exemplar_thumb(path, images: list[np.ndarray], side: int = 256) -> None:
+    thumbs = [_thumb(im, side) for im in images[:4]]
+    h = max(t.shape[0] for t in thumbs)
+    row = np.concatenate([np.pad(t, ((0, h - t.shape[0]), (0, 0), (0, 0)), constant_values=1)
+                          for t in thumbs], axis=1)
+    save_image(path, row)
+
+
+@torch.no_grad()
+def save_preview(path, G, images: list[np.ndarray], cfg, side: int = 256, seed: int = 0) -> None:
+    """Exemplar | a side x side sample tiled 2 x 2 (seams would show as a cross in the middle)."""
+    from texgen.paint import torch_runner
+    from texgen.runtime.canvas import synthesize
+    sample = synthesize(torch_runner(G), cfg.layout, cfg.scale, G.margin, side, side, seed=seed)
+    tiled = np.tile(_rgb(sample.transpose(1, 2, 0) * 0.5 + 0.5), (2, 2, 1))
+    ex = _thumb(images[0], 2 * side)
+    ex = np.pad(ex, ((0, 2 * side - ex.shape[0]), (0, 8), (0, 0)), constant_values=1)
+    save_image(path, np.concatenate([ex, tiled], axis=1))
