@@ -60,6 +60,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
     if resume:
         _, meta = checkpoint.load_model(out)
         model_cfg = PSGANConfig.from_dict(meta["config"])
+        cfg = replace(TrainConfig(**meta["train"]), iters=cfg.iters)   # only --iters may change
         if model_cfg.channels != channels:
             raise TexgenError(f"{out} was trained on {model_cfg.channels}-channel images, not {channels}")
     else:
@@ -89,7 +90,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
             "provenance": provenance or {}}
 
     def save(it: int):
-        info["iteration"] = it
+        info["iteration"], info["d_loss"] = it, d_val
         checkpoint.save_training(out, G, D, opt_g, opt_d, sampler.rng, info)
         # the paint-ready copy gets exact batch-norm statistics; training keeps its own
         G_eval = Generator(model_cfg)
@@ -99,45 +100,22 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         save_preview(out / "preview.png", G_eval, images, model_cfg)
         G.train()
 
-    bce = F.binary_cross_entropy_with_logits
     bar = Progress(total=cfg.iters, initial=start, desc=f"train {out.name}")
-    d_val = float("nan")
+    d_val = meta["d_loss"] if resume else float("nan")
     it, d_skips, bad = start, 0, 0
     try:
         for it in range(start, cfg.iters):
             real = torch.from_numpy(sampler.sample(cfg.batch)).to(dev)
             z = torch.from_numpy(sample_noise(model_cfg.layout, cells, cells, sampler.rng,
                                               batch=cfg.batch)).to(dev)
-            fake = G(z)[..., scale:-scale, scale:-scale]
-
-            # discriminator: real -> real_label, fake -> 0 (skipped while it is far ahead)
-            if not d_val < cfg.d_skip_below:
-                lr_, lf_ = D(real), D(fake.detach())
-                d_loss = (bce(lr_, torch.full_like(lr_, cfg.real_label))
-                          + bce(lf_, torch.zeros_like(lf_)))
-                opt_d.zero_grad(set_to_none=True)
-                d_loss.backward()
-                if torch.isfinite(d_loss):
-                    opt_d.step()
-                d_val = d_loss.item()
-            else:
-                d_skips += 1
-                d_val *= 2                     # D sits out one step, then is measured again
-
-            # generator: make D call the fakes real
-            lf = D(fake)
-            g_loss = bce(lf, torch.ones_like(lf))
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            if torch.isfinite(g_loss):
-                opt_g.step()
-                bad = 0
-            else:
-                bad += 1
-                if bad > 20:
-                    raise TexgenError("training diverged (losses are NaN); resume from the "
-                                      "last checkpoint with a lower --lr")
-            bar.update(1, D=d_val, G=g_loss.item(), skip=d_skips)
+            skipped = d_val < cfg.d_skip_below
+            d_val, g_val = gan_step(G, D, opt_g, opt_d, real, z, cfg, d_val)
+            d_skips += skipped
+            bad = 0 if math.isfinite(g_val) else bad + 1
+            if bad > 20:
+                raise TexgenError("training diverged (losses are NaN); resume from the last "
+                                  "checkpoint with a lower --lr")
+            bar.update(1, D=d_val, G=g_val, skip=d_skips)
             if (it + 1) % cfg.ckpt_every == 0 or it + 1 == cfg.iters:
                 save(it + 1)
     except KeyboardInterrupt:
@@ -147,3 +125,35 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         raise
     bar.close()
     return out
+
+
+def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float) -> tuple[float, float]:
+    """One discriminator and one generator update; returns their losses.
+
+    The discriminator sits out a step while its loss is below cfg.d_skip_below (it is far
+    ahead and would starve G of gradient); the next step measures it again. Losses are
+    BCE-with-logits (no log(0)), and a non-finite loss skips its update instead of
+    poisoning Adam's moments.
+    """
+    bce = F.binary_cross_entropy_with_logits
+    s = G.cfg.scale
+    fake = G(z)[..., s:-s, s:-s]          # drop the wrap-touched border cell (see train())
+
+    if d_val < cfg.d_skip_below:
+        d_val *= 2
+    else:
+        lr, lf = D(real), D(fake.detach())
+        d_loss = bce(lr, torch.full_like(lr, cfg.real_label)) + bce(lf, torch.zeros_like(lf))
+        opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        if torch.isfinite(d_loss):
+            opt_d.step()
+        d_val = d_loss.item()
+
+    lf = D(fake)                          # generator: make D call the fakes real
+    g_loss = bce(lf, torch.ones_like(lf))
+    opt_g.zero_grad(set_to_none=True)
+    g_loss.backward()
+    if torch.isfinite(g_loss):
+        opt_g.step()
+    return d_val, g_loss.item()

@@ -1,0 +1,1 @@
+"""Exporters from a trained texgen model to formats that paint without PyTorch."""

@@ -1,0 +1,1 @@
+"""Measuring texture quality (metrics) for reports and benchmarks."""
