@@ -88,29 +88,48 @@ def _resolve_model(model: str | None) -> Path:
 @click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True)
 @click.option("--tile", type=int, default=64, show_default=True, help="Tile edge in noise cells (memory bound).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="ONNX models only: where onnxruntime paints (auto: CUDA when it works).")
+@click.option("--threads", type=click.IntRange(min=1), help="ONNX models only: CPU threads per operator.")
 @_friendly
-def generate(model, size, seed, morph_seed, tileable, bits, tile, out):
-    """Paint a texture of any size from a trained model."""
-    import numpy as np
-    from texgen.paint import load_generator, torch_runner
+def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, threads):
+    """Paint a texture of any size from a trained model (or a .onnx file from `texgen export`)."""
     from texgen.runtime.canvas import parse_size, synthesize
     from texgen.runtime.imageio import save_image
 
     w, h = parse_size(size)
-    G, meta = load_generator(_resolve_model(model))
-    cfg = G.cfg
+    if model is not None and model.lower().endswith(".onnx"):
+        from texgen.runtime.onnx_painter import OnnxPainter     # no torch on this path
+        painter = OnnxPainter(model, device=device, threads=threads)
+        run, layout, scale, margin = painter.run, painter.layout, painter.scale, painter.margin
+    else:
+        from texgen.paint import load_generator, torch_runner
+        G, _ = load_generator(_resolve_model(model))
+        run, layout, scale, margin = torch_runner(G), G.cfg.layout, G.cfg.scale, G.margin
     # a non-tileable canvas is a crop of a torus a quarter bigger: its edges never meet
-    pw, ph = (w, h) if tileable else (w + w // 4 + cfg.scale, h + h // 4 + cfg.scale)
+    pw, ph = (w, h) if tileable else (w + w // 4 + scale, h + h // 4 + scale)
     from tqdm import tqdm
     with tqdm(total=1, desc="paint", unit="tile", leave=False) as bar:
         def progress(done, total):
             bar.total = total
             bar.update(done - bar.n)
-        img = synthesize(torch_runner(G), cfg.layout, cfg.scale, G.margin, pw, ph, seed=seed,
+        img = synthesize(run, layout, scale, margin, pw, ph, seed=seed,
                          morph_seed=morph_seed, tile=tile, progress=progress)
     img = img[:, :h, :w].transpose(1, 2, 0) * 0.5 + 0.5
     save_image(out, img[..., :3] if img.shape[2] >= 3 else img, bits=int(bits))
     click.echo(f"wrote {out} ({w}x{h}, seed {seed})")
+
+
+@main.command("export")
+@click.argument("model")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
+@click.option("--fp16", is_flag=True, help="Half-precision conv trunk: half the file, for GPUs.")
+@_friendly
+def export_cmd(model, out, fp16):
+    """Export MODEL to ONNX, for `texgen generate --model X.onnx` and apps without PyTorch."""
+    from export.onnx_export import export_onnx
+    meta = export_onnx(_resolve_model(model), out, fp16=fp16)
+    click.echo(f"wrote {out} ({meta['method']}, {meta['precision']})")
 
 
 @main.command()

@@ -30,10 +30,26 @@ def dominant_frequencies(img: np.ndarray, n: int, max_period: float | None = Non
     neigh = np.max([np.roll(np.roll(spec, dy, 0), dx, 1)
                     for dy in (-1, 0, 1) for dx in (-1, 0, 1) if dy or dx], axis=0)
     peak = (spec > neigh) & ((fy > 0) | ((fy == 0) & (fx > 0)))
-    idx = np.argsort(spec[peak])[::-1][:n]
-    fys = np.broadcast_to(fy, spec.shape)[peak][idx]
-    fxs = np.broadcast_to(fx, spec.shape)[peak][idx]
-    out = np.stack([fys, fxs], axis=1)
+    fys = np.broadcast_to(fy, spec.shape)[peak]
+    fxs = np.broadcast_to(fx, spec.shape)[peak]
+    # rank by power x period: sharp lines (mortar, grout) put much power into harmonics,
+    # and the fundamentals are what the generator needs to lay out the lattice
+    score = spec[peak] / np.sqrt(fys ** 2 + fxs ** 2)
+    chosen: list[tuple[float, float]] = []
+    tol = 1.5 / min(h, w)                           # a bin and a half
+    for i in np.argsort(score)[::-1]:
+        f = np.array([fys[i], fxs[i]])
+        if any(_is_harmonic(f, np.array(g), tol) for g in chosen):
+            continue
+        chosen.append((fys[i], fxs[i]))
+        if len(chosen) == n:
+            break
+    out = np.array(chosen, np.float64).reshape(-1, 2)
     if len(out) < n:                               # flat image: fill with harmless low waves
         out = np.concatenate([out, np.full((n - len(out), 2), 1.0 / max_period)])
     return out.astype(np.float32)
+
+
+def _is_harmonic(f: np.ndarray, g: np.ndarray, tol: float) -> bool:
+    """Is f an integer multiple (2..4) of g, up to sign?"""
+    return any(np.abs(f - s * m * g).max() < tol * m for m in range(2, 5) for s in (1, -1))

@@ -35,7 +35,7 @@ class TrainConfig:
 
 # fast: a CPU laptop, ~15 minutes on 2 cores; full: the official PSGAN sizes, for a GPU
 PRESETS = {
-    "fast": (PSGANConfig(n_global=20, g_widths=(256, 128, 64, 32), d_widths=(32, 64, 128, 256)),
+    "fast": (PSGANConfig(n_global=20, n_periodic=8, g_widths=(256, 128, 64, 32), d_widths=(32, 64, 128, 256)),
              TrainConfig(iters=3000, batch=8, patch=128)),
     "full": (PSGANConfig(), TrainConfig(iters=30000, batch=25, patch=160, preview_every=1000,
                                         ckpt_every=1000)),
@@ -44,7 +44,7 @@ PRESETS = {
 
 def wave_init(images: list[np.ndarray], cfg: PSGANConfig, patch: int) -> list:
     """Start the waves at the exemplar's strongest periods (in radians per noise cell)."""
-    f = dominant_frequencies(images[0], cfg.n_periodic, max_period=patch)
+    f = dominant_frequencies(images[0], cfg.n_periodic, max_period=patch / 2)
     return (2 * math.pi * cfg.scale * f).T.tolist()      # (2, P): [k_y; k_x]
 
 

@@ -1,0 +1,240 @@
+"""Export a trained texgen generator to ONNX, painted by texgen/runtime/onnx_painter.py.
+
+    export_onnx("models/bricks", "bricks.onnx")            # float32
+    export_onnx("models/bricks", "bricks16.onnx", fp16=True)
+
+The graph is image = G(z, ys, xs, torus) (inputs and output float32, h and w dynamic), batch
+norm folded into the transposed convolutions, opset 17, IR version 8 (readable by onnxruntime
+>= 1.14), and the metadata contract runtime/onnx_painter.METADATA. The file is written
+atomically and carries a SHA-256 of itself, so the painter rejects a damaged or edited file.
+
+fp16: the conv trunk (weights and activations) is half precision; the inputs, the wave numbers
+(rounded to whole periods per canvas) and sin/cos arguments, which reach hundreds of radians,
+stay float32, and the image is cast back to float32.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import io
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+import torch.nn as nn
+from onnx import TensorProto, helper, numpy_helper
+
+from texgen import checkpoint
+from texgen.errors import TexgenError
+from texgen.paint import load_generator
+from texgen.runtime.imageio import atomic_write_bytes
+from texgen.runtime.noise import sample_noise
+from texgen.runtime.onnx_painter import (DIGEST_KEY, DIGEST_PLACEHOLDER, DIGEST_PREFIX, FORMAT,
+                                         METADATA)
+
+OPSET = 17
+IR_VERSION = 8          # onnx 1.23 writes IR 11+ by default; onnxruntime 1.31 reads <= 13 (8: >= 1.14)
+THUMB = 128             # exemplar thumbnail's longest side in px
+
+
+# ----------------------------------------------------------------------------- batch norm
+
+@torch.no_grad()
+def fold_batchnorm(G: nn.Module) -> nn.Module:
+    """A copy of G in eval mode with every BatchNorm2d folded into the (transposed)
+    convolution just before it in an nn.Sequential and replaced by nn.Identity.
+
+    y = gamma * (conv(x) + b - mean) / sqrt(var + eps) + beta  ==  conv'(x) + b' with
+    w' = w * s along the output-channel dim (dim 1 of ConvTranspose's (cin, cout, kh, kw),
+    dim 0 of Conv's (cout, cin, kh, kw)), s = gamma / sqrt(var + eps), b' = (b - mean) * s + beta.
+    """
+    G = copy.deepcopy(G).eval()
+    for seq in [m for m in G.modules() if isinstance(m, nn.Sequential)]:
+        for i in range(1, len(seq)):
+            bn, conv = seq[i], seq[i - 1]
+            if not isinstance(bn, nn.BatchNorm2d):
+                continue
+            if not isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) or conv.groups != 1:
+                raise ValueError(f"cannot fold {bn} into {type(conv).__name__}")
+            if bn.running_mean is None:
+                raise ValueError(f"cannot fold {bn}: it keeps no running statistics")
+            s = torch.rsqrt(bn.running_var + bn.eps)
+            if bn.weight is not None:
+                s = s * bn.weight
+            shape = (1, -1, 1, 1) if isinstance(conv, nn.ConvTranspose2d) else (-1, 1, 1, 1)
+            conv.weight.mul_(s.reshape(shape))
+            b = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+            b = (b - bn.running_mean) * s + (bn.bias if bn.bias is not None else 0)
+            conv.bias = nn.Parameter(b.detach().clone())
+            seq[i] = nn.Identity()
+    return G
+
+
+class _Graph(nn.Module):
+    """The exported signature: positional float32 inputs z, ys, xs, torus."""
+
+    def __init__(self, G):
+        super().__init__()
+        self.G = G
+
+    def forward(self, z, ys, xs, torus):
+        return self.G(z, (ys, xs), torus)
+
+
+# ----------------------------------------------------------------------------- fp16
+
+def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
+    """Half-precision conv trunk, float32 everywhere else (onnx 1.23 has no converter of its
+    own and onnxconverter_common is not a dependency).
+
+    Every node from the first ConvTranspose on (the exporter emits nodes in topological order,
+    and the waves all come before it) runs in float16: its float initializers and Constant
+    tensors are cast, a Cast to float16 feeds the first ConvTranspose and a Cast back to float32
+    produces each graph output.
+    """
+    model = copy.deepcopy(model)
+    g = model.graph
+    nodes = list(g.node)
+    first = next((i for i, n in enumerate(nodes) if n.op_type == "ConvTranspose"), None)
+    if first is None:
+        raise TexgenError("fp16 export: the graph has no ConvTranspose")
+    trunk = nodes[first:]
+    before = {name for n in nodes[:first] for name in n.input}
+    inits = {t.name: t for t in g.initializer}
+    done = set()
+    for n in trunk:
+        if n.op_type == "Cast" and any(a.name == "to" and a.i == TensorProto.FLOAT for a in n.attribute):
+            raise TexgenError(f"fp16 export: unexpected float Cast node {n.name} in the conv trunk")
+        if n.op_type == "Constant":
+            for a in n.attribute:
+                if a.name == "value" and a.t.data_type == TensorProto.FLOAT:
+                    a.t.CopyFrom(numpy_helper.from_array(
+                        numpy_helper.to_array(a.t).astype(np.float16), a.t.name))
+        for name in n.input:
+            t = inits.get(name)
+            if t is None or name in done or t.data_type != TensorProto.FLOAT:
+                continue
+            if name in before:
+                raise TexgenError(f"fp16 export: initializer {name} is shared with the waves")
+            t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float16), name))
+            done.add(name)
+    head = nodes[first]
+    cast_in = head.input[0] + "_fp16"
+    new_nodes = nodes[:first] + [helper.make_node("Cast", [head.input[0]], [cast_in],
+                                                  to=TensorProto.FLOAT16, name="to_fp16")]
+    head.input[0] = cast_in
+    new_nodes += trunk
+    for out in g.output:
+        half = out.name + "_fp16"
+        for n in trunk:
+            for k, name in enumerate(n.output):
+                if name == out.name:
+                    n.output[k] = half
+        new_nodes.append(helper.make_node("Cast", [half], [out.name], to=TensorProto.FLOAT,
+                                          name=f"{out.name}_to_fp32"))
+    del g.node[:]
+    g.node.extend(new_nodes)
+    del g.value_info[:]                 # stale float32 types; shape inference redoes them
+    return model
+
+
+# ----------------------------------------------------------------------------- metadata
+
+def _exemplar_thumbnail(model_path: Path) -> str:
+    """base64 PNG of the model folder's exemplar.png, longest side <= THUMB px; "" if none."""
+    from PIL import Image
+    png = checkpoint.model_path(model_path).parent / "exemplar.png"
+    if not png.is_file():
+        return ""
+    try:
+        with Image.open(png) as im:
+            im.load()
+            im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
+            im.thumbnail((THUMB, THUMB), Image.LANCZOS)
+            buf = io.BytesIO()
+            im.save(buf, format="PNG", optimize=True)
+    except (OSError, ValueError) as e:
+        warnings.warn(f"{png}: unreadable exemplar thumbnail left out ({e})")
+        return ""
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def build_metadata(G, meta: dict, model_path: Path, precision: str) -> dict[str, str]:
+    cfg = G.cfg
+    prov = dict(meta.get("provenance") or {})
+    method = prov.get("method") or ("sgan" if cfg.n_global == 0 and cfg.n_periodic == 0 else "psgan")
+    maps = list(cfg.maps)
+    values = {
+        "texgen_format": FORMAT,
+        "method": str(method),
+        "noise_layout": json.dumps({"n_global": cfg.n_global, "n_local": cfg.n_local,
+                                    "n_periodic": cfg.n_periodic}),
+        "scale": str(cfg.scale),
+        "margin": str(G.margin),
+        "channels": json.dumps(maps),
+        "colour_space": json.dumps({m: "sRGB" if m == "color" else "linear" for m in maps}),
+        "exemplar_png_base64": _exemplar_thumbnail(model_path),
+        "provenance": json.dumps(prov),
+        "precision": precision,
+        DIGEST_KEY: DIGEST_PLACEHOLDER,
+    }
+    assert values.keys() == METADATA.keys(), "metadata out of step with its contract"
+    return values
+
+
+def _seal(model: onnx.ModelProto) -> bytes:
+    """Serialize with the texgen_sha256 entry last, then write the digest into it."""
+    data = model.SerializeToString()
+    at = data.find(DIGEST_PREFIX + DIGEST_PLACEHOLDER.encode())
+    if at < 0 or data.find(DIGEST_PREFIX, at + 1) >= 0:
+        raise TexgenError("could not place the checksum in the ONNX file")
+    start = at + len(DIGEST_PREFIX)
+    digest = hashlib.sha256(data).hexdigest().encode()
+    return data[:start] + digest + data[start + 64:]
+
+
+# ----------------------------------------------------------------------------- export
+
+def export_onnx(model_path, out_path, fp16: bool = False) -> dict[str, str]:
+    """Write `out_path` (.onnx) from the texgen model at `model_path`; returns its metadata."""
+    model_path, out_path = Path(model_path), Path(out_path)
+    G, meta = load_generator(model_path)
+    G = G.eval()
+    folded = fold_batchnorm(G)
+    cfg = G.cfg
+    z = torch.from_numpy(sample_noise(cfg.layout, 3, 4, seed=0))
+    ys, xs = torch.arange(3, dtype=torch.float32), torch.arange(4, dtype=torch.float32)
+    torus = torch.tensor([3.0, 4.0])
+    with torch.no_grad():
+        ref, got = G(z, (ys, xs), torus), folded(z, (ys, xs), torus)
+    err = (ref - got).abs().max().item()
+    if not err <= 1e-4:
+        raise TexgenError(f"folding batch norm changed the output by {err:.3g}")
+
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # the legacy exporter's deprecation notices
+        torch.onnx.export(_Graph(folded), (z, ys, xs, torus), buf, dynamo=False,
+                          opset_version=OPSET, input_names=["z", "ys", "xs", "torus"],
+                          output_names=["image"], do_constant_folding=True,
+                          dynamic_axes={"z": {0: "batch", 2: "h", 3: "w"}, "ys": {0: "h"},
+                                        "xs": {0: "w"}, "image": {0: "batch", 2: "H", 3: "W"}})
+    model = onnx.load_from_string(buf.getvalue())
+    if any(n.op_type == "BatchNormalization" for n in model.graph.node):
+        raise TexgenError("export left a BatchNormalization node in the graph")
+    if fp16:
+        model = to_fp16(model)
+    model.ir_version = IR_VERSION
+    values = build_metadata(G, meta, model_path, "fp16" if fp16 else "fp32")
+    del model.metadata_props[:]
+    for k, v in values.items():
+        model.metadata_props.append(onnx.StringStringEntryProto(key=k, value=v))
+    model.producer_name, model.doc_string = "texgen", f"texgen {values['method']} texture generator"
+    onnx.checker.check_model(model, full_check=True)
+    atomic_write_bytes(out_path, _seal(model))
+    return values

@@ -1,0 +1,183 @@
+"""Paint textures from an exported ONNX model with onnxruntime: no PyTorch needed.
+
+Imports only numpy, onnxruntime, the standard library and texgen.runtime.*, so an app (or
+Blender) can ship this file, the runtime package and a `.onnx` file, and nothing else.
+
+The exported file (export/onnx_export.py writes it) is a graph
+
+    image = G(z, ys, xs, torus)    z (B, C, h, w), ys (h,), xs (w,), torus (2,) = [H, W] cells
+                                   image (B, channels, h*scale, w*scale) in [-1, 1]
+
+plus the metadata described by METADATA below, which is everything a painter needs to draw Z
+(runtime/noise.py) and tile the canvas (runtime/tiling.py) exactly as the torch painter does.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from texgen.errors import TexgenError
+from texgen.runtime.canvas import synthesize
+from texgen.runtime.noise import NoiseLayout
+
+FORMAT = "1"
+
+# The metadata contract of a texgen ONNX file (ModelProto.metadata_props, all values strings).
+METADATA = {
+    "texgen_format": 'format version of this contract: "1"; a file without it is not texgen\'s',
+    "method": '"psgan" or "sgan" (from the model\'s provenance)',
+    "noise_layout": 'JSON {"n_global": G, "n_local": L, "n_periodic": P}: channels of z, '
+                    "drawn by runtime/noise.sample_noise",
+    "scale": "output pixels per noise cell (decimal integer)",
+    "margin": "noise cells of context a tile needs on each side (decimal integer)",
+    "channels": 'JSON list of the map names in output-channel order (config["maps"]), '
+                'e.g. ["color"]',
+    "colour_space": 'JSON {map name: "sRGB" | "linear"}: color is sRGB, data maps are linear',
+    "exemplar_png_base64": "PNG thumbnail (<= 128 px) of the training exemplar, base64; "
+                           '"" when the model folder had none',
+    "provenance": "JSON: method, preset, exemplar names, licence, as recorded at training",
+    "precision": '"fp32" or "fp16" (fp16: weights and the conv trunk in half precision; '
+                 "inputs, wave numbers and output stay float32)",
+    "texgen_sha256": "SHA-256 (hex) of the whole file with this value replaced by 64 '0's: "
+                     "detects damaged or edited files without parsing them",
+}
+
+DIGEST_KEY = "texgen_sha256"
+DIGEST_PLACEHOLDER = "0" * 64
+# protobuf encoding of StringStringEntryProto{key: DIGEST_KEY, value: <64 chars>} up to the value
+DIGEST_PREFIX = b"\x0a" + bytes([len(DIGEST_KEY)]) + DIGEST_KEY.encode() + b"\x12\x40"
+
+
+def file_digest(data: bytes) -> tuple[str | None, str | None]:
+    """(stored digest, digest of `data` with the stored one blanked); (None, None) if absent."""
+    at = data.find(DIGEST_PREFIX)
+    if at < 0 or data.find(DIGEST_PREFIX, at + 1) >= 0:
+        return None, None
+    start = at + len(DIGEST_PREFIX)
+    stored = data[start:start + 64]
+    blanked = data[:start] + DIGEST_PLACEHOLDER.encode() + data[start + 64:]
+    return stored.decode("ascii", "replace"), hashlib.sha256(blanked).hexdigest()
+
+
+def _ort():
+    try:
+        import onnxruntime as ort
+    except ImportError as e:                                  # pragma: no cover
+        raise TexgenError(f"painting an ONNX model needs onnxruntime ({e})") from None
+    ort.set_default_logger_severity(3)          # its CUDA failures are ours to report, once
+    return ort
+
+
+class OnnxPainter:
+    """A texgen ONNX model ready to paint. device: "auto" (CUDA when it works, else CPU),
+    "cuda" (the same, but says so on stderr when it falls back) or "cpu"; threads: CPU
+    threads for one operator (None: onnxruntime's default)."""
+
+    def __init__(self, path, device: str = "auto", threads: int | None = None):
+        if device not in ("auto", "cpu", "cuda"):
+            raise TexgenError(f"device must be auto, cpu or cuda, not {device!r}")
+        if threads is not None and threads < 1:
+            raise TexgenError(f"threads must be at least 1, not {threads}")
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise TexgenError(f"no model found at {self.path}")
+        try:
+            data = self.path.read_bytes()
+        except OSError as e:
+            raise TexgenError(f"cannot read {self.path}: {e.strerror or e}") from None
+        ort = _ort()
+        stored, actual = file_digest(data)
+        if stored is not None and stored != actual:
+            raise TexgenError(f"{self.path} has been modified or damaged: it fails its checksum")
+
+        opts = ort.SessionOptions()
+        opts.enable_cpu_mem_arena = False        # return memory between canvases of any size
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        self._opts = opts
+        try:
+            self._session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+            meta = dict(self._session.get_modelmeta().custom_metadata_map)
+        except Exception as e:                   # onnxruntime raises its own exception types
+            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise TexgenError(f"{self.path} is not a readable ONNX model (corrupt or truncated): "
+                              f"{msg[:200]}") from None
+        if "texgen_format" not in meta:
+            raise TexgenError(f"{self.path} is not a texgen ONNX model (no texgen metadata)")
+        if meta["texgen_format"] != FORMAT:
+            raise TexgenError(f"{self.path} is a texgen ONNX model of format "
+                              f"{meta['texgen_format']!r}; this texgen reads format {FORMAT}")
+        if stored is None:
+            raise TexgenError(f"{self.path} has been modified or damaged: its checksum is missing")
+        try:
+            nl = json.loads(meta["noise_layout"])
+            self.layout = NoiseLayout(int(nl["n_global"]), int(nl["n_local"]), int(nl["n_periodic"]))
+            self.scale = int(meta["scale"])
+            self.margin = int(meta["margin"])
+            self.maps = list(json.loads(meta["channels"]))
+            self.colour_space = dict(json.loads(meta["colour_space"]))
+            self.provenance = json.loads(meta.get("provenance") or "{}")
+        except (KeyError, ValueError, TypeError) as e:
+            raise TexgenError(f"{self.path} has broken texgen metadata ({type(e).__name__}: {e})") from None
+        self.metadata = meta
+        self.method = meta.get("method", "psgan")
+        self.precision = meta.get("precision", "fp32")
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        self._output = self._session.get_outputs()[0].name
+        self.device = "cpu"
+        if device != "cpu":
+            self._try_cuda(ort, data, loud=device == "cuda")
+
+    def _try_cuda(self, ort, data: bytes, loud: bool) -> None:
+        if "CUDAExecutionProvider" not in ort.get_available_providers():
+            if loud:
+                print("texgen: CUDA is not available in this onnxruntime; painting on the CPU",
+                      file=sys.stderr)
+            return
+        ort.set_default_logger_severity(4)      # a failed CUDA load logs ERRORs in red: we say it once
+        try:
+            sess = ort.InferenceSession(data, self._opts, providers=["CUDAExecutionProvider",
+                                                                     "CPUExecutionProvider"])
+            if sess.get_providers()[0] != "CUDAExecutionProvider":
+                raise RuntimeError("onnxruntime could not start it: no GPU, driver or CUDA libraries?")
+            z = np.zeros((1, self.layout.channels, 1, 1), np.float32)
+            one = np.zeros(1, np.float32)
+            self._session_run(sess, z, one, one, np.ones(2, np.float32))
+        except Exception as e:
+            msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
+            print(f"texgen: CUDA unavailable ({msg}); painting on the CPU", file=sys.stderr)
+            return
+        finally:
+            ort.set_default_logger_severity(3)
+        self._session, self.device = sess, "cuda"
+
+    def _session_run(self, sess, z, ys, xs, torus) -> np.ndarray:
+        feed = {"z": z, "ys": ys, "xs": xs, "torus": torus}
+        feed = {k: np.ascontiguousarray(v, np.float32) for k, v in feed.items() if k in self._inputs}
+        return sess.run([self._output], feed)[0]
+
+    def exemplar_png(self) -> bytes | None:
+        """The training exemplar's PNG thumbnail stored in the file, or None."""
+        b64 = self.metadata.get("exemplar_png_base64", "")
+        return base64.b64decode(b64) if b64 else None
+
+    def run(self, z, ys, xs, torus) -> np.ndarray:
+        """Paint noise tile z (B, C, h, w) at canvas cells ys, xs of a torus [H, W] cells:
+        (B, channels, h*scale, w*scale) float32 in [-1, 1]."""
+        return self._session_run(self._session, z, ys, xs, torus).astype(np.float32, copy=False)
+
+    def paint(self, width: int, height: int, seed: int = 0, morph_seed: int | None = None,
+              tile: int | None = None, progress: Callable[[int, int], None] | None = None,
+              cancel: Callable[[], bool] | None = None) -> np.ndarray:
+        """(channels, height, width) float32 in [-1, 1]; the same pixels as the torch painter."""
+        return synthesize(self.run, self.layout, self.scale, self.margin, width, height,
+                          seed=seed, morph_seed=morph_seed, tile=tile, progress=progress,
+                          cancel=cancel)
