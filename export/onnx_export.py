@@ -218,7 +218,8 @@ def export_onnx(model_path, out_path, fp16: bool = False) -> dict[str, str]:
 
     buf = io.BytesIO()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")          # the legacy exporter's deprecation notices
+        for category in (DeprecationWarning, FutureWarning):    # the legacy exporter's notices
+            warnings.simplefilter("ignore", category)
         torch.onnx.export(_Graph(folded), (z, ys, xs, torus), buf, dynamo=False,
                           opset_version=OPSET, input_names=["z", "ys", "xs", "torus"],
                           output_names=["image"], do_constant_folding=True,

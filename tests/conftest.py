@@ -6,6 +6,9 @@ import torch
 
 from texgen.models.psgan import Generator, PSGANConfig, recalibrate_batchnorm
 
+# the test machine is small and shared: one thread per op avoids oversubscription
+torch.set_num_threads(1)
+
 
 def tiny_config(**kw) -> PSGANConfig:
     base = dict(n_global=4, n_local=4, n_periodic=2, wave_hidden=8,
@@ -25,7 +28,7 @@ def seam_ratio(img: np.ndarray, axis: int) -> float:
     return float(seam / inner)
 
 
-def stripes(h: int = 64, w: int = 64, period: float = 16.0, seed: int = 0) -> np.ndarray:
+def stripes(h: int = 64, w: int = 64, period: float = 8.0, seed: int = 0) -> np.ndarray:
     """An H x W x 3 float32 image in [0, 1]: vertical stripes plus a little noise."""
     rng = np.random.default_rng(seed)
     x = np.arange(w, dtype=np.float32)

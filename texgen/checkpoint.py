@@ -32,8 +32,11 @@ MODEL_FILE = "model.safetensors"
 TRAIN_FILE = "training.safetensors"
 
 
-def _digest(tensors: dict[str, torch.Tensor]) -> str:
+def _digest(tensors: dict[str, torch.Tensor], meta: dict[str, str]) -> str:
+    """SHA-256 over the weights and the metadata strings: an edited config fails too."""
     h = hashlib.sha256()
+    for key in sorted(meta):
+        h.update(key.encode() + b"\0" + meta[key].encode() + b"\0")
     for name in sorted(tensors):
         h.update(name.encode())
         h.update(tensors[name].detach().cpu().contiguous().numpy().tobytes())
@@ -42,8 +45,8 @@ def _digest(tensors: dict[str, torch.Tensor]) -> str:
 
 def _write(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    header = {"format": FORMAT, "sha256": _digest(tensors),
-              **{k: json.dumps(v) for k, v in meta.items()}}
+    header = {"format": FORMAT, **{k: json.dumps(v) for k, v in meta.items()}}
+    header["sha256"] = _digest(tensors, header)
     atomic_write_bytes(path, st_save(tensors, metadata=header))
 
 
@@ -60,9 +63,13 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise TexgenError(f"{path} is not a texgen model file (corrupt or truncated): {e}") from None
     if header.get("format") != FORMAT:
         raise TexgenError(f"{path} is not a texgen model (format {header.get('format')!r})")
-    if header.get("sha256") != _digest(tensors):
-        raise TexgenError(f"{path} has been modified or damaged: its weights fail the checksum")
-    meta = {k: json.loads(v) for k, v in header.items() if k not in ("format", "sha256")}
+    meta = {k: v for k, v in header.items() if k != "sha256"}
+    if header.get("sha256") != _digest(tensors, meta):
+        raise TexgenError(f"{path} has been modified or damaged: it fails its checksum")
+    try:
+        meta = {k: json.loads(v) for k, v in meta.items() if k != "format"}
+    except ValueError:
+        raise TexgenError(f"{path} is damaged: its metadata is not valid JSON") from None
     return tensors, meta
 
 

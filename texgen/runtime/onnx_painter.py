@@ -76,9 +76,13 @@ def _ort():
 
 
 class OnnxPainter:
-    """A texgen ONNX model ready to paint. device: "auto" (CUDA when it works, else CPU),
-    "cuda" (the same, but says so on stderr when it falls back) or "cpu"; threads: CPU
-    threads for one operator (None: onnxruntime's default)."""
+    """A texgen ONNX model ready to paint.
+
+    device: "cpu"; "cuda" or "auto": CUDA when onnxruntime offers it and a test run on it
+    works, else the CPU with one line on stderr saying why ("auto" stays quiet only when this
+    onnxruntime has no CUDA at all). threads: CPU threads per operator (None: onnxruntime's
+    default). Damaged, edited or foreign files raise TexgenError with a one-line reason.
+    """
 
     def __init__(self, path, device: str = "auto", threads: int | None = None):
         if device not in ("auto", "cpu", "cuda"):

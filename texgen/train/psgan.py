@@ -102,7 +102,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
 
     bar = Progress(total=cfg.iters, initial=start, desc=f"train {out.name}")
     d_val = meta["d_loss"] if resume else float("nan")
-    it, d_skips, bad = start, 0, 0
+    done, d_skips, bad = start, 0, 0        # done: iterations fully applied
     try:
         for it in range(start, cfg.iters):
             real = torch.from_numpy(sampler.sample(cfg.batch)).to(dev)
@@ -116,12 +116,13 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
                 raise TexgenError("training diverged (losses are NaN); resume from the last "
                                   "checkpoint with a lower --lr")
             bar.update(1, D=d_val, G=g_val, skip=d_skips)
-            if (it + 1) % cfg.ckpt_every == 0 or it + 1 == cfg.iters:
-                save(it + 1)
+            done = it + 1
+            if done % cfg.ckpt_every == 0 or done == cfg.iters:
+                save(done)
     except KeyboardInterrupt:
         bar.close()
-        log(f"\ninterrupted: saving iteration {it} to {out} (resume with --resume)")
-        save(it)
+        log(f"\ninterrupted: saving iteration {done} to {out} (resume with --resume)")
+        save(done)
         raise
     bar.close()
     return out

@@ -1,0 +1,245 @@
+"""The command line: train, generate, info, models; every user mistake is one line, no traceback."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import seam_ratio, stripes, tiny_config
+from texgen import checkpoint
+from texgen.cli import main
+from texgen.runtime.imageio import read_image, save_image
+from texgen.train import psgan as train_psgan
+from texgen.train.psgan import TrainConfig
+
+TINY_PRESET = (tiny_config(), TrainConfig(iters=2, batch=2, patch=32, ckpt_every=2,
+                                          preview_every=2))
+
+
+def _run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _assert_user_error(res, match=None):
+    """Non-zero exit through sys.exit (not an escaped exception), one line 'error: ...'."""
+    assert res.exit_code != 0, res.output
+    assert isinstance(res.exception, SystemExit), repr(res.exception)   # no traceback
+    out = res.output.strip()
+    assert "Traceback" not in out
+    assert len(out.splitlines()) == 1, out
+    assert out.startswith("error:"), out
+    if match:
+        assert match in out, out
+
+
+@pytest.fixture(scope="module")
+def exemplar(tmp_path_factory):
+    p = tmp_path_factory.mktemp("img") / "stripes.png"
+    save_image(p, stripes(64, 64))
+    return p
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory, exemplar):
+    out = tmp_path_factory.mktemp("cli") / "model"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(train_psgan.PRESETS, "fast", TINY_PRESET)
+        res = _run("train", exemplar, "--out", out, "--iters", 2, "--patch", 32, "--batch", 2)
+    assert res.exit_code == 0, res.output
+    assert f"saved {out}" in res.stdout
+    return out
+
+
+@pytest.fixture
+def tiny_preset(monkeypatch):
+    monkeypatch.setitem(train_psgan.PRESETS, "fast", TINY_PRESET)
+
+
+# ----------------------------------------------------------------------------- train
+
+def test_train_writes_a_model(model_dir, exemplar):
+    for f in ("model.safetensors", "training.safetensors", "exemplar.png", "preview.png"):
+        assert (model_dir / f).is_file(), f
+    _, meta = checkpoint.load_model(model_dir)
+    assert meta["iteration"] == 2
+    assert meta["train"]["patch"] == 32 and meta["train"]["batch"] == 2
+    assert meta["config"]["g_widths"] == [16, 8, 8, 8]          # the patched preset was used
+    assert meta["provenance"]["method"] == "psgan"
+    assert meta["provenance"]["exemplars"] == [exemplar.name]
+
+
+def test_train_refuses_to_overwrite(model_dir, exemplar, tiny_preset):
+    before = (model_dir / "model.safetensors").read_bytes()
+    res = _run("train", exemplar, "--out", model_dir, "--iters", 2, "--patch", 32, "--batch", 2)
+    _assert_user_error(res, "--resume")
+    assert (model_dir / "model.safetensors").read_bytes() == before
+
+
+def test_resume_with_nothing_to_resume(tmp_path, exemplar, tiny_preset):
+    res = _run("train", exemplar, "--out", tmp_path / "empty", "--iters", 2, "--patch", 32,
+               "--resume")
+    _assert_user_error(res, "nothing to resume")
+    assert not (tmp_path / "empty" / "model.safetensors").exists()
+
+
+def test_train_resume_and_force(tmp_path, exemplar, tiny_preset):
+    out = tmp_path / "m"
+    assert _run("train", exemplar, "--out", out, "--iters", 2, "--patch", 32).exit_code == 0
+    res = _run("train", exemplar, "--out", out, "--iters", 4, "--patch", 32, "--resume")
+    assert res.exit_code == 0, res.output
+    assert checkpoint.load_model(out)[1]["iteration"] == 4
+    res = _run("train", exemplar, "--out", out, "--iters", 2, "--patch", 32, "--force",
+               "--method", "sgan")
+    assert res.exit_code == 0, res.output
+    _, meta = checkpoint.load_model(out)
+    assert meta["iteration"] == 2
+    assert meta["config"]["n_global"] == 0 and meta["config"]["n_periodic"] == 0
+    assert meta["provenance"]["method"] == "sgan"
+
+
+@pytest.mark.parametrize("kind", ["corrupt", "tiny", "missing"])
+def test_train_on_bad_images(tmp_path, kind, tiny_preset):
+    img = tmp_path / "bad.png"
+    if kind == "corrupt":
+        img.write_bytes(b"\x89PNG\r\n\x1a\nthis is not really a png" * 3)
+    elif kind == "tiny":
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(img)
+    res = _run("train", img, "--out", tmp_path / "m", "--iters", 2, "--patch", 32)
+    _assert_user_error(res)
+    assert not (tmp_path / "m" / "model.safetensors").exists()
+
+
+def test_train_patch_not_a_multiple_of_the_cell(tmp_path, exemplar, tiny_preset):
+    res = _run("train", exemplar, "--out", tmp_path / "m", "--iters", 2, "--patch", 40)
+    _assert_user_error(res, "multiple of 32")
+
+
+# ----------------------------------------------------------------------------- generate
+
+def test_generate_png_size_and_seamless(model_dir, tmp_path):
+    out = tmp_path / "x.png"
+    res = _run("generate", "--model", model_dir, "--size", "96x64", "--seed", 7, "--out", out)
+    assert res.exit_code == 0, res.output
+    assert "wrote" in res.stdout
+    with Image.open(out) as im:
+        assert im.size == (96, 64) and im.mode == "RGB"
+    assert not [n for n in os.listdir(tmp_path) if ".tmp" in n]
+
+
+def test_generate_16_bit(model_dir, tmp_path):
+    out = tmp_path / "x16.png"
+    res = _run("generate", "--model", model_dir, "--size", "96x64", "--seed", 7, "--bits", 16,
+               "--out", out)
+    assert res.exit_code == 0, res.output
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
+    assert data[24] == 16                                       # bit depth
+    img = read_image(out)
+    assert img.shape == (64, 96, 3)
+    # 16 bits keep more than 256 levels of the painted float image
+    assert len(np.unique(img)) > 256 or np.abs(img * 255 - np.round(img * 255)).max() > 1e-3
+    # the painted texture tiles
+    assert img.std() > 1e-4
+    assert seam_ratio(img, axis=1) <= 1.5 and seam_ratio(img, axis=0) <= 1.5
+
+
+def test_generate_is_deterministic_per_seed(model_dir, tmp_path):
+    paths = []
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        p = tmp_path / f"{name}.png"
+        res = _run("generate", "--model", model_dir, "--size", "64x64", "--seed", seed,
+                   "--out", p)
+        assert res.exit_code == 0, res.output
+        paths.append(p.read_bytes())
+    assert paths[0] == paths[1]
+    assert paths[0] != paths[2]
+
+
+def test_generate_accepts_the_safetensors_file_and_non_tileable(model_dir, tmp_path):
+    out = tmp_path / "n.png"
+    res = _run("generate", "--model", model_dir / "model.safetensors", "--size", "80x48",
+               "--no-tileable", "--out", out)
+    assert res.exit_code == 0, res.output
+    with Image.open(out) as im:
+        assert im.size == (80, 48)
+
+
+def test_info(model_dir):
+    res = _run("info", model_dir)
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    assert "n_periodic" in res.stdout
+    assert d["config"]["n_periodic"] == 2
+    assert d["iteration"] == 2
+    assert d["provenance"]["method"] == "psgan"
+
+
+@pytest.mark.parametrize("size", ["0x10", "abc", "10x10", "64x0", "-5"])
+def test_generate_bad_size(model_dir, tmp_path, size):
+    out = tmp_path / "x.png"
+    res = _run("generate", "--model", model_dir, "--size", size, "--out", out)
+    _assert_user_error(res, "size")
+    assert not out.exists()
+
+
+def test_generate_missing_model(tmp_path):
+    out = tmp_path / "x.png"
+    res = _run("generate", "--model", tmp_path / "nope", "--size", "64x64", "--out", out)
+    _assert_user_error(res, "no model")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "flip", "truncate", "empty_dir"])
+def test_generate_corrupt_model(model_dir, tmp_path, damage):
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    f = bad / "model.safetensors"
+    data = (model_dir / "model.safetensors").read_bytes()
+    if damage == "garbage":
+        f.write_bytes(np.random.default_rng(0).integers(0, 256, 4096, dtype=np.uint8).tobytes())
+    elif damage == "flip":
+        b = bytearray(data)
+        b[-32] ^= 0x40
+        f.write_bytes(bytes(b))
+    elif damage == "truncate":
+        f.write_bytes(data[: len(data) // 2])
+    out = tmp_path / "x.png"
+    res = _run("generate", "--model", bad, "--size", "64x64", "--out", out)
+    _assert_user_error(res)
+    assert not out.exists()
+    res = _run("info", bad)
+    _assert_user_error(res)
+
+
+# ----------------------------------------------------------------------------- built-ins
+
+def test_models_command():
+    res = _run("models")
+    assert res.exit_code == 0, res.output
+    from texgen.builtin import list_builtin
+    for name, _ in list_builtin():
+        assert name in res.stdout
+
+
+BRICKS = os.path.join(os.path.dirname(__import__("texgen.builtin").builtin.__file__),
+                      "bricks", "model.safetensors")
+
+
+@pytest.mark.skipif(not os.path.exists(BRICKS), reason="no built-in bricks model shipped yet")
+def test_generate_with_the_builtin_model(tmp_path):
+    out = tmp_path / "demo.png"
+    res = _run("generate", "--out", out, "--size", "64x64")
+    assert res.exit_code == 0, res.output
+    with Image.open(out) as im:
+        assert im.size == (64, 64)
+
+
+@pytest.mark.skipif(os.path.exists(BRICKS), reason="a built-in model is shipped")
+def test_generate_without_model_or_builtin_is_a_user_error(tmp_path):
+    out = tmp_path / "demo.png"
+    res = _run("generate", "--out", out, "--size", "64x64")
+    _assert_user_error(res, "no model")
+    assert not out.exists()

@@ -1,0 +1,227 @@
+"""ONNX export and the torch-free onnxruntime painter: same pixels as torch, seamless, safe to load."""
+
+import base64
+import io
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import seam_ratio, stripes, tiny_config
+from export.onnx_export import export_onnx, fold_batchnorm
+from texgen import checkpoint
+from texgen.cli import main as cli
+from texgen.errors import TexgenError
+from texgen.models.psgan import Generator, recalibrate_batchnorm
+from texgen.paint import torch_runner
+from texgen.runtime.canvas import synthesize
+from texgen.runtime.noise import sample_noise
+from texgen.runtime.onnx_painter import METADATA, OnnxPainter
+
+FP32_TOL = 1e-4
+# measured 3.8e-4 (max abs, [-1, 1] range) on these tiny random models, onnxruntime CPU 1.31
+FP16_TOL = 1e-3
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_G, tmp_path_factory):
+    """(folder, fp32 .onnx, fp16 .onnx) for the tiny generator, with an exemplar thumbnail."""
+    d = tmp_path_factory.mktemp("onnx")
+    folder = d / "model"
+    checkpoint.save_model(folder, tiny_G, {"config": tiny_G.cfg.to_dict(),
+                                           "provenance": {"method": "psgan", "licence": "CC0"}})
+    Image.fromarray((stripes(150, 200) * 255).astype(np.uint8)).save(folder / "exemplar.png")
+    export_onnx(folder, d / "m.onnx")
+    export_onnx(folder, d / "m16.onnx", fp16=True)
+    return folder, d / "m.onnx", d / "m16.onnx"
+
+
+def torch_image(G, h, w, seed=1):
+    z = sample_noise(G.cfg.layout, h, w, seed=seed)
+    ys, xs = np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32)
+    torus = np.array([h, w], np.float32)
+    return z, ys, xs, torus, torch_runner(G)(z, ys, xs, torus)
+
+
+# ----------------------------------------------------------------------------- export
+
+def test_fold_batchnorm_is_exact_and_leaves_the_original_alone(tiny_G):
+    before = {k: v.clone() for k, v in tiny_G.state_dict().items()}
+    folded = fold_batchnorm(tiny_G)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in tiny_G.modules())
+    # the running statistics are not trivial, so folding had something to do
+    bn = next(m for m in tiny_G.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert (bn.running_var - 1).abs().max() > 1e-3
+    z, ys, xs, torus, _ = torch_image(tiny_G, 3, 5)
+    args = (torch.from_numpy(z), (torch.from_numpy(ys), torch.from_numpy(xs)), torch.from_numpy(torus))
+    with torch.no_grad():
+        assert (folded(*args) - tiny_G(*args)).abs().max().item() <= 1e-5
+    for k, v in tiny_G.state_dict().items():
+        assert torch.equal(v, before[k])
+
+
+def test_exported_graph_and_metadata(exported, tiny_G):
+    _, path, path16 = exported
+    m = onnx.load(str(path))
+    assert m.ir_version == 8
+    assert not any(n.op_type == "BatchNormalization" for n in m.graph.node)
+    assert [i.name for i in m.graph.input] == ["z", "ys", "xs", "torus"]
+    assert [o.name for o in m.graph.output] == ["image"]
+    meta = {p.key: p.value for p in m.metadata_props}
+    assert meta.keys() == METADATA.keys()
+    assert meta["texgen_format"] == "1" and meta["method"] == "psgan" and meta["precision"] == "fp32"
+    assert json.loads(meta["noise_layout"]) == {"n_global": 4, "n_local": 4, "n_periodic": 2}
+    assert int(meta["scale"]) == tiny_G.cfg.scale and int(meta["margin"]) == tiny_G.margin
+    assert json.loads(meta["channels"]) == ["color"]
+    assert json.loads(meta["colour_space"]) == {"color": "sRGB"}
+    assert json.loads(meta["provenance"])["licence"] == "CC0"
+    thumb = Image.open(io.BytesIO(base64.b64decode(meta["exemplar_png_base64"])))
+    assert max(thumb.size) <= 128 and thumb.size == (128, 96)
+    p16 = OnnxPainter(path16, device="cpu")
+    assert p16.precision == "fp16"
+    m16 = onnx.load(str(path16))
+    assert {v.type.tensor_type.elem_type for v in [*m16.graph.input, *m16.graph.output]} \
+        == {onnx.TensorProto.FLOAT}                             # io stays float32
+    inits = {t.name: t.data_type for t in m16.graph.initializer}
+    conv_w = [n.input[1] for n in m16.graph.node if n.op_type == "ConvTranspose"]
+    assert len(conv_w) == len(tiny_G.cfg.g_widths) + 1
+    assert all(inits[w] == onnx.TensorProto.FLOAT16 for w in conv_w)
+
+
+# ----------------------------------------------------------------------------- parity
+
+def test_onnx_matches_torch_fp32_on_a_non_power_of_two_canvas(exported, tiny_G):
+    p = OnnxPainter(exported[1], device="cpu")
+    z, ys, xs, torus, ref = torch_image(tiny_G, 3, 5)
+    out = p.run(z, ys, xs, torus)
+    assert out.dtype == np.float32 and out.shape == ref.shape == (1, 3, 96, 160)
+    assert np.abs(out - ref).max() <= FP32_TOL
+    # a torus that forces the wave numbers to round differently still agrees
+    z, ys, xs, torus, ref = torch_image(tiny_G, 5, 7, seed=2)
+    assert np.abs(p.run(z, ys, xs, torus) - ref).max() <= FP32_TOL
+
+
+def test_onnx_fp16_within_bound(exported, tiny_G):
+    p = OnnxPainter(exported[2], device="cpu")
+    z, ys, xs, torus, ref = torch_image(tiny_G, 3, 5)
+    out = p.run(z, ys, xs, torus)
+    assert out.dtype == np.float32
+    err = np.abs(out - ref).max()
+    assert 0 < err <= FP16_TOL
+
+
+def test_sgan_exports_and_matches(tmp_path):
+    torch.manual_seed(1)
+    cfg = tiny_config(n_global=0, n_periodic=0)
+    G = Generator(cfg)
+    recalibrate_batchnorm(G, cells=3, batches=2, batch=2)
+    checkpoint.save_model(tmp_path, G.eval(), {"config": cfg.to_dict(), "provenance": {"method": "sgan"}})
+    export_onnx(tmp_path, tmp_path / "s.onnx")
+    p = OnnxPainter(tmp_path / "s.onnx", device="cpu")
+    assert p.method == "sgan"
+    z, ys, xs, torus, ref = torch_image(G, 3, 5)
+    assert np.abs(p.run(z, ys, xs, torus) - ref).max() <= FP32_TOL
+
+
+# ----------------------------------------------------------------------------- painting
+
+def test_onnx_tiles_equal_one_shot_and_wrap(exported):
+    p = OnnxPainter(exported[1], device="cpu", threads=1)
+    W, H = 6 * p.scale, 5 * p.scale
+    whole = p.paint(W, H, seed=4)
+    calls = []
+    tiled = p.paint(W, H, seed=4, tile=2, progress=lambda d, t: calls.append((d, t)))
+    assert calls[-1][0] == calls[-1][1] > 1
+    assert whole.shape == (3, H, W) and whole.std() > 1e-3
+    assert np.abs(whole - tiled).max() <= 1e-5
+    assert seam_ratio(whole, axis=2) <= 1.5
+    assert seam_ratio(whole, axis=1) <= 1.5
+
+
+def test_runtime_works_with_torch_hidden(exported, tmp_path):
+    path = exported[1]
+    expected = OnnxPainter(path, device="cpu").paint(96, 64, seed=7)
+    np.save(tmp_path / "expected.npy", expected)
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["torch"] = None          # any import of torch now raises ImportError
+        import numpy as np
+        from texgen.runtime.onnx_painter import OnnxPainter
+        img = OnnxPainter({str(path)!r}, device="cpu").paint(96, 64, seed=7)
+        assert np.array_equal(img, np.load({str(tmp_path / "expected.npy")!r}))
+        assert sys.modules["torch"] is None, "torch was imported"
+        assert not [m for m in sys.modules if m.startswith("torch.")], "torch was imported"
+        print("ok", img.shape)
+    """)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "ok (3, 64, 96)" in r.stdout
+
+
+# ----------------------------------------------------------------------------- bad files
+
+def _one_line_error(path, match):
+    with pytest.raises(TexgenError, match=match) as e:
+        OnnxPainter(path, device="cpu")
+    assert "\n" not in str(e.value)
+
+
+def test_tampered_truncated_and_foreign_files_are_refused(exported, tmp_path):
+    data = exported[1].read_bytes()
+    flipped = bytearray(data)
+    mid = len(data) // 2
+    flipped[mid:mid + 8] = bytes(b ^ 0xFF for b in flipped[mid:mid + 8])
+    (tmp_path / "flipped.onnx").write_bytes(bytes(flipped))
+    _one_line_error(tmp_path / "flipped.onnx", "modified or damaged")
+    for n, cut in enumerate((len(data) // 2, len(data) - 10, 100)):
+        (tmp_path / f"cut{n}.onnx").write_bytes(data[:cut])
+        _one_line_error(tmp_path / f"cut{n}.onnx", "damaged|corrupt or truncated|not a texgen")
+    (tmp_path / "junk.onnx").write_bytes(b"not an onnx file at all" * 10)
+    _one_line_error(tmp_path / "junk.onnx", "not a readable ONNX model|not a texgen")
+
+    h = onnx.helper
+    graph = h.make_graph([h.make_node("Identity", ["x"], ["y"])], "g",
+                         [h.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1])],
+                         [h.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1])])
+    model = h.make_model(graph, opset_imports=[h.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "foreign.onnx"))
+    _one_line_error(tmp_path / "foreign.onnx", "is not a texgen ONNX model")
+    _one_line_error(tmp_path / "missing.onnx", "no model found")
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def test_cli_export_then_generate_matches_torch(exported, tmp_path):
+    folder = exported[0]
+    runner = CliRunner()
+    onnx_path = tmp_path / "m.onnx"
+    r = runner.invoke(cli, ["export", str(folder), "--out", str(onnx_path)])
+    assert r.exit_code == 0, r.output
+    assert OnnxPainter(onnx_path, device="cpu").precision == "fp32"
+    for model, png, extra in ((onnx_path, "x.png", ["--device", "cpu", "--threads", "1"]),
+                              (folder, "t.png", [])):
+        r = runner.invoke(cli, ["generate", "--model", str(model), "--size", "96x64", "--seed", "5",
+                                "--out", str(tmp_path / png), *extra])
+        assert r.exit_code == 0, r.output
+    a = np.asarray(Image.open(tmp_path / "x.png"), np.int16)
+    b = np.asarray(Image.open(tmp_path / "t.png"), np.int16)
+    assert a.shape == b.shape == (64, 96, 3)
+    assert np.abs(a - b).max() <= 1
+    assert a.std() > 0
+
+
+def test_cli_generate_bad_onnx_is_one_line(tmp_path):
+    (tmp_path / "bad.onnx").write_bytes(b"\x00" * 64)
+    r = CliRunner().invoke(cli, ["generate", "--model", str(tmp_path / "bad.onnx"),
+                                 "--size", "64", "--out", str(tmp_path / "x.png")])
+    assert r.exit_code == 1
+    assert r.output.count("\n") == 1 and r.output.startswith("error: ")
