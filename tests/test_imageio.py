@@ -177,3 +177,18 @@ def test_atomic_path_for_library_writers(tmp_path):
     assert (tmp_path / "b.bin").read_bytes() == b"abc"
     # Final file gets umask permissions, not the temp file's private 0600.
     assert os.stat(tmp_path / "b.bin").st_mode & 0o777 == 0o666 & ~imageio._UMASK
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_integer_pixels_are_written_as_they_are(tmp_path, bits):
+    px8 = _rgb8()
+    px16 = np.minimum(px8.astype(np.int32) * 257 + 3, 65535).astype(np.uint16)   # off the 257 grid: rounds to px8
+    save_image(tmp_path / "a.png", px16 if bits == 16 else px8, bits=bits)
+    back = read_image(tmp_path / "a.png")
+    want = (px16 / 65535.0) if bits == 16 else (px8 / 255.0)
+    assert np.abs(back - want).max() <= 1e-6
+    # the other depth is rescaled, not clipped as if it were [0, 1] floats
+    save_image(tmp_path / "b.png", px8 if bits == 16 else px16, bits=bits)
+    assert np.abs(read_image(tmp_path / "b.png") - px8 / 255.0).max() <= 1e-6
+    with pytest.raises(TexgenError, match="type int32"):
+        save_image(tmp_path / "c.png", px8.astype(np.int32), bits=bits)

@@ -225,3 +225,19 @@ def test_cli_generate_bad_onnx_is_one_line(tmp_path):
                                  "--size", "64", "--out", str(tmp_path / "x.png")])
     assert r.exit_code == 1
     assert r.output.count("\n") == 1 and r.output.startswith("error: ")
+
+
+def test_paint_into_preallocated_pixels(exported):
+    from texgen.runtime.tiling import to_pixels
+    p = OnnxPainter(exported[1], device="cpu", threads=1)
+    W, H = 6 * p.scale, 5 * p.scale
+    ref = p.paint(W, H, seed=4)
+    for dtype, tile in ((np.uint8, 2), (np.uint16, 2), (np.float32, None)):
+        out = np.zeros((H, W, p.channels), dtype)
+        got = synthesize(p.run, p.layout, p.scale, p.margin, W, H, seed=4, tile=tile, out=out)
+        assert got is out
+        assert np.array_equal(out, to_pixels(ref, dtype))
+    # a size that is not whole cells is resampled, then converted into out
+    out = np.zeros((70, 100, p.channels), np.uint8)
+    synthesize(p.run, p.layout, p.scale, p.margin, 100, 70, seed=4, tile=2, out=out)
+    assert np.array_equal(out, to_pixels(p.paint(100, 70, seed=4), np.uint8))

@@ -86,7 +86,7 @@ def _resolve_model(model: str | None) -> Path:
 @click.option("--tileable/--no-tileable", default=True, show_default=True,
               help="--no-tileable paints a larger torus and crops it: no repeat visible, no wrap.")
 @click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True)
-@click.option("--tile", type=int, default=64, show_default=True, help="Tile edge in noise cells (memory bound).")
+@click.option("--tile", type=int, default=32, show_default=True, help="Tile edge in noise cells: bounds memory (32: ~1.3 GB at 8192 px).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="ONNX models only: where onnxruntime paints (auto: CUDA when it works).")
@@ -94,6 +94,8 @@ def _resolve_model(model: str | None) -> Path:
 @_friendly
 def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, threads):
     """Paint a texture of any size from a trained model (or a .onnx file from `texgen export`)."""
+    import numpy as np
+
     from texgen.runtime.canvas import parse_size, synthesize
     from texgen.runtime.imageio import save_image
 
@@ -102,10 +104,13 @@ def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, t
         from texgen.runtime.onnx_painter import OnnxPainter     # no torch on this path
         painter = OnnxPainter(model, device=device, threads=threads)
         run, layout, scale, margin = painter.run, painter.layout, painter.scale, painter.margin
+        channels = painter.channels
+        G = None                # the period note needs the torch model's wave MLP
     else:
         from texgen.paint import load_generator, torch_runner
         G, _ = load_generator(_resolve_model(model))
         run, layout, scale, margin = torch_runner(G), G.cfg.layout, G.cfg.scale, G.margin
+        channels = G.cfg.channels
     # a non-tileable canvas is a crop of a torus a quarter bigger: its edges never meet
     pw, ph = (w, h) if tileable else (w + w // 4 + scale, h + h // 4 + scale)
     from tqdm import tqdm
@@ -113,9 +118,13 @@ def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, t
         def progress(done, total):
             bar.total = total
             bar.update(done - bar.n)
-        img = synthesize(run, layout, scale, margin, pw, ph, seed=seed,
-                         morph_seed=morph_seed, tile=tile, progress=progress)
-    img = img[:, :h, :w].transpose(1, 2, 0) * 0.5 + 0.5
+        # tiles go straight into 8/16-bit pixels: an 8192 px canvas never exists as float32
+        img = np.empty((ph, pw, channels), np.uint16 if bits == "16" else np.uint8)
+        synthesize(run, layout, scale, margin, pw, ph, seed=seed, morph_seed=morph_seed,
+                   tile=tile, progress=progress, out=img)
+    img = img[:h, :w]
+    if G is not None:
+        _report_distortion(G, seed, pw, ph)
     save_image(out, img[..., :3] if img.shape[2] >= 3 else img, bits=int(bits))
     click.echo(f"wrote {out} ({w}x{h}, seed {seed})")
 
@@ -130,6 +139,18 @@ def export_cmd(model, out, fp16):
     from export.onnx_export import export_onnx
     meta = export_onnx(_resolve_model(model), out, fp16=fp16)
     click.echo(f"wrote {out} ({meta['method']}, {meta['precision']})")
+
+
+def _report_distortion(G, seed, w, h):
+    """Rounding the waves to the canvas changes their periods: say so when it shows."""
+    from texgen.paint import wave_numbers
+    from texgen.runtime.canvas import period_distortion, torus_cells, whole_period_sizes
+    k = wave_numbers(G, seed)
+    d = period_distortion(k, *torus_cells(w, h, G.cfg.scale))
+    if d > 0.02:
+        better = whole_period_sizes(k, w, h, G.cfg.scale)
+        hint = f"; {better[0]}x{better[1]} holds whole periods" if better else ""
+        click.echo(f"note: periods stretched by up to {d:.0%} to tile at {w}x{h}{hint}", err=True)
 
 
 @main.command()

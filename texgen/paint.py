@@ -33,3 +33,15 @@ def torch_runner(G: Generator):
         G.train(was_training)
         return out
     return run
+
+
+@torch.no_grad()
+def wave_numbers(G: Generator, seed: int) -> np.ndarray:
+    """(P, 2) [k_y, k_x] radians per cell of the sample drawn by `seed` (mean over space)."""
+    from texgen.runtime.noise import sample_noise
+    if G.cfg.n_periodic == 0:
+        return np.zeros((0, 2), np.float32)
+    z = torch.from_numpy(sample_noise(G.cfg.layout, 1, 1, seed=seed))
+    k = G.waves.wave_numbers(z).mean(dim=(0, 2, 3)).numpy()
+    P = G.cfg.n_periodic
+    return np.stack([k[:P], k[P:]], axis=1)

@@ -14,7 +14,7 @@ import numpy as np
 
 from texgen.errors import TexgenError
 from texgen.runtime.noise import NoiseLayout, cyclic_morph, draw_codes, sample_noise
-from texgen.runtime.tiling import paint, resample_periodic
+from texgen.runtime.tiling import paint, resample_periodic, to_pixels
 
 MAX_SIDE = 65536
 
@@ -42,11 +42,16 @@ def torus_cells(w: int, h: int, scale: int) -> tuple[int, int]:
 
 def synthesize(run: Callable, layout: NoiseLayout, scale: int, margin: int, width: int,
                height: int, seed: int = 0, morph_seed: int | None = None,
-               tile: int | None = None, progress=None, cancel=None) -> np.ndarray:
+               tile: int | None = None, progress=None, cancel=None,
+               out: np.ndarray | None = None) -> np.ndarray:
     """Paint (channels, height, width) in the model's output range.
 
     run(z, ys, xs, torus) paints a noise tile (see tiling.paint). morph_seed: a second global
     code that the canvas morphs to and back across its width (manifold models).
+    out: optional preallocated pixels (height, width, channels), uint8, uint16 or float32
+    (tiling.to_pixels); filled and returned instead. When the size is a whole number of cells
+    each tile goes straight into it (memory: out plus one tile), else the float canvas is
+    resampled first.
     """
     check_size(width, height)
     H, W = torus_cells(width, height, scale)
@@ -57,6 +62,49 @@ def synthesize(run: Callable, layout: NoiseLayout, scale: int, margin: int, widt
         morph = cyclic_morph(H, W)
     z = sample_noise(layout, H, W, seed=seed, codes=codes, morph=morph)
     torus = np.array([H, W], np.float32)
-    img = paint(lambda zt, ys, xs: run(zt, ys, xs, torus), z, scale, margin, tile,
-                progress=progress, cancel=cancel)
-    return resample_periodic(img, height, width)
+    painter = lambda zt, ys, xs: run(zt, ys, xs, torus)
+    if out is not None and out.shape[:2] != (height, width):
+        raise ValueError(f"out must be ({height}, {width}, channels), not {out.shape}")
+    whole = (H * scale, W * scale) == (height, width)
+    if out is not None and whole:
+        return paint(painter, z, scale, margin, tile, progress=progress, cancel=cancel, out=out)
+    img = resample_periodic(paint(painter, z, scale, margin, tile, progress=progress,
+                                  cancel=cancel), height, width)
+    if out is None:
+        return img
+    for y in range(0, height, 512):                 # convert in bands: no second full copy
+        out[y:y + 512] = to_pixels(img[:, y:y + 512], out.dtype)
+    return out
+
+
+def period_distortion(k: np.ndarray, h_cells: int, w_cells: int) -> float:
+    """Largest relative change of a wave's period when rounded onto an h x w-cell torus.
+
+    k: (P, 2) wave numbers [k_y, k_x] in radians per cell (see models/layers.PeriodicWaves).
+    Waves longer than the canvas are ignored (they round to 0, a flat band, by design).
+    """
+    worst = 0.0
+    for n_cells, kk in ((h_cells, k[:, 0]), (w_cells, k[:, 1])):
+        periods = kk * n_cells / (2 * np.pi)          # how many periods fit, unrounded
+        fits = np.abs(periods) >= 1
+        if fits.any():
+            rel = np.abs(np.round(periods[fits]) - periods[fits]) / np.abs(periods[fits])
+            worst = max(worst, float(rel.max()))
+    return worst
+
+
+def whole_period_sizes(k: np.ndarray, width: int, height: int, scale: int,
+                       tolerance: float = 0.01) -> tuple[int, int] | None:
+    """The canvas size nearest to width x height (within 25 %) whose torus holds every wave
+    with a period distortion below tolerance; None if there is none."""
+    best = None
+    for dw in range(-width // 4, width // 4 + 1, scale):
+        for dh in range(-height // 4, height // 4 + 1, scale):
+            w, h = width + dw, height + dh
+            if min(w, h) < scale:
+                continue
+            H, W = torus_cells(w, h, scale)
+            if period_distortion(k, H, W) < tolerance:
+                cand = (abs(dw) + abs(dh), W * scale, H * scale)
+                best = min(best or cand, cand)
+    return None if best is None else best[1:]

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import io
 import os
 import struct
 import tempfile
@@ -215,8 +214,10 @@ def _png_unfilter(raw: bytes, h: int, w: int, bpp: int) -> np.ndarray:
 # --------------------------------------------------------------------------- writing
 
 def save_image(path, array, bits: int = 8) -> None:
-    """Write float ``array`` (H x W or H x W x C, C in 1/3/4, clipped to [0, 1]) atomically.
+    """Write ``array`` (H x W or H x W x C, C in 1/3/4) atomically.
 
+    Float arrays are clipped to [0, 1]. uint8 (0..255) and uint16 (0..65535) arrays are written
+    as they are when their depth is ``bits`` (no float copy of a huge canvas), else rescaled.
     Format by suffix: .png (8 or 16 bit), .jpg/.jpeg/.webp/.tif/.tiff/.tga (8 bit).
     JPEG has no alpha, so a 4th channel is dropped there.
     """
@@ -227,45 +228,74 @@ def save_image(path, array, bits: int = 8) -> None:
                           f"use one of {', '.join(sorted(_SAVE_FORMATS))}")
     if bits not in (8, 16) or (bits == 16 and suffix != ".png"):
         raise TexgenError(f"cannot save {path} with {bits} bits: 16-bit output is PNG only")
-    arr = np.asarray(array, dtype=np.float32)
+    arr = np.asarray(array)
     if arr.ndim == 2:
         arr = arr[..., None]
     if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or 0 in arr.shape:
         raise TexgenError(f"cannot save {path}: expected H x W x 1/3/4 pixels, got shape {arr.shape}")
-    arr = np.clip(np.nan_to_num(arr), 0.0, 1.0)
+    pixels = _quantize(arr, bits)
 
     if bits == 16:
-        data = _png16_bytes(np.round(arr * 65535.0).astype(np.uint16))
-    else:
-        fmt = _SAVE_FORMATS[suffix]
-        if fmt == "JPEG" and arr.shape[2] == 4:
-            arr = arr[..., :3]
-        pixels = np.round(arr * 255.0).astype(np.uint8)
-        im = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
-        buf = io.BytesIO()
+        atomic_write_bytes(path, _png16_bytes(pixels))
+        return
+    fmt = _SAVE_FORMATS[suffix]
+    if fmt == "JPEG" and pixels.shape[2] == 4:
+        pixels = pixels[..., :3]
+    pixels = np.ascontiguousarray(pixels)
+    im = Image.fromarray(pixels[..., 0] if pixels.shape[2] == 1 else pixels)
+    del pixels
+    # encode straight into the temp file: no in-memory copy of the (possibly huge) file
+    with atomic_path(path) as tmp:
         try:
-            im.save(buf, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
-        except (OSError, ValueError, KeyError) as e:
+            im.save(tmp, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+        except OSError as e:
+            if e.errno is not None:     # disk full, permissions: atomic_path says which
+                raise
             raise TexgenError(f"cannot encode {path} as {fmt}: {e}") from e
-        data = buf.getvalue()
-    atomic_write_bytes(path, data)
+        except (ValueError, KeyError) as e:
+            raise TexgenError(f"cannot encode {path} as {fmt}: {e}") from e
 
 
-def _png16_bytes(pixels: np.ndarray) -> bytes:
-    """Encode uint16 H x W x C (C = 1..4) as a 16-bit PNG."""
+def _quantize(arr: np.ndarray, bits: int) -> np.ndarray:
+    """H x W x C pixels -> uint8 (bits 8) or uint16 (bits 16); integer input of the right
+    depth is returned as is (a view, no copy)."""
+    want = np.uint16 if bits == 16 else np.uint8
+    if arr.dtype == want:
+        return arr
+    if arr.dtype == np.uint8:                       # 8 -> 16 bit: 255 * 257 = 65535
+        return arr.astype(np.uint16) * np.uint16(257)
+    if arr.dtype == np.uint16:                      # 16 -> 8 bit, rounded
+        return ((arr.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if arr.dtype.kind not in "fb":
+        raise TexgenError(f"cannot save pixels of type {arr.dtype}: use float in [0, 1], "
+                          f"uint8 or uint16")
+    arr = np.clip(np.nan_to_num(arr.astype(np.float32)), 0.0, 1.0)
+    return np.round(arr * float(np.iinfo(want).max)).astype(want)
+
+
+def _png16_bytes(pixels: np.ndarray, band: int = 256) -> bytes:
+    """Encode uint16 H x W x C (C = 1..4) as a 16-bit PNG, `band` rows at a time (the only
+    full-size copy is the compressed stream)."""
     h, w, n = pixels.shape
-    rows = pixels.astype(">u2").reshape(h, w * n).view(np.uint8)  # big-endian bytes
-    # 'Up' filter (row minus row above): cheap to vectorise, and smooth textures
-    # compress much better than unfiltered.
-    up = np.diff(rows, axis=0, prepend=np.zeros((1, rows.shape[1]), np.uint8))  # wraps mod 256
-    raw = np.concatenate([np.full((h, 1), 2, np.uint8), up], axis=1).tobytes()
+    z = zlib.compressobj(6)
+    parts, prev = [], np.zeros((1, w * n * 2), np.uint8)
+    for y in range(0, h, band):
+        rows = pixels[y:y + band].astype(">u2").reshape(-1, w * n).view(np.uint8)  # big-endian
+        # 'Up' filter (row minus row above): cheap to vectorise, and smooth textures
+        # compress much better than unfiltered.
+        up = np.diff(rows, axis=0, prepend=prev)                    # wraps mod 256
+        prev = rows[-1:]
+        parts.append(z.compress(np.concatenate([np.full((len(rows), 1), 2, np.uint8), up],
+                                               axis=1).tobytes()))
+    parts.append(z.flush())
+    idat = b"".join(parts)
+    del parts
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     ihdr = struct.pack(">IIBBBBB", w, h, 16, _CHANNELS_PNG_TYPE[n], 0, 0, 0)
-    return (_PNG_SIG + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 6))
-            + chunk(b"IEND", b""))
+    return (_PNG_SIG + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
 
 
 def atomic_write_bytes(path, data: bytes) -> None:

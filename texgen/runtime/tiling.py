@@ -31,25 +31,56 @@ def tile_starts(n: int, t: int) -> list[int]:
     return starts
 
 
+def to_pixels(img: np.ndarray, dtype) -> np.ndarray:
+    """Model output (channels, h, w) in [-1, 1] -> pixels (h, w, channels) of `dtype`:
+    uint8 0..255, uint16 0..65535 (rounded, clipped), float32 [0, 1] (imageio's convention)."""
+    dtype = np.dtype(dtype)
+    x = img.transpose(1, 2, 0) * np.float32(0.5) + np.float32(0.5)
+    if dtype == np.float32:
+        return x
+    if dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"pixels can be uint8, uint16 or float32, not {dtype}")
+    top = np.float32(np.iinfo(dtype).max)
+    x = np.nan_to_num(x, copy=False)
+    np.clip(x, 0.0, 1.0, out=x)
+    x *= top
+    np.rint(x, out=x)
+    return x.astype(dtype)
+
+
 def paint(run: Callable, z: np.ndarray, scale: int, margin: int, tile: int | None = None,
           progress: Callable[[int, int], None] | None = None,
-          cancel: Callable[[], bool] | None = None, out: np.ndarray | None = None) -> np.ndarray:
+          cancel: Callable[[], bool] | None = None, out: np.ndarray | None = None,
+          convert: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
     """Paint the torus z (1, C, H, W cells) into (channels, H*scale, W*scale) float32.
 
     tile: tile edge in cells (None: one shot). progress(done, total) is called after each tile;
     cancel() is polled before each tile and raises Cancelled.
+    out: optional preallocated pixels (H*scale, W*scale, channels) of uint8, uint16 or float32:
+    each tile is converted as it is painted (convert(tile (channels, h, w) in [-1, 1]) ->
+    (h, w, channels); default to_pixels) and written there, so a huge canvas never exists as
+    float32; returns out. Without out, the canvas is returned in the model's range.
     """
     _, _, H, W = z.shape
+    if out is not None:
+        if out.ndim != 3 or out.shape[:2] != (H * scale, W * scale):
+            raise ValueError(f"out must be ({H * scale}, {W * scale}, channels), not {out.shape}")
+        if convert is None:
+            convert = lambda t: to_pixels(t, out.dtype)
     if tile is None or (tile >= H and tile >= W):
         if cancel and cancel():
             raise Cancelled()
         img = run(z, np.arange(H, dtype=np.float32), np.arange(W, dtype=np.float32))[0]
+        if out is not None:
+            out[...] = convert(img)
+            img = out
         if progress:
             progress(1, 1)
         return img
     ty, tx = min(tile, H), min(tile, W)
     ys0, xs0 = tile_starts(H, ty), tile_starts(W, tx)
     total, done = len(ys0) * len(xs0), 0
+    canvas = None
     for y0 in ys0:
         rows = np.arange(y0 - margin, y0 + ty + margin) % H
         for x0 in xs0:
@@ -60,26 +91,55 @@ def paint(run: Callable, z: np.ndarray, scale: int, margin: int, tile: int | Non
             img = run(zt, rows.astype(np.float32), cols.astype(np.float32))[0]
             m = margin * scale
             img = img[:, m:m + ty * scale, m:m + tx * scale]
-            if out is None:
-                out = np.empty((img.shape[0], H * scale, W * scale), np.float32)
-            out[:, y0 * scale:(y0 + ty) * scale, x0 * scale:(x0 + tx) * scale] = img
+            ys, xs = slice(y0 * scale, (y0 + ty) * scale), slice(x0 * scale, (x0 + tx) * scale)
+            if out is not None:
+                out[ys, xs] = convert(img)
+            else:
+                if canvas is None:
+                    canvas = np.empty((img.shape[0], H * scale, W * scale), np.float32)
+                canvas[:, ys, xs] = img
+            del img
             done += 1
             if progress:
                 progress(done, total)
-    return out
+    return out if out is not None else canvas
 
 
-def resample_periodic(img: np.ndarray, height: int, width: int) -> np.ndarray:
+def _resample_axis(img: np.ndarray, n: int, axis: int, dst: np.ndarray, chunk: int) -> None:
+    """Fourier-resample float32 `img` along `axis` (1 or 2) to n samples into dst, a band of
+    `chunk` rows or columns at a time (rfft/irfft: memory is bounded by the band)."""
+    m = img.shape[axis]
+    k = min(m, n) // 2                    # keep frequencies 0 .. k (k at half weight unless it
+    half = not (n % 2 == 0 and k == n // 2)   # is the output's Nyquist bin): a real, symmetric cut
+    other = 3 - axis
+    for c in range(img.shape[0]):
+        for a in range(0, img.shape[other], chunk):
+            sl = [c, slice(None), slice(None)]
+            sl[other] = slice(a, a + chunk)
+            spec = np.fft.rfft(img[tuple(sl)], axis=axis - 1)
+            spec = spec[(slice(None), slice(0, k + 1)) if axis == 2 else (slice(0, k + 1),)]
+            if half and k:
+                spec[(slice(None), k) if axis == 2 else (k,)] *= 0.5
+            dst[tuple(sl)] = np.fft.irfft(spec, n=n, axis=axis - 1) * (n / m)
+
+
+def resample_periodic(img: np.ndarray, height: int, width: int, chunk: int = 256) -> np.ndarray:
     """Resize (C, h, w) to (C, height, width) by Fourier interpolation, which keeps a periodic
-    image exactly periodic: used for canvas sizes that are not a whole number of cells."""
+    image exactly periodic: used for canvas sizes that are not a whole number of cells.
+
+    Separable (rows, then columns), float32 results, one band of `chunk` rows or columns in
+    complex form at a time: an 8192 px canvas needs little more than its input and output.
+    """
     c, h, w = img.shape
     if (h, w) == (height, width):
         return img
-    spec = np.fft.fft2(img, axes=(1, 2))
-    out = np.zeros((c, height, width), np.complex128)
-    hy, hx = min(h, height) // 2, min(w, width) // 2
-    for sy_src, sy_dst in ((slice(0, hy), slice(0, hy)), (slice(h - hy, h), slice(height - hy, height))):
-        for sx_src, sx_dst in ((slice(0, hx), slice(0, hx)), (slice(w - hx, w), slice(width - hx, width))):
-            out[:, sy_dst, sx_dst] = spec[:, sy_src, sx_src]
-    res = np.fft.ifft2(out, axes=(1, 2)).real * (height * width) / (h * w)
-    return res.astype(np.float32)
+    img = np.asarray(img, np.float32)
+    if w != width:
+        tmp = np.empty((c, h, width), np.float32)
+        _resample_axis(img, width, 2, tmp, chunk)
+        img = tmp
+    if h != height:
+        res = np.empty((c, height, width), np.float32)
+        _resample_axis(img, height, 1, res, chunk)
+        img = res
+    return img
