@@ -69,8 +69,19 @@ def train(images, method, preset, out, iters, patch, batch, lr, seed, resume, fo
     imgs = load_exemplars(list(images))
     prov = {"method": method, "preset": preset,
             "exemplars": [Path(p).name for p in images], "licence": licence}
+    _interrupt_on_sigterm()             # a scheduler's kill saves a checkpoint like Ctrl-C
     run_train(imgs, out, model_cfg, cfg, resume=resume, provenance=prov)
     click.echo(f"saved {out}")
+
+
+def _interrupt_on_sigterm():
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, handler)
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:     # started in the background
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _resolve_model(model: str | None) -> Path:
