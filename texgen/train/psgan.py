@@ -89,16 +89,19 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
     info = {"config": model_cfg.to_dict(), "train": asdict(cfg),
             "provenance": provenance or {}}
 
-    def save(it: int):
-        info["iteration"], info["d_loss"] = it, d_val
-        checkpoint.save_training(out, G, D, opt_g, opt_d, sampler.rng, info)
-        # the paint-ready copy gets exact batch-norm statistics; training keeps its own
+    def paint_ready(it: int) -> Generator:
+        """A copy of G with exact batch-norm statistics; training keeps its own."""
         G_eval = Generator(model_cfg)
         G_eval.load_state_dict(G.state_dict())
         recalibrate_batchnorm(G_eval, cells=cells, seed=it)
+        return G_eval
+
+    def save(it: int):
+        info["iteration"], info["d_loss"] = it, d_val
+        checkpoint.save_training(out, G, D, opt_g, opt_d, sampler.rng, info)
+        G_eval = paint_ready(it)
         checkpoint.save_model(out, G_eval, info)
         save_preview(out / "preview.png", G_eval, images, model_cfg)
-        G.train()
 
     bar = Progress(total=cfg.iters, initial=start, desc=f"train {out.name}")
     d_val = meta["d_loss"] if resume else float("nan")
@@ -119,6 +122,8 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
             done = it + 1
             if done % cfg.ckpt_every == 0 or done == cfg.iters:
                 save(done)
+            elif done % cfg.preview_every == 0:
+                save_preview(out / "preview.png", paint_ready(done), images, model_cfg)
     except KeyboardInterrupt:
         bar.close()
         log(f"\ninterrupted: saving iteration {done} to {out} (resume with --resume)")
