@@ -269,8 +269,19 @@ def _quantize(arr: np.ndarray, bits: int) -> np.ndarray:
     if arr.dtype.kind not in "fb":
         raise TexgenError(f"cannot save pixels of type {arr.dtype}: use float in [0, 1], "
                           f"uint8 or uint16")
-    arr = np.clip(np.nan_to_num(arr.astype(np.float32)), 0.0, 1.0)
-    return np.round(arr * float(np.iinfo(want).max)).astype(want)
+    return float_to_uint(arr.astype(np.float32), want)
+
+
+def float_to_uint(x: np.ndarray, dtype) -> np.ndarray:
+    """float32 pixels in [0, 1] -> rounded uint8 / uint16 (NaN -> 0, clipped).
+
+    Works in place on x (callers pass a fresh array), so a big canvas is not copied twice.
+    """
+    np.nan_to_num(x, copy=False)
+    np.clip(x, 0.0, 1.0, out=x)
+    x *= np.float32(np.iinfo(dtype).max)
+    np.rint(x, out=x)
+    return x.astype(dtype)
 
 
 def _png16_bytes(pixels: np.ndarray, band: int = 256) -> bytes:

@@ -17,6 +17,8 @@ from typing import Callable
 
 import numpy as np
 
+from texgen.runtime.imageio import float_to_uint
+
 
 class Cancelled(Exception):
     """Raised when the caller's cancel() returned True between tiles."""
@@ -40,39 +42,30 @@ def to_pixels(img: np.ndarray, dtype) -> np.ndarray:
         return x
     if dtype not in (np.uint8, np.uint16):
         raise ValueError(f"pixels can be uint8, uint16 or float32, not {dtype}")
-    top = np.float32(np.iinfo(dtype).max)
-    x = np.nan_to_num(x, copy=False)
-    np.clip(x, 0.0, 1.0, out=x)
-    x *= top
-    np.rint(x, out=x)
-    return x.astype(dtype)
+    return float_to_uint(x, dtype)
 
 
 def paint(run: Callable, z: np.ndarray, scale: int, margin: int, tile: int | None = None,
           progress: Callable[[int, int], None] | None = None,
-          cancel: Callable[[], bool] | None = None, out: np.ndarray | None = None,
-          convert: Callable[[np.ndarray], np.ndarray] | None = None) -> np.ndarray:
+          cancel: Callable[[], bool] | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """Paint the torus z (1, C, H, W cells) into (channels, H*scale, W*scale) float32.
 
     tile: tile edge in cells (None: one shot). progress(done, total) is called after each tile;
     cancel() is polled before each tile and raises Cancelled.
     out: optional preallocated pixels (H*scale, W*scale, channels) of uint8, uint16 or float32:
-    each tile is converted as it is painted (convert(tile (channels, h, w) in [-1, 1]) ->
-    (h, w, channels); default to_pixels) and written there, so a huge canvas never exists as
-    float32; returns out. Without out, the canvas is returned in the model's range.
+    each tile is converted as it is painted (to_pixels) and written there, so a huge canvas
+    never exists as float32; returns out. Without out, the canvas is returned in the model's range.
     """
     _, _, H, W = z.shape
     if out is not None:
         if out.ndim != 3 or out.shape[:2] != (H * scale, W * scale):
             raise ValueError(f"out must be ({H * scale}, {W * scale}, channels), not {out.shape}")
-        if convert is None:
-            convert = lambda t: to_pixels(t, out.dtype)
     if tile is None or (tile >= H and tile >= W):
         if cancel and cancel():
             raise Cancelled()
         img = run(z, np.arange(H, dtype=np.float32), np.arange(W, dtype=np.float32))[0]
         if out is not None:
-            out[...] = convert(img)
+            out[...] = to_pixels(img, out.dtype)
             img = out
         if progress:
             progress(1, 1)
@@ -93,7 +86,7 @@ def paint(run: Callable, z: np.ndarray, scale: int, margin: int, tile: int | Non
             img = img[:, m:m + ty * scale, m:m + tx * scale]
             ys, xs = slice(y0 * scale, (y0 + ty) * scale), slice(x0 * scale, (x0 + tx) * scale)
             if out is not None:
-                out[ys, xs] = convert(img)
+                out[ys, xs] = to_pixels(img, out.dtype)
             else:
                 if canvas is None:
                     canvas = np.empty((img.shape[0], H * scale, W * scale), np.float32)
