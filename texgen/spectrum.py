@@ -34,14 +34,14 @@ def dominant_frequencies(img: np.ndarray, n: int, max_period: float | None = Non
     fxs = np.broadcast_to(fx, spec.shape)[peak]
     # rank by power x period: sharp lines (mortar, grout) put much power into harmonics,
     # and the fundamentals are what the generator needs to lay out the lattice
-    score = spec[peak] / np.sqrt(fys ** 2 + fxs ** 2)
-    chosen: list[tuple[float, float]] = []
+    score = spec[peak] / radius[peak]
+    chosen: list[np.ndarray] = []
     tol = 1.5 / min(h, w)                           # a bin and a half
     for i in np.argsort(score)[::-1]:
         f = np.array([fys[i], fxs[i]])
-        if any(_is_harmonic(f, np.array(g), tol) for g in chosen):
+        if any(_is_harmonic(f, g, tol) for g in chosen):
             continue
-        chosen.append((fys[i], fxs[i]))
+        chosen.append(f)
         if len(chosen) == n:
             break
     out = np.array(chosen, np.float64).reshape(-1, 2)
