@@ -155,9 +155,7 @@ class OnnxPainter:
                                                                      "CPUExecutionProvider"])
             if sess.get_providers()[0] != "CUDAExecutionProvider":
                 raise RuntimeError("onnxruntime could not start it: no GPU, driver or CUDA libraries?")
-            z = np.zeros((1, self.layout.channels, 1, 1), np.float32)
-            one = np.zeros(1, np.float32)
-            self._session_run(sess, z, one, one, np.ones(2, np.float32))
+            self._probe(sess)
         except Exception as e:
             msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
             print(f"texgen: CUDA unavailable ({msg}); painting on the CPU", file=sys.stderr)
@@ -171,23 +169,25 @@ class OnnxPainter:
         feed = {k: np.ascontiguousarray(v, np.float32) for k, v in feed.items() if k in self._inputs}
         return sess.run([self._output], feed, options)[0]
 
+    def _probe(self, sess, options=None) -> np.ndarray:
+        """Paint a single cell: a cheap run to test a provider, size the output or shrink the arena."""
+        z = np.zeros((1, self.layout.channels, 1, 1), np.float32)
+        one = np.zeros(1, np.float32)
+        return self._session_run(sess, z, one, one, np.ones(2, np.float32), options)
+
     def release_memory(self) -> None:
         """Hand the CPU arena's buffers back to the system (paint() does it after each canvas;
         call it after painting tiles through run() yourself)."""
         ro = _ort().RunOptions()
         ro.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        z = np.zeros((1, self.layout.channels, 1, 1), np.float32)
-        one = np.zeros(1, np.float32)
-        self._session_run(self._session, z, one, one, np.ones(2, np.float32), ro)
+        self._probe(self._session, ro)
 
     @property
     def channels(self) -> int:
         """Output channels of the image (a "color" map is 3 of them)."""
         n = self._session.get_outputs()[0].shape[1]
         if not isinstance(n, int):              # a symbolic dim: ask the graph, on one cell
-            z = np.zeros((1, self.layout.channels, 1, 1), np.float32)
-            one = np.zeros(1, np.float32)
-            n = int(self._session_run(self._session, z, one, one, np.ones(2, np.float32)).shape[1])
+            n = int(self._probe(self._session).shape[1])
         return n
 
     def exemplar_png(self) -> bytes | None:
