@@ -56,7 +56,7 @@ class Generator(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.waves = PeriodicWaves(cfg.n_global, cfg.n_periodic, cfg.wave_hidden, cfg.init_k)
-        widths = [cfg.layout.channels + cfg.n_periodic, *cfg.g_widths]
+        widths = [cfg.layout.channels + self.waves.out_channels_extra, *cfg.g_widths]
         layers = []
         for cin, cout in zip(widths[:-1], widths[1:]):
             # no conv bias: batch norm's shift replaces it
@@ -115,7 +115,7 @@ def recalibrate_batchnorm(G: Generator, cells: int, batches: int = 20, batch: in
     from texgen.runtime.noise import sample_noise
     rng = torch.Generator().manual_seed(seed)
     bns = [m for m in G.modules() if isinstance(m, nn.BatchNorm2d)]
-    saved = [(m.momentum,) for m in bns]
+    momenta = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
         m.momentum = None                     # cumulative average over the passes below
@@ -124,6 +124,6 @@ def recalibrate_batchnorm(G: Generator, cells: int, batches: int = 20, batch: in
         z = sample_noise(G.cfg.layout, cells, cells, seed=int(torch.randint(1 << 30, (1,), generator=rng)),
                          batch=batch)
         G(torch.from_numpy(z))
-    for m, (mom,) in zip(bns, saved):
+    for m, mom in zip(bns, momenta):
         m.momentum = mom
     G.eval()
