@@ -34,11 +34,12 @@ from texgen.models.psgan import Generator, PSGANConfig, recalibrate_batchnorm
 from texgen.paint import torch_runner
 from texgen.runtime.canvas import synthesize
 from texgen.runtime.onnx_painter import OnnxPainter
+from texgen.runtime.tiling import DEFAULT_TILE
 from texgen.train.psgan import PRESETS
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--quick", action="store_true", help="512 and 1024 px only")
-ap.add_argument("--tile", type=int, default=32, help="tile edge in cells (texgen generate's default)")
+ap.add_argument("--tile", type=int, default=DEFAULT_TILE, help="tile edge in cells (texgen generate's default)")
 ap.add_argument("--torch-max", type=int, default=4096, help="largest side painted with torch eager")
 ap.add_argument("--out", default="benchmarks/out/runtime_speed.md")
 args = ap.parse_args()
@@ -125,8 +126,10 @@ def main():
     lines = [f"# Runtime painting speed ({'quick' if args.quick else 'full'} run)", "",
              f"{cpu}, {os.cpu_count()} logical CPUs; torch {torch.__version__} "
              f"({torch.get_num_threads()} threads), onnxruntime {ort.__version__} "
-             f"(CPUExecutionProvider, default threads); tile {args.tile} cells, as "
-             f"`texgen generate`; OnnxPainter's CPU arena on, released after each canvas. GEMM peak (numpy float32 2048x2048, best of 5): "
+             f"(CPUExecutionProvider); tile {args.tile} cells, as `texgen generate`. "
+             f"onnxruntime = OnnxPainter (the graph paints each tile's interior from its "
+             f"context; CPU arena on, released after each canvas). "
+             f"GEMM peak (numpy float32 2048x2048, best of 5): "
              f"**{peak:.0f} GFLOP/s**. Load average at start: "
              f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} (other jobs on the machine "
              f"slow every number here).", "",
@@ -163,8 +166,8 @@ def main():
                              + f" | {gflops:.1f} | {100 * gflops / peak:.0f} % |")
             # tile-size sweep for onnxruntime (memory vs margin overhead vs per-call cost)
             side = 1024 if args.quick else 4096
-            for tile in ((8, 16, None) if args.quick else (16, 32, 64, None)):
-                if tile is not None and tile * cfg.scale > side:
+            for tile in ((8, 16, 32) if args.quick else (12, 16, 24, 32, 48)):
+                if tile * cfg.scale > side:
                     continue
                 mpx = speed(lambda s: painter.paint(s, s, tile=tile), side)
                 sweep.append(f"| {name} | {side} px | {tile or 'one shot'} | {mpx:.2f} |")

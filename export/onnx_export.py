@@ -3,9 +3,10 @@
     export_onnx("models/bricks", "bricks.onnx")            # float32
     export_onnx("models/bricks", "bricks16.onnx", fp16=True)
 
-The graph is image = G(z, ys, xs, torus) (inputs and output float32, h and w dynamic), batch
-norm folded into the transposed convolutions, opset 17, IR version 8 (readable by onnxruntime
->= 1.14), and the metadata contract runtime/onnx_painter.METADATA. The file is written
+The graph is image = G.interior(z, ys, xs, torus) (inputs and output float32, h and w
+dynamic): it paints a tile's interior from its context (runtime/tiling.py); batch norm folded
+into the transposed convolutions, opset 17, IR version 8 (readable by onnxruntime >= 1.14),
+and the metadata contract runtime/onnx_painter.METADATA. The file is written
 atomically and carries a SHA-256 of itself, so the painter rejects a damaged or edited file.
 
 fp16: the conv trunk (weights and activations) is half precision; the inputs, the wave numbers
@@ -33,7 +34,9 @@ from texgen import checkpoint
 from texgen.errors import TexgenError
 from texgen.paint import load_generator
 from texgen.runtime.imageio import atomic_write_bytes
+from texgen.runtime.maps import colour_space
 from texgen.runtime.noise import sample_noise
+from texgen.runtime.tiling import tile_noise
 from texgen.runtime.onnx_painter import (DIGEST_KEY, DIGEST_PLACEHOLDER, DIGEST_PREFIX, FORMAT,
                                          METADATA)
 
@@ -55,9 +58,13 @@ def fold_batchnorm(G: nn.Module) -> nn.Module:
     """
     G = copy.deepcopy(G).eval()
     for seq in [m for m in G.modules() if isinstance(m, nn.Sequential)]:
-        for i in range(1, len(seq)):
-            bn, conv = seq[i], seq[i - 1]
+        for i in range(len(seq)):
+            bn, conv = seq[i], seq[i - 1] if i else None
             if not isinstance(bn, nn.BatchNorm2d):
+                continue
+            if not isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) and i + 1 < len(seq):
+                _fold_into_next(bn, seq[i + 1])         # a BN that opens a block (texnet joins)
+                seq[i] = nn.Identity()
                 continue
             if not isinstance(conv, (nn.Conv2d, nn.ConvTranspose2d)) or conv.groups != 1:
                 raise ValueError(f"cannot fold {bn} into {type(conv).__name__}")
@@ -75,15 +82,32 @@ def fold_batchnorm(G: nn.Module) -> nn.Module:
     return G
 
 
+def _fold_into_next(bn: nn.BatchNorm2d, conv: nn.Module) -> None:
+    """conv(s * x + t) == conv'(x) with w' = w * s along the input-channel dim and
+    b' = b + sum over (cin, kh, kw) of w * t: exact only when conv pads nothing with zeros
+    (WrapConv2d wraps, which commutes with a per-channel affine map)."""
+    if not isinstance(conv, nn.Conv2d) or conv.groups != 1 or any(conv.padding):
+        raise ValueError(f"cannot fold {bn} into the {type(conv).__name__} after it")
+    s = torch.rsqrt(bn.running_var + bn.eps)
+    if bn.weight is not None:
+        s = s * bn.weight
+    t = (bn.bias if bn.bias is not None else 0) - bn.running_mean * s
+    b = conv.bias if conv.bias is not None else torch.zeros(conv.out_channels)
+    b = b + (conv.weight * t.reshape(1, -1, 1, 1)).sum(dim=(1, 2, 3))
+    conv.weight.mul_(s.reshape(1, -1, 1, 1))
+    conv.bias = nn.Parameter(b.detach().clone())
+
+
 class _Graph(nn.Module):
-    """The exported signature: positional float32 inputs z, ys, xs, torus."""
+    """The exported signature: positional float32 inputs z, ys, xs, torus; paints a tile's
+    interior (Generator.interior), the contract of runtime/tiling.py."""
 
     def __init__(self, G):
         super().__init__()
         self.G = G
 
     def forward(self, z, ys, xs, torus):
-        return self.G(z, (ys, xs), torus)
+        return self.G.interior(z, (ys, xs), torus)
 
 
 # ----------------------------------------------------------------------------- fp16
@@ -165,19 +189,21 @@ def _exemplar_thumbnail(model_path: Path) -> str:
 
 
 def build_metadata(G, meta: dict, model_path: Path, precision: str) -> dict[str, str]:
-    cfg = G.cfg
+    cfg, lay = G.cfg, G.cfg.layout
     prov = dict(meta.get("provenance") or {})
-    method = prov.get("method") or ("sgan" if cfg.n_global == 0 and cfg.n_periodic == 0 else "psgan")
+    method = prov.get("method") or (
+        ("stylize" if cfg.content else "texnet") if meta.get("model") == "texnet"
+        else "sgan" if lay.n_global == 0 and lay.n_periodic == 0 else "psgan")
     maps = list(cfg.maps)
     values = {
         "texgen_format": FORMAT,
         "method": str(method),
-        "noise_layout": json.dumps({"n_global": cfg.n_global, "n_local": cfg.n_local,
-                                    "n_periodic": cfg.n_periodic}),
+        "noise_layout": json.dumps({"n_global": lay.n_global, "n_local": lay.n_local,
+                                    "n_periodic": lay.n_periodic}),
         "scale": str(cfg.scale),
         "margin": str(G.margin),
         "channels": json.dumps(maps),
-        "colour_space": json.dumps({m: "sRGB" if m == "color" else "linear" for m in maps}),
+        "colour_space": json.dumps({m: colour_space(m) for m in maps}),
         "exemplar_png_base64": _exemplar_thumbnail(model_path),
         "provenance": json.dumps(prov),
         "precision": precision,
@@ -204,14 +230,16 @@ def export_onnx(model_path, out_path, fp16: bool = False) -> dict[str, str]:
     """Write `out_path` (.onnx) from the texgen model at `model_path`; returns its metadata."""
     model_path, out_path = Path(model_path), Path(out_path)
     G, meta = load_generator(model_path)
+    if fp16 and meta.get("model") == "texnet":
+        raise TexgenError("--fp16 is for psgan/sgan models; export texnet and stylize models in fp32")
     G = G.eval()
     folded = fold_batchnorm(G)
     cfg = G.cfg
-    z = torch.from_numpy(sample_noise(cfg.layout, 3, 4, seed=0))
-    ys, xs = torch.arange(3, dtype=torch.float32), torch.arange(4, dtype=torch.float32)
+    zt, ys, xs = tile_noise(sample_noise(cfg.layout, 3, 4, seed=0), 0, 0, 3, 4, G.margin)
+    z, ys, xs = torch.from_numpy(zt), torch.from_numpy(ys), torch.from_numpy(xs)
     torus = torch.tensor([3.0, 4.0])
     with torch.no_grad():
-        ref, got = G(z, (ys, xs), torus), folded(z, (ys, xs), torus)
+        ref, got = G.interior(z, (ys, xs), torus), folded.interior(z, (ys, xs), torus)
     err = (ref - got).abs().max().item()
     if not err <= 1e-4:
         raise TexgenError(f"folding batch norm changed the output by {err:.3g}")

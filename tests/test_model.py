@@ -16,7 +16,7 @@ from texgen.models.psgan import Discriminator, Generator, recalibrate_batchnorm
 from texgen.paint import torch_runner
 from texgen.runtime.canvas import synthesize, torus_cells
 from texgen.runtime.noise import NoiseLayout, cyclic_morph, sample_noise
-from texgen.runtime.tiling import paint, resample_periodic, tile_starts
+from texgen.runtime.tiling import paint, resample_periodic, tile_noise, tile_starts
 from texgen.spectrum import dominant_frequencies
 
 
@@ -92,9 +92,8 @@ def test_same_seed_same_image_other_seed_other_image(tiny_G):
 
 def test_runner_restores_training_mode(tiny_cfg):
     G = Generator(tiny_cfg).train()
-    z = sample_noise(tiny_cfg.layout, 1, 1, seed=0)
-    torch_runner(G)(z, np.arange(1, dtype=np.float32), np.arange(1, dtype=np.float32),
-                    np.array([1, 1], np.float32))
+    z, ys, xs = tile_noise(sample_noise(tiny_cfg.layout, 1, 1, seed=0), 0, 0, 1, 1, G.margin)
+    torch_runner(G)(z, ys, xs, np.array([1, 1], np.float32))
     assert G.training
 
 
@@ -120,9 +119,32 @@ def test_tiled_paint_equals_one_shot(tiny_G):
     assert whole.shape == tiled.shape == (cfg.channels, H * cfg.scale, W * cfg.scale)
     assert np.abs(whole - tiled).max() < 1e-5
     assert calls[-1] == (12, 12) and len(calls) == 12       # 3 rows x 4 columns of tiles
-    # without context the tiles differ: the comparison above is sensitive
-    bare = paint(painter, z, cfg.scale, 0, tile=2)
-    assert np.abs(whole - bare).max() > 1e-3
+
+
+def test_interior_of_a_tile_equals_the_wrapped_torus(tiny_G):
+    """What training sees (forward: every layer wraps the whole torus) is what the painters
+    paint (interior: valid layers on a tile and its context), pixel for pixel."""
+    cfg, m, s = tiny_G.cfg, tiny_G.margin, tiny_G.cfg.scale
+    H, W = 5, 6
+    z = sample_noise(cfg.layout, H, W, seed=2)
+    torus = torch.tensor([float(H), float(W)])
+    coords = (torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32))
+    with torch.no_grad():
+        whole = tiny_G(torch.from_numpy(z), coords, torus)
+        for y0, x0, h, w in [(0, 0, H, W), (3, 4, 2, 2), (1, 5, 3, 1)]:
+            zt, ys, xs = tile_noise(z, y0, x0, h, w, m)
+            part = tiny_G.interior(torch.from_numpy(zt), (torch.from_numpy(ys),
+                                                          torch.from_numpy(xs)), torus)
+            rows = (np.arange(y0 * s, (y0 + h) * s) % (H * s))
+            cols = (np.arange(x0 * s, (x0 + w) * s) % (W * s))
+            ref = whole[..., rows, :][..., cols]
+            assert part.shape == ref.shape == (1, cfg.channels, h * s, w * s)
+            assert (part - ref).abs().max().item() < 1e-5
+        # one cell less of context and the border pixels are wrong: the margin is needed
+        zt, ys, xs = tile_noise(z, 1, 1, 2, 2, m)
+        short = tiny_G.interior(torch.from_numpy(zt[..., 1:-1, 1:-1]),
+                                (torch.from_numpy(ys[1:-1]), torch.from_numpy(xs[1:-1])), torus)
+        assert short.shape[-1] < 2 * s
 
 
 def test_tiled_synthesize_equals_one_shot(tiny_G):
@@ -134,12 +156,17 @@ def test_tiled_synthesize_equals_one_shot(tiny_G):
     assert np.abs(a - b).max() < 1e-5
 
 
-def test_paint_cancel():
+def test_paint_cancel_stops_between_tiles():
     from texgen.runtime.tiling import Cancelled
-    z = np.zeros((1, 1, 4, 4), np.float32)
-    run = lambda zt, ys, xs: np.zeros((1, 1, zt.shape[2], zt.shape[3]), np.float32)
+    z = np.zeros((1, 1, 8, 8), np.float32)
+    painted = []
+
+    def run(zt, ys, xs):
+        painted.append(1)
+        return np.zeros((1, 1, zt.shape[2], zt.shape[3]), np.float32)
     with pytest.raises(Cancelled):
-        paint(run, z, 1, 0, tile=2, cancel=lambda: True)
+        paint(run, z, 1, 0, tile=2, cancel=lambda: len(painted) >= 5)
+    assert len(painted) == 5                        # of 16 tiles: it stopped when asked
 
 
 # ----------------------------------------------------------------------------- waves
@@ -336,3 +363,12 @@ def test_morph_blends_codes_in_noise():
     np.testing.assert_allclose(z[0, :2, 1, 4], codes[1], atol=1e-6)
     with pytest.raises(ValueError):
         sample_noise(layout, 2, 8, seed=0, morph=m)
+
+
+def test_tile_shape_is_even():
+    from texgen.runtime.tiling import tile_shape
+    assert tile_shape(32, 32, 24) == (16, 16)          # two even tiles, not 24 + 24
+    assert tile_shape(64, 40, 32) == (32, 20)
+    assert tile_shape(5, 7, 2) == (2, 2)
+    assert tile_shape(16, 16, 24) == (16, 16)
+    assert tile_shape(7, 9, None) == (7, 9)

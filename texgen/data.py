@@ -13,12 +13,14 @@ import numpy as np
 
 from texgen.errors import TexgenError
 from texgen.runtime.imageio import read_image
+from texgen.runtime.maps import SINGLE_CHANNEL_MAPS, blur, check_map_names, map_channels
 
-__all__ = ["IMAGE_SUFFIXES", "SINGLE_CHANNEL_MAPS", "load_exemplars", "load_stack", "PatchSampler"]
+__all__ = ["IMAGE_SUFFIXES", "SINGLE_CHANNEL_MAPS", "load_exemplars", "load_stack", "check_aligned",
+           "parse_map_paths", "training_stack", "PatchSampler"]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tga", ".webp", ".tif", ".tiff", ".bmp"})
-# Scalar material maps: stored as grey (or RGB copies of grey) but hold one value per pixel.
-SINGLE_CHANNEL_MAPS = frozenset({"roughness", "height", "ao", "metallic", "displacement"})
+# SINGLE_CHANNEL_MAPS (scalar maps, read as grey) is defined with the other map tables in
+# texgen/runtime/maps.py and re-exported here.
 
 
 def load_exemplars(paths, channels: int = 3) -> list[np.ndarray]:
@@ -46,13 +48,15 @@ def load_exemplars(paths, channels: int = 3) -> list[np.ndarray]:
 def load_stack(maps: dict) -> np.ndarray:
     """Stack aligned material maps ({name: path}, in dict order) into H x W x sum(C).
 
-    Names in SINGLE_CHANNEL_MAPS give 1 channel, the rest (color, normal) 3.
+    Names in SINGLE_CHANNEL_MAPS give 1 channel, the rest (color, normal) 3. Unknown names,
+    maps of different sizes and maps visibly shifted against the first raise TexgenError.
     """
     if not maps:
         raise TexgenError("no material maps given")
+    check_map_names(maps)
     layers, first = [], None
     for name, path in maps.items():
-        arr = read_image(path, channels=1 if name.lower() in SINGLE_CHANNEL_MAPS else 3)
+        arr = read_image(path, channels=map_channels(name))
         if first is None:
             first = (Path(path).name, arr.shape)
         elif arr.shape[:2] != first[1][:2]:
@@ -60,7 +64,71 @@ def load_stack(maps: dict) -> np.ndarray:
             raise TexgenError(f"maps are not aligned: {Path(path).name} is {w}x{h} "
                               f"but {first[0]} is {w0}x{h0}")
         layers.append(arr)
+    names = [Path(p).name for p in maps.values()]
+    for name, arr in zip(names[1:], layers[1:]):
+        check_aligned(layers[0], arr, names[0], name)
     return np.concatenate(layers, axis=2)
+
+
+def parse_map_paths(text: str) -> dict[str, str]:
+    """'color=wall.png,normal=wall_nor_gl.png' -> {"color": "wall.png", "normal": ...}."""
+    maps: dict[str, str] = {}
+    for item in filter(None, (t.strip() for t in str(text).split(","))):
+        name, eq, path = item.partition("=")
+        if not eq or not name.strip() or not path.strip():
+            raise TexgenError(f"--maps item {item!r} is not NAME=PATH (e.g. normal=wall_nor_gl.png)")
+        name = name.strip().lower()
+        if name in maps:
+            raise TexgenError(f"--maps names {name} twice")
+        maps[name] = path.strip()
+    check_map_names(maps)
+    return maps
+
+
+def training_stack(images: list, maps: dict) -> tuple[list[str], np.ndarray]:
+    """(map names in channel order, H x W x C stack) to train on from one exemplar IMAGE and
+    its aligned maps {name: path}. IMAGE is the colour map unless `maps` names one itself,
+    in which case IMAGE must be that same file."""
+    if len(images) != 1:
+        raise TexgenError(f"--maps trains on one aligned stack: give one image, not {len(images)}")
+    image = Path(images[0])
+    if "color" not in maps:
+        maps = {"color": str(image), **maps}
+    elif Path(maps["color"]).resolve() != image.resolve():
+        raise TexgenError(f"--maps color={maps['color']} is not the image {image}: give the "
+                          f"colour map as the image, or leave color out of --maps")
+    return list(maps), load_stack(maps)
+
+
+def _edges(img: np.ndarray) -> np.ndarray:
+    """Where an image (H, W, C) changes: gradient magnitude, slightly blurred, mean removed.
+    Edges are what colour, normal, height and roughness maps of one surface share."""
+    g = img.mean(axis=2)
+    e = blur(np.hypot(np.roll(g, -1, 1) - g, np.roll(g, -1, 0) - g), 1.5)
+    return e - e.mean()
+
+
+def check_aligned(ref: np.ndarray, other: np.ndarray, ref_name: str = "the first map",
+                  name: str = "a map", min_corr: float = 0.3) -> None:
+    """TexgenError when `other` lines up with `ref` clearly better after a shift than as it is.
+
+    Cross-correlates the two edge images (circularly, by FFT): aligned maps of one surface
+    peak at zero shift. A shift is reported only when its correlation is at least `min_corr`
+    and twice that at zero, so a periodic texture (equally good a whole period away) or maps
+    with little in common (a flat roughness) pass.
+    """
+    a, b = _edges(ref), _edges(other)
+    norm = a.size * float(a.std()) * float(b.std())
+    if norm < 1e-12:
+        return
+    corr = np.fft.irfft2(np.fft.rfft2(a) * np.conj(np.fft.rfft2(b)), s=a.shape) / norm
+    k = np.unravel_index(int(np.argmax(corr)), corr.shape)
+    if corr[k] < min_corr or corr[0, 0] * 2 > corr[k]:
+        return
+    # corr peaks at k = -(shift of other): wrap to the signed shift
+    dy, dx = ((-np.array(k) + np.array(a.shape) // 2) % np.array(a.shape)) - np.array(a.shape) // 2
+    raise TexgenError(f"maps are not aligned: {name} looks shifted by about x={dx}, y={dy} px against "
+                      f"{ref_name}; maps must line up pixel for pixel")
 
 
 class PatchSampler:

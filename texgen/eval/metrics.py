@@ -1,9 +1,29 @@
-"""Quality metrics (numpy only)."""
+"""Texture quality metrics. Images are (H, W, 3) float arrays in [0, 1] (sRGB as stored).
+
+Each metric has one job and says which way is better:
+
+    texture_distance    Gram matrices of VGG-19 features, samples vs exemplar     lower
+    histogram_distance  colour value distributions (no descriptor)               lower
+    spectrum_distance   radially averaged power spectra (no descriptor)          lower
+    seam_score          steps across the wrap-around seams / interior steps      1.0 = seamless
+    period_error        dominant periods of the samples vs the exemplar's        lower
+    diversity           spread between samples / spread between exemplar crops   ~1, 0 = mode collapse
+    copy_score          how much of a sample is pasted exemplar                  lower (fraction)
+
+The cheap ones are numpy only; texture_distance and diversity take a models.vgg.VGG19.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+from texgen.spectrum import dominant_frequencies
+
+# VGG-19 layers of the texture distance (Gatys et al.; relu5_1 adds little at these sizes)
+GRAM_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1")
+
+
+# ----------------------------------------------------------------------------- seams
 
 def seam_score(img: np.ndarray) -> float:
     """How visible the wrap-around seams are when img (H x W [x C]) is repeated.
@@ -19,3 +39,204 @@ def seam_score(img: np.ndarray) -> float:
     seam = np.concatenate([np.abs(a[:, -1] - a[:, 0]).ravel(), np.abs(a[-1] - a[0]).ravel()])
     inner = np.concatenate([np.abs(np.diff(a, axis=1)).ravel(), np.abs(np.diff(a, axis=0)).ravel()])
     return float(seam.mean() / max(inner.mean(), 1e-12))
+
+
+# ----------------------------------------------------------------------------- descriptor-free
+
+def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over colour channels of the 1-D Wasserstein (earth mover's) distance between the
+    value distributions of a and b, in units of the full range: 0 = same colours in the same
+    proportions, 1 = black against white. Compares quantiles, so sizes may differ."""
+    q = np.linspace(0.0, 1.0, 257)
+    a, b = _rgb(a), _rgb(b)
+    return float(np.mean([np.abs(np.quantile(a[..., c], q) - np.quantile(b[..., c], q)).mean()
+                          for c in range(3)]))
+
+
+def radial_spectrum(img: np.ndarray, bins: int = 48) -> np.ndarray:
+    """log10 of the luminance power spectrum averaged over rings of equal |f|, at `bins`
+    frequencies from 1/64 to 1/2 cycles per px (log-spaced): the texture's energy per scale,
+    blind to orientation and position. The image is windowed so its borders add no spikes."""
+    g = _luma(img)
+    g = (g - g.mean()) * np.outer(np.hanning(g.shape[0]), np.hanning(g.shape[1]))
+    p = np.abs(np.fft.fft2(g)) ** 2 / g.size
+    f = np.hypot(*np.meshgrid(np.fft.fftfreq(g.shape[0]), np.fft.fftfreq(g.shape[1]),
+                              indexing="ij"))
+    edges = np.geomspace(1 / 64, 0.5, bins + 1)
+    idx = np.digitize(f.ravel(), edges) - 1
+    ok = (idx >= 0) & (idx < bins)
+    total = np.bincount(idx[ok], p.ravel()[ok], bins)
+    count = np.bincount(idx[ok], minlength=bins)
+    return np.log10(total / np.maximum(count, 1) + 1e-12)
+
+
+def spectrum_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference of the radial log-spectra of a and b, in decades (1.0 = ten
+    times more or less energy at a typical scale): blur, noise or a wrong grain size raise it.
+    Both are centre-cropped to a common square first: the ring averages depend on the size."""
+    n = min(*a.shape[:2], *b.shape[:2])
+    return float(np.abs(radial_spectrum(_centre(a, n)) - radial_spectrum(_centre(b, n))).mean())
+
+
+# ----------------------------------------------------------------------------- periods
+
+def dominant_periods(img: np.ndarray, n: int = 3) -> np.ndarray:
+    """(n, 2) strongest spectral frequencies [f_y, f_x] in cycles/px (texgen.spectrum)."""
+    return dominant_frequencies(_luma(img), n).astype(np.float64)
+
+
+def period_error(exemplar: np.ndarray, samples: list[np.ndarray], n: int = 3) -> float:
+    """For each of the exemplar's n dominant frequencies, the relative distance
+    |f_sample - f_exemplar| / |f_exemplar| to the nearest of a sample's (either sign), averaged
+    over the exemplar's strong peaks (_strong) and samples. 0 = the samples repeat at the
+    exemplar's periods; it means most for regular textures (bricks, tiles), little for
+    stochastic ones (grass)."""
+    ref = _strong(exemplar, dominant_periods(exemplar, n))
+    errs = []
+    for s in samples:
+        got = dominant_periods(s, 2 * n)          # spare peaks: ranks may swap between images
+        got = np.concatenate([got, -got])
+        for f in ref:
+            errs.append(np.min(np.linalg.norm(got - f, axis=1)) / max(np.linalg.norm(f), 1e-9))
+    return float(np.mean(errs))
+
+
+def _strong(img: np.ndarray, freqs: np.ndarray, frac: float = 0.1) -> np.ndarray:
+    """The frequencies whose spectral power is at least `frac` of the strongest one's: the
+    spectrum's ranking always returns n peaks, and in a texture with one real period the rest
+    are noise that no sample could be expected to match."""
+    g = _luma(img)
+    p = np.abs(np.fft.fft2(g - g.mean())) ** 2
+    iy = np.round(freqs[:, 0] * g.shape[0]).astype(int) % g.shape[0]
+    ix = np.round(freqs[:, 1] * g.shape[1]).astype(int) % g.shape[1]
+    power = p[iy, ix]
+    return freqs[power >= frac * power.max()]
+
+
+# ----------------------------------------------------------------------------- VGG-19 Gram
+
+def random_crops(img: np.ndarray, size: int, n: int, seed: int = 0) -> list[np.ndarray]:
+    """n random size x size crops of img (the whole image, centre-cropped, if it is smaller)."""
+    rng = np.random.default_rng(seed)
+    h, w = img.shape[:2]
+    size = min(size, h, w)
+    return [img[y:y + size, x:x + size] for y, x in
+            zip(rng.integers(0, h - size + 1, n), rng.integers(0, w - size + 1, n))]
+
+
+def gram_matrices(vgg, crops: list[np.ndarray], layers=GRAM_LAYERS) -> list[list]:
+    """Per crop, the Gram matrix of each layer (torch tensors, C x C)."""
+    import torch
+    from texgen.models.vgg import gram
+    out = []
+    with torch.no_grad():
+        for c in crops:
+            x = torch.from_numpy(np.ascontiguousarray(_rgb(c).transpose(2, 0, 1), np.float32))[None]
+            feats = vgg(x, layers)
+            out.append([gram(feats[n])[0] for n in layers])
+    return out
+
+
+def gram_distance(ga: list, gb: list) -> float:
+    """Relative Frobenius distance ||Ga - Gb|| / ||Gb|| averaged over layers (0 = same
+    statistics; around 1 = unrelated textures)."""
+    return float(np.mean([((a - b).norm() / b.norm().clamp_min(1e-12)).item()
+                          for a, b in zip(ga, gb)]))
+
+
+def _mean_gram(grams: list[list]) -> list:
+    return [sum(g[k] for g in grams) / len(grams) for k in range(len(grams[0]))]
+
+
+def texture_distance(vgg, exemplar_crops, sample_crops) -> float:
+    """Gram distance of each generated crop to the exemplar's mean Gram matrices, averaged
+    over crops (and so over seeds). Lower is better; compare with exemplar_baseline()."""
+    ref = _mean_gram(gram_matrices(vgg, exemplar_crops))
+    return float(np.mean([gram_distance(g, ref) for g in gram_matrices(vgg, sample_crops)]))
+
+
+def _pairwise(grams: list[list], pairs) -> float:
+    d = [0.5 * (gram_distance(grams[i], grams[j]) + gram_distance(grams[j], grams[i]))
+         for i, j in pairs]
+    return float(np.mean(d)) if d else 0.0
+
+
+def diversity(vgg, sample_crops: list[list[np.ndarray]], exemplar_crops) -> float:
+    """How different the seeds are: sample_crops[k] are crops of seed k's sample, taken at
+    the same positions for every seed, so identical samples score exactly 0. The mean
+    descriptor (Gram) distance between seeds at the same position, divided by the mean
+    distance between random crops of the exemplar: about 1 = as varied as the photo, near 0 =
+    every seed paints the same thing (mode collapse), well above 1 = samples wander off."""
+    n_seeds, n_pos = len(sample_crops), len(sample_crops[0])
+    g = gram_matrices(vgg, [c for crops in sample_crops for c in crops])
+    between = _pairwise(g, [(a * n_pos + p, b * n_pos + p) for p in range(n_pos)
+                            for a in range(n_seeds) for b in range(a + 1, n_seeds)])
+    ge = gram_matrices(vgg, exemplar_crops)
+    spread = _pairwise(ge, [(a, b) for a in range(len(ge)) for b in range(a + 1, len(ge))])
+    return between / max(spread, 1e-9)
+
+
+# ----------------------------------------------------------------------------- copying
+
+def copy_score(sample: np.ndarray, exemplar: np.ndarray, patch: int = 16, shrink: int = 4) -> float:
+    """Fraction of the sample's patches that are near-exact copies of an exemplar patch.
+
+    Both images are shrunk `shrink` times (a patch then spans patch*shrink px: copying that
+    matters is of whole regions) and each sample patch finds its nearest exemplar patch. It
+    counts as copied when that distance is under a fifth of what the exemplar's own right half
+    finds in its left half (how alike two different places of the photo are). 0 = nothing
+    pasted; a generator that memorised the photo scores near 1. A perfectly periodic exemplar
+    repeats itself exactly, so its threshold is ~0 and only pixel-exact copies count."""
+    s, e = _shrink(_rgb(sample), shrink), _shrink(_rgb(exemplar), shrink)
+    if min(e.shape[:2]) < 2 * patch or min(s.shape[:2]) < patch:
+        raise ValueError(f"images too small for {patch}-px patches after shrinking {shrink}x")
+    # every exemplar position up to ~40k patches, then a sparser grid (bounded memory and time)
+    step = max(1, int(np.ceil(np.sqrt(e.shape[0] * e.shape[1] / 40_000))))
+    half = e.shape[1] // 2
+    ref = _nn_distances(_patches(e[:, half:], patch, 2 * step), _patches(e[:, :half], patch, step))
+    threshold = 0.2 * np.median(ref)
+    d = _nn_distances(_patches(s, patch, 2), _patches(e, patch, step))
+    return float(np.mean(d <= threshold))
+
+
+def _patches(img: np.ndarray, p: int, stride: int) -> np.ndarray:
+    v = np.lib.stride_tricks.sliding_window_view(img, (p, p), axis=(0, 1))[::stride, ::stride]
+    return v.reshape(-1, p * p * img.shape[2]).astype(np.float32)
+
+
+def _nn_distances(q: np.ndarray, ref: np.ndarray, chunk: int = 1024) -> np.ndarray:
+    """RMS distance per pixel value from each row of q to its nearest row of ref."""
+    rn = (ref ** 2).sum(1)
+    out = np.empty(len(q), np.float32)
+    for i in range(0, len(q), chunk):
+        qc = q[i:i + chunk]
+        d2 = (qc ** 2).sum(1)[:, None] + rn[None, :] - 2 * qc @ ref.T
+        out[i:i + chunk] = np.sqrt(np.maximum(d2.min(1), 0) / q.shape[1])
+    return out
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _rgb(img: np.ndarray) -> np.ndarray:
+    a = np.asarray(img, np.float32)
+    if a.ndim == 2:
+        a = a[..., None]
+    return np.repeat(a, 3, axis=2) if a.shape[2] == 1 else a[..., :3]
+
+
+def _luma(img: np.ndarray) -> np.ndarray:
+    a = _rgb(img)
+    return a @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+
+def _centre(a: np.ndarray, n: int) -> np.ndarray:
+    y, x = (a.shape[0] - n) // 2, (a.shape[1] - n) // 2
+    return a[y:y + n, x:x + n]
+
+
+def _shrink(a: np.ndarray, k: int) -> np.ndarray:
+    """Box-average k x k blocks (drops a remainder of fewer than k rows or columns)."""
+    if k == 1:
+        return a
+    h, w = a.shape[0] // k * k, a.shape[1] // k * k
+    return a[:h, :w].reshape(h // k, k, w // k, k, -1).mean(axis=(1, 3))

@@ -27,6 +27,11 @@ class WrapConv2d(nn.Conv2d):
     def forward(self, x):
         return super().forward(wrap_pad(x, self.wrap))
 
+    def forward_valid(self, x):
+        """No wrap: x already carries `wrap` cells of real context on each side (a tile cut
+        from the torus); the output is that many cells smaller on each side."""
+        return super().forward(x)
+
 
 class WrapConvTranspose2d(nn.ConvTranspose2d):
     """Stride-2 transposed convolution on a torus: h x w -> 2h x 2w, exactly periodic.
@@ -44,6 +49,11 @@ class WrapConvTranspose2d(nn.ConvTranspose2d):
 
     def forward(self, x):
         return super().forward(wrap_pad(x, self.wrap))
+
+    def forward_valid(self, x):
+        """No wrap: x already carries `wrap` cells of real context on each side (a tile cut
+        from the torus), and the output is the 2 * (n - 2 * wrap) px those cells determine."""
+        return super().forward(x)
 
 
 class PeriodicWaves(nn.Module):

@@ -46,12 +46,13 @@ def synthesize(run: Callable, layout: NoiseLayout, scale: int, margin: int, widt
                out: np.ndarray | None = None) -> np.ndarray:
     """Paint (channels, height, width) in the model's output range.
 
-    run(z, ys, xs, torus) paints a noise tile (see tiling.paint). morph_seed: a second global
-    code that the canvas morphs to and back across its width (manifold models).
+    run(z, ys, xs, torus) paints a noise tile's interior; tile, progress and cancel: see
+    tiling.paint. morph_seed: a second global code that the canvas morphs to and back
+    across its width (manifold models).
     out: optional preallocated pixels (height, width, channels), uint8, uint16 or float32
     (tiling.to_pixels); filled and returned instead. When the size is a whole number of cells
-    each tile goes straight into it (memory: out plus one tile), else the float canvas is
-    resampled first.
+    each tile goes straight into it (memory: out plus one tile), else the float
+    canvas is resampled first.
     """
     check_size(width, height)
     H, W = torus_cells(width, height, scale)

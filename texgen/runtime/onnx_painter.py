@@ -5,8 +5,11 @@ Blender) can ship this file, the runtime package and a `.onnx` file, and nothing
 
 The exported file (export/onnx_export.py writes it) is a graph
 
-    image = G(z, ys, xs, torus)    z (B, C, h, w), ys (h,), xs (w,), torus (2,) = [H, W] cells
-                                   image (B, channels, h*scale, w*scale) in [-1, 1]
+    image = G(z, ys, xs, torus)    z (B, C, h + 2m, w + 2m): a tile of h x w noise cells and
+                                     m = margin cells of context on each side (tiling.tile_noise)
+                                   ys (h + 2m,), xs (w + 2m,): their canvas cells
+                                   torus (2,) = [H, W]: the whole canvas in cells
+                                   image (B, channels, h*scale, w*scale) in [-1, 1]: the interior
 
 plus the metadata described by METADATA below, which is everything a painter needs to draw Z
 (runtime/noise.py) and tile the canvas (runtime/tiling.py) exactly as the torch painter does.
@@ -26,17 +29,19 @@ import numpy as np
 from texgen.errors import TexgenError
 from texgen.runtime.canvas import synthesize
 from texgen.runtime.noise import NoiseLayout
+from texgen.runtime.tiling import DEFAULT_TILE
 
-FORMAT = "1"
+FORMAT = "2"      # 2: the graph paints a tile's interior from its context (1: wrapped a whole torus)
 
 # The metadata contract of a texgen ONNX file (ModelProto.metadata_props, all values strings).
 METADATA = {
-    "texgen_format": 'format version of this contract: "1"; a file without it is not texgen\'s',
+    "texgen_format": 'format version of this contract: "2"; a file without it is not texgen\'s',
     "method": '"psgan" or "sgan" (from the model\'s provenance)',
     "noise_layout": 'JSON {"n_global": G, "n_local": L, "n_periodic": P}: channels of z, '
                     "drawn by runtime/noise.sample_noise",
     "scale": "output pixels per noise cell (decimal integer)",
-    "margin": "noise cells of context a tile needs on each side (decimal integer)",
+    "margin": "noise cells of context on each side of the graph's input that it consumes "
+              "(decimal integer)",
     "channels": 'JSON list of the map names in output-channel order (config["maps"]), '
                 'e.g. ["color"]',
     "colour_space": 'JSON {map name: "sRGB" | "linear"}: color is sRGB, data maps are linear',
@@ -81,7 +86,8 @@ class OnnxPainter:
     device: "cpu"; "cuda" or "auto": CUDA when onnxruntime offers it and a test run on it
     works, else the CPU with one line on stderr saying why ("auto" stays quiet only when this
     onnxruntime has no CUDA at all). threads: CPU threads per operator (None: onnxruntime's
-    default). Damaged, edited or foreign files raise TexgenError with a one-line reason.
+    default, one per core). Damaged, edited or foreign files raise
+    TexgenError with a one-line reason.
     """
 
     def __init__(self, path, device: str = "auto", threads: int | None = None):
@@ -121,7 +127,8 @@ class OnnxPainter:
             raise TexgenError(f"{self.path} is not a texgen ONNX model (no texgen metadata)")
         if meta["texgen_format"] != FORMAT:
             raise TexgenError(f"{self.path} is a texgen ONNX model of format "
-                              f"{meta['texgen_format']!r}; this texgen reads format {FORMAT}")
+                              f"{meta['texgen_format']!r}; this texgen reads format {FORMAT} "
+                              f"(export it again with this texgen)")
         if stored is None:
             raise TexgenError(f"{self.path} has been modified or damaged: its checksum is missing")
         try:
@@ -151,8 +158,10 @@ class OnnxPainter:
             return
         ort.set_default_logger_severity(4)      # a failed CUDA load logs ERRORs in red: we say it once
         try:
-            sess = ort.InferenceSession(data, self._opts, providers=["CUDAExecutionProvider",
-                                                                     "CPUExecutionProvider"])
+            # every new input shape costs cuDNN an algorithm search: tiles all have one shape
+            # (tiling.tile_shape) and the heuristic search is cheap
+            cuda = ("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})
+            sess = ort.InferenceSession(data, self._opts, providers=[cuda, "CPUExecutionProvider"])
             if sess.get_providers()[0] != "CUDAExecutionProvider":
                 raise RuntimeError("onnxruntime could not start it: no GPU, driver or CUDA libraries?")
             self._probe(sess)
@@ -171,9 +180,10 @@ class OnnxPainter:
 
     def _probe(self, sess, options=None) -> np.ndarray:
         """Paint a single cell: a cheap run to test a provider, size the output or shrink the arena."""
-        z = np.zeros((1, self.layout.channels, 1, 1), np.float32)
-        one = np.zeros(1, np.float32)
-        return self._session_run(sess, z, one, one, np.ones(2, np.float32), options)
+        n = 1 + 2 * self.margin
+        z = np.zeros((1, self.layout.channels, n, n), np.float32)
+        cells = np.zeros(n, np.float32)             # every cell of a 1-cell torus is cell 0
+        return self._session_run(sess, z, cells, cells, np.ones(2, np.float32), options)
 
     def release_memory(self) -> None:
         """Hand the CPU arena's buffers back to the system (paint() does it after each canvas;
@@ -196,14 +206,16 @@ class OnnxPainter:
         return base64.b64decode(b64) if b64 else None
 
     def run(self, z, ys, xs, torus) -> np.ndarray:
-        """Paint noise tile z (B, C, h, w) at canvas cells ys, xs of a torus [H, W] cells:
-        (B, channels, h*scale, w*scale) float32 in [-1, 1]."""
+        """Paint the interior of noise tile z (B, C, h + 2*margin, w + 2*margin) at canvas
+        cells ys, xs of a torus [H, W] cells: (B, channels, h*scale, w*scale) float32 in [-1, 1]."""
         return self._session_run(self._session, z, ys, xs, torus).astype(np.float32, copy=False)
 
     def paint(self, width: int, height: int, seed: int = 0, morph_seed: int | None = None,
-              tile: int | None = None, progress: Callable[[int, int], None] | None = None,
+              tile: int | None = DEFAULT_TILE,
+              progress: Callable[[int, int], None] | None = None,
               cancel: Callable[[], bool] | None = None) -> np.ndarray:
-        """(channels, height, width) float32 in [-1, 1]; the same pixels as the torch painter."""
+        """(channels, height, width) float32 in [-1, 1]; the same pixels as the torch painter.
+        tile, progress, cancel: see tiling.paint."""
         try:
             return synthesize(self.run, self.layout, self.scale, self.margin, width, height,
                               seed=seed, morph_seed=morph_seed, tile=tile, progress=progress,

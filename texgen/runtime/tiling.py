@@ -1,9 +1,10 @@
 """Paint a canvas on a torus, in one shot or in overlapping tiles that give the same pixels.
 
-Backend-agnostic (numpy only): `run(z, ys, xs)` is any function that paints a noise tile z
-(1, C, h, w) whose rows and columns sit at canvas cells ys, xs and returns
-(1, channels, h*scale, w*scale). The torch painter and the onnxruntime painter both call this,
-so there is one tiling implementation.
+Backend-agnostic (numpy only): `run(z, ys, xs)` is any function that paints the interior of a
+noise tile z (1, C, h + 2*margin, w + 2*margin) whose rows and columns sit at canvas cells
+ys, xs and returns (1, channels, h*scale, w*scale) (models/psgan.Generator.interior). The
+torch painter and the onnxruntime painter both call this, so there is one tiling
+implementation; a one-shot canvas is the single tile covering the torus.
 
 Why tiles equal the one-shot canvas: Z is drawn for the whole torus (runtime/noise.py), a tile
 reads its cells plus `margin` cells of context on every side (wrapping around the torus), and
@@ -13,11 +14,18 @@ exactly the inputs it sees in the one-shot canvas. margin >= the receptive field
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
 
 from texgen.runtime.imageio import float_to_uint
+
+
+# Largest tile edge in noise cells for painting on a CPU: small enough that a tile's
+# activations stay cache-friendly (bigger tiles were slower, benchmarks/out/runtime_speed.md)
+# and memory stays bounded, big enough that per-tile overhead does not matter.
+DEFAULT_TILE = 24
 
 
 class Cancelled(Exception):
@@ -45,13 +53,36 @@ def to_pixels(img: np.ndarray, dtype) -> np.ndarray:
     return float_to_uint(x, dtype)
 
 
+def tile_shape(H: int, W: int, tile: int | None) -> tuple[int, int]:
+    """Edges (ty, tx) in cells of the equal tiles that cover an H x W torus: at most `tile`
+    (None: one tile), as even as the canvas allows: a 32-cell side in tiles of <= 24 is two
+    of 16, not two of 24 overlapping by 16 (overlap is wasted work)."""
+    if tile is None:
+        return H, W
+    return math.ceil(H / math.ceil(H / tile)), math.ceil(W / math.ceil(W / tile))
+
+
+def tile_noise(z: np.ndarray, y0: int, x0: int, h: int, w: int, margin: int):
+    """The input of one tile: its h x w cells at (y0, x0) of the torus z (1, C, H, W) plus
+    `margin` cells of their neighbours on each side, wrapping around the torus, and the canvas
+    cells (rows, cols) those sit at, as float32 for the wave coordinates."""
+    H, W = z.shape[2], z.shape[3]
+    rows = np.arange(y0 - margin, y0 + h + margin) % H
+    cols = np.arange(x0 - margin, x0 + w + margin) % W
+    return z[:, :, rows][:, :, :, cols], rows.astype(np.float32), cols.astype(np.float32)
+
+
 def paint(run: Callable, z: np.ndarray, scale: int, margin: int, tile: int | None = None,
           progress: Callable[[int, int], None] | None = None,
           cancel: Callable[[], bool] | None = None, out: np.ndarray | None = None) -> np.ndarray:
     """Paint the torus z (1, C, H, W cells) into (channels, H*scale, W*scale) float32.
 
-    tile: tile edge in cells (None: one shot). progress(done, total) is called after each tile;
-    cancel() is polled before each tile and raises Cancelled.
+    run(zt, rows, cols) paints the interior of a tile: zt is h x w cells plus `margin` cells
+    of context on each side (tile_noise), the result (1, channels, h*scale, w*scale).
+    tile: largest tile edge in cells (None: one shot, the whole torus as a single tile); the
+    tiles are equal and as even as possible (tile_shape).
+    progress(done, total) is called after each tile; cancel() is polled before each tile and
+    raises Cancelled.
     out: optional preallocated pixels (H*scale, W*scale, channels) of uint8, uint16 or float32:
     each tile is converted as it is painted (to_pixels) and written there, so a huge canvas
     never exists as float32; returns out. Without out, the canvas is returned in the model's range.
@@ -60,42 +91,32 @@ def paint(run: Callable, z: np.ndarray, scale: int, margin: int, tile: int | Non
     if out is not None:
         if out.ndim != 3 or out.shape[:2] != (H * scale, W * scale):
             raise ValueError(f"out must be ({H * scale}, {W * scale}, channels), not {out.shape}")
-    if tile is None or (tile >= H and tile >= W):
+    ty, tx = tile_shape(H, W, tile)
+    jobs = [(y0, x0) for y0 in tile_starts(H, ty) for x0 in tile_starts(W, tx)]
+
+    def paint_tile(y0, x0):
+        img = run(*tile_noise(z, y0, x0, ty, tx, margin))[0]
+        if img.shape[1:] != (ty * scale, tx * scale):
+            raise ValueError(f"the painter returned {img.shape[1:]} px for a tile of "
+                             f"{ty}x{tx} cells, not {(ty * scale, tx * scale)}")
+        return img if out is None else to_pixels(img, out.dtype)
+
+    canvas = out
+    for done, (y0, x0) in enumerate(jobs, 1):
         if cancel and cancel():
             raise Cancelled()
-        img = run(z, np.arange(H, dtype=np.float32), np.arange(W, dtype=np.float32))[0]
-        if out is not None:
-            out[...] = to_pixels(img, out.dtype)
-            img = out
+        img = paint_tile(y0, x0)
+        if canvas is None:
+            canvas = np.empty((img.shape[0], H * scale, W * scale), np.float32)
+        ys, xs = slice(y0 * scale, (y0 + ty) * scale), slice(x0 * scale, (x0 + tx) * scale)
+        if out is None:
+            canvas[:, ys, xs] = img
+        else:
+            out[ys, xs] = img
+        del img
         if progress:
-            progress(1, 1)
-        return img
-    ty, tx = min(tile, H), min(tile, W)
-    ys0, xs0 = tile_starts(H, ty), tile_starts(W, tx)
-    total, done = len(ys0) * len(xs0), 0
-    canvas = None
-    for y0 in ys0:
-        rows = np.arange(y0 - margin, y0 + ty + margin) % H
-        for x0 in xs0:
-            if cancel and cancel():
-                raise Cancelled()
-            cols = np.arange(x0 - margin, x0 + tx + margin) % W
-            zt = z[:, :, rows][:, :, :, cols]
-            img = run(zt, rows.astype(np.float32), cols.astype(np.float32))[0]
-            m = margin * scale
-            img = img[:, m:m + ty * scale, m:m + tx * scale]
-            ys, xs = slice(y0 * scale, (y0 + ty) * scale), slice(x0 * scale, (x0 + tx) * scale)
-            if out is not None:
-                out[ys, xs] = to_pixels(img, out.dtype)
-            else:
-                if canvas is None:
-                    canvas = np.empty((img.shape[0], H * scale, W * scale), np.float32)
-                canvas[:, ys, xs] = img
-            del img
-            done += 1
-            if progress:
-                progress(done, total)
-    return out if out is not None else canvas
+            progress(done, len(jobs))
+    return canvas
 
 
 def _resample_axis(img: np.ndarray, n: int, axis: int, dst: np.ndarray, chunk: int) -> None:

@@ -1,12 +1,60 @@
-"""What every training loop shares: the progress bar and the preview images."""
+"""What every training loop shares: the loop itself, the progress bar and the preview images."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from texgen.errors import TexgenError
+
 from texgen.runtime.imageio import save_image
+
+
+def start_point(out, resume: bool, seed: int, G, D, opt_g, opt_d, log=print):
+    """(numpy stream, first iteration, training metadata): fresh from the seed, or all that
+    --resume restores (weights, optimiser moments, RNG states; checkpoint.load_training)."""
+    if not resume:
+        return np.random.default_rng(seed), 0, {}
+    from texgen import checkpoint
+    rng, meta = checkpoint.load_training(out, G, D, opt_g, opt_d)
+    log(f"resuming {out} at iteration {meta['iteration']}")
+    return rng, meta["iteration"], meta
+
+
+def run_iterations(step, start: int, iters: int, save, preview, ckpt_every: int,
+                   preview_every: int, out, log=print) -> None:
+    """The loop every training method shares.
+
+    step(it) -> (ok, losses): one update; ok False when it was skipped as non-finite, losses
+    shown on the progress bar. save(done) writes a checkpoint every ckpt_every iterations and
+    at the end, preview(done) a preview every preview_every between them. Twenty skipped steps
+    in a row stop training with a TexgenError; Ctrl-C (KeyboardInterrupt) saves the
+    iterations done, so --resume continues from there, and re-raises.
+    """
+    bar = Progress(total=iters, initial=start, desc=f"train {Path(out).name}")
+    done, bad = start, 0
+    try:
+        for it in range(start, iters):
+            ok, losses = step(it)
+            bad = 0 if ok else bad + 1
+            if bad > 20:
+                raise TexgenError("training diverged (losses are NaN); resume from the last "
+                                  "checkpoint with a lower --lr")
+            bar.update(1, **losses)
+            done = it + 1
+            if done % ckpt_every == 0 or done == iters:
+                save(done)
+            elif done % preview_every == 0:
+                preview(done)
+    except KeyboardInterrupt:
+        bar.close()
+        log(f"\ninterrupted: saving iteration {done} to {out} (resume with --resume)")
+        save(done)
+        raise
+    bar.close()
 
 
 class Progress:

@@ -14,9 +14,10 @@ import torch.nn.functional as F
 from texgen import checkpoint
 from texgen.errors import TexgenError
 from texgen.models.psgan import Discriminator, Generator, PSGANConfig, recalibrate_batchnorm
+from texgen.runtime.maps import check_map_names, map_channels
 from texgen.runtime.noise import sample_noise
 from texgen.spectrum import dominant_frequencies
-from texgen.train.common import Progress, save_exemplar_thumb, save_preview
+from texgen.train.common import run_iterations, save_exemplar_thumb, save_preview, start_point
 
 
 @dataclass
@@ -64,6 +65,10 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         if model_cfg.channels != channels:
             raise TexgenError(f"{out} was trained on {model_cfg.channels}-channel images, not {channels}")
     else:
+        stack = sum(map_channels(m) for m in check_map_names(model_cfg.maps))
+        if stack != channels:   # the ONNX metadata will say which channel is which map
+            raise TexgenError(f"the maps {', '.join(model_cfg.maps)} take {stack} channels, "
+                              f"but the training images have {channels}")
         model_cfg = replace(model_cfg, channels=channels,
                             init_k=model_cfg.init_k or (wave_init(images, model_cfg, cfg.patch)
                                                         if model_cfg.n_periodic else None))
@@ -72,12 +77,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
     G, D = Generator(model_cfg).to(dev), Discriminator(model_cfg).to(dev)
     opt_g = torch.optim.Adam(G.parameters(), cfg.lr, betas=(cfg.beta1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), cfg.lr, betas=(cfg.beta1, 0.999))
-    rng = np.random.default_rng(cfg.seed)
-    start = 0
-    if resume:
-        rng, meta = checkpoint.load_training(out, G, D, opt_g, opt_d)
-        start = meta["iteration"]
-        log(f"resuming {out} at iteration {start}")
+    rng, start, meta = start_point(out, resume, cfg.seed, G, D, opt_g, opt_d, log)
     sampler = PatchSampler(images, cfg.patch, rng)
     out.mkdir(parents=True, exist_ok=True)
     save_exemplar_thumb(out / "exemplar.png", images)
@@ -103,33 +103,22 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         checkpoint.save_model(out, G_eval, info)
         save_preview(out / "preview.png", G_eval, images, model_cfg)
 
-    bar = Progress(total=cfg.iters, initial=start, desc=f"train {out.name}")
     d_val = meta["d_loss"] if resume else float("nan")
-    done, d_skips, bad = start, 0, 0        # done: iterations fully applied
-    try:
-        for it in range(start, cfg.iters):
-            real = torch.from_numpy(sampler.sample(cfg.batch)).to(dev)
-            z = torch.from_numpy(sample_noise(model_cfg.layout, cells, cells, sampler.rng,
-                                              batch=cfg.batch)).to(dev)
-            skipped = d_val < cfg.d_skip_below
-            d_val, g_val = gan_step(G, D, opt_g, opt_d, real, z, cfg, d_val)
-            d_skips += skipped
-            bad = 0 if math.isfinite(g_val) else bad + 1
-            if bad > 20:
-                raise TexgenError("training diverged (losses are NaN); resume from the last "
-                                  "checkpoint with a lower --lr")
-            bar.update(1, D=d_val, G=g_val, skip=d_skips)
-            done = it + 1
-            if done % cfg.ckpt_every == 0 or done == cfg.iters:
-                save(done)
-            elif done % cfg.preview_every == 0:
-                save_preview(out / "preview.png", paint_ready(done), images, model_cfg)
-    except KeyboardInterrupt:
-        bar.close()
-        log(f"\ninterrupted: saving iteration {done} to {out} (resume with --resume)")
-        save(done)
-        raise
-    bar.close()
+    d_skips = 0
+
+    def one(it: int):
+        nonlocal d_val, d_skips
+        real = torch.from_numpy(sampler.sample(cfg.batch)).to(dev)
+        z = torch.from_numpy(sample_noise(model_cfg.layout, cells, cells, sampler.rng,
+                                          batch=cfg.batch)).to(dev)
+        skipped = d_val < cfg.d_skip_below
+        d_val, g_val = gan_step(G, D, opt_g, opt_d, real, z, cfg, d_val)
+        d_skips += skipped
+        return math.isfinite(g_val), {"D": d_val, "G": g_val, "skip": d_skips}
+
+    run_iterations(one, start, cfg.iters, save,
+                   lambda done: save_preview(out / "preview.png", paint_ready(done), images, model_cfg),
+                   cfg.ckpt_every, cfg.preview_every, out, log)
     return out
 
 

@@ -1,0 +1,34 @@
+"""texgen for Blender: seamless PBR materials painted by a texgen model, inside Blender.
+
+A Blender 4.2+ extension (blender_manifest.toml). The painting is texgen's torch-free runtime
+(texgen.runtime: onnxruntime + numpy), shipped with onnxruntime and Pillow as wheels in the
+extension zip (build.py). The modules here hold only Blender's side:
+
+    models.py       where models are found (built-in, a folder, a file); what they paint
+    job.py          paint -> maps -> PNG files on a worker thread (no bpy)
+    material.py     PNG files -> images and a Principled BSDF material on objects
+    operators.py    Generate (modal, threaded; synchronous when headless) and Cancel
+    properties.py   the panel's settings and the job's progress
+    panels.py       the texgen tab in the 3D viewport's and the Shader Editor's sidebars
+    preferences.py  device (CUDA/CPU), CPU threads, texture folder
+"""
+
+import bpy
+
+from . import operators, panels, preferences, properties
+
+_classes = (*preferences.classes, *properties.classes, *operators.classes, *panels.classes)
+
+
+def register():
+    for cls in _classes:
+        bpy.utils.register_class(cls)
+    properties.register_props()
+    panels.register_previews()
+
+
+def unregister():
+    panels.unregister_previews()
+    properties.unregister_props()
+    for cls in reversed(_classes):
+        bpy.utils.unregister_class(cls)

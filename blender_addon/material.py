@@ -1,0 +1,211 @@
+"""From map files to a Principled BSDF material on objects: the only module that builds bpy data.
+
+Runs on the main thread. Images are loaded from the PNGs job.py wrote (bpy.data.images.load
+is lazy: pixels are read when something first draws or renders them, so this step costs a few
+milliseconds even at 8K) and referenced by path, not packed, so a .blend stays small.
+
+The node tree, the way Blender's own Node Wrangler "Principled Setup" builds one:
+
+    Texture Coordinate (UV) -> Mapping (Scale = repeat) -> every Image Texture
+    color     (sRGB)      -> Base Color
+    normal    (Non-Color) -> Normal Map (tangent space; maps are OpenGL, as Blender) -> Normal
+    roughness (Non-Color) -> Roughness
+    height    (Non-Color) -> Displacement (midlevel 0.5) -> Material Output Displacement
+    ao        (Non-Color) -> not connected: Cycles and EEVEE compute occlusion themselves, and
+                             multiplying baked AO into the base colour darkens crevices twice;
+                             it is there for a Mix/Multiply when an artist wants the look (or
+                             for baking/export), as Node Wrangler leaves it.
+
+Re-generating finds the material by name and updates it in place: its images get the new files,
+and only texgen's own nodes (named "texgen ...") are added, moved or removed, so settings an
+artist changed on the Principled BSDF or nodes they added survive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import bpy
+
+from texgen.runtime.maps import colour_space
+
+TAG = "texgen"              # custom property on materials and images that texgen made
+NODE = "texgen {}"          # names of texgen's nodes in the tree
+
+BSDF_INPUT = {"color": "Base Color", "roughness": "Roughness"}
+# rows of the image nodes, top to bottom, for a readable tree
+ROWS = ("color", "ao", "roughness", "normal", "height")
+LABELS = {"color": "Color", "ao": "AO (not connected)", "roughness": "Roughness",
+          "normal": "Normal", "height": "Height"}
+
+
+@dataclass
+class Look:
+    """Material settings that are not baked into the maps (they update live)."""
+    repeat: float = 1.0                 # Mapping scale: how often the texture repeats per UV unit
+    displacement_scale: float = 0.05    # metres of relief for the height range 0..1
+
+
+def blender_colour_space(map_name: str) -> str:
+    return "sRGB" if colour_space(map_name) == "sRGB" else "Non-Color"
+
+
+def image_name(material: str, map_name: str) -> str:
+    return f"{material} {map_name}"
+
+
+def load_image(name: str, path: Path, map_name: str) -> bpy.types.Image:
+    """The image datablock `name` showing `path`: re-pointed and reloaded if texgen made it
+    before, else loaded fresh. The colour space is set before any pixel is read (loading is
+    lazy), so Blender never decodes data maps as sRGB."""
+    path = Path(path)
+    img = bpy.data.images.get(name)
+    if img is not None and img.get(TAG) and img.source == "FILE":
+        img.colorspace_settings.name = blender_colour_space(map_name)
+        img.filepath = _blend_relative(path)
+        img.reload()                    # the file may be the same path with new pixels
+    else:
+        img = bpy.data.images.load(str(path), check_existing=False)
+        img.name = name
+        img.colorspace_settings.name = blender_colour_space(map_name)
+        img.filepath = _blend_relative(path)
+        img[TAG] = True
+    img.alpha_mode = "NONE"             # opaque maps: no straight/premultiplied guessing
+    return img
+
+
+def _blend_relative(path: Path) -> str:
+    """//relative to the saved .blend when possible (the project folder moves as one)."""
+    if bpy.data.filepath:
+        try:
+            return bpy.path.relpath(str(path))
+        except ValueError:              # another drive on Windows
+            pass
+    return str(path)
+
+
+def find_material(name: str) -> bpy.types.Material | None:
+    mat = bpy.data.materials.get(name)
+    return mat if mat is not None and mat.get(TAG) else None
+
+
+def apply(files: dict[str, Path], objects, name: str = "texgen", look: Look | None = None,
+          about: dict | None = None) -> bpy.types.Material:
+    """Build (or update) material `name` from map files {map: path} and give it to `objects`
+    (their active slot; a slot is added when they have none). Returns the material.
+
+    about: settings to record on the material (model, seed, size) for the user and re-runs.
+    """
+    look = look or Look()
+    # every image first (lazily: only a missing file fails here), before the material changes
+    images = {m: load_image(image_name(name, m), p, m) for m, p in files.items()}
+    # a material of that name that texgen did not make is adopted: its Principled BSDF gets
+    # the maps (the artist named it in the panel), its other nodes stay
+    mat = bpy.data.materials.get(name) or bpy.data.materials.new(name)
+    if mat.node_tree is None:           # Blender < 5 creates materials without nodes
+        mat.use_nodes = True
+    build_tree(mat.node_tree, images, look)
+    mat[TAG] = True
+    for k, v in (about or {}).items():
+        mat[f"{TAG}_{k}"] = v
+    for obj in objects:
+        assign(obj, mat)
+    return mat
+
+
+def assign(obj, mat) -> bool:
+    """Put `mat` in the object's active material slot; False for objects that take none."""
+    if getattr(obj, "data", None) is None or not hasattr(obj.data, "materials"):
+        return False
+    if not obj.material_slots:
+        obj.data.materials.append(mat)
+    else:
+        obj.active_material = mat
+    return True
+
+
+def _node(tree, key: str, kind: str, location):
+    """texgen's node `key` in the tree, created (or replaced, if something else took the name)."""
+    node = tree.nodes.get(NODE.format(key))
+    if node is not None and node.bl_idname != kind:
+        tree.nodes.remove(node)
+        node = None
+    if node is None:
+        node = tree.nodes.new(kind)
+        node.name = NODE.format(key)
+    node.label = LABELS.get(key, node.label)
+    node.location = location
+    return node
+
+
+def _output_and_bsdf(tree):
+    out = next((n for n in tree.nodes if n.bl_idname == "ShaderNodeOutputMaterial"
+                and n.is_active_output), None)
+    out = out or tree.nodes.new("ShaderNodeOutputMaterial")
+    bsdf = next((n for n in tree.nodes if n.bl_idname == "ShaderNodeBsdfPrincipled"), None)
+    if bsdf is None:
+        bsdf = tree.nodes.new("ShaderNodeBsdfPrincipled")
+        bsdf.location = (out.location.x - 300, out.location.y)
+    if not out.inputs["Surface"].is_linked or out.inputs["Surface"].links[0].from_node != bsdf:
+        tree.links.new(bsdf.outputs["BSDF"], out.inputs["Surface"])
+    return out, bsdf
+
+
+def build_tree(tree, images: dict, look: Look) -> None:
+    """Wire the images into the Principled BSDF (see the module docstring)."""
+    out, bsdf = _output_and_bsdf(tree)
+    x0, y0 = bsdf.location.x, bsdf.location.y
+    coord = _node(tree, "coordinates", "ShaderNodeTexCoord", (x0 - 1100, y0 - 200))
+    mapping = _node(tree, "mapping", "ShaderNodeMapping", (x0 - 900, y0 - 200))
+    tree.links.new(coord.outputs["UV"], mapping.inputs["Vector"])
+    set_repeat(mapping, look.repeat)
+
+    for row, m in enumerate(k for k in ROWS if k in images):
+        tex = _node(tree, m, "ShaderNodeTexImage", (x0 - 600, y0 - 280 * row))
+        tex.image = images[m]
+        tex.extension = "REPEAT"        # the texture wraps: it is seamless
+        tex.interpolation = "Linear"
+        tree.links.new(mapping.outputs["Vector"], tex.inputs["Vector"])
+        if m in BSDF_INPUT:
+            tree.links.new(tex.outputs["Color"], bsdf.inputs[BSDF_INPUT[m]])
+        elif m == "normal":
+            nmap = _node(tree, "normal map", "ShaderNodeNormalMap", (x0 - 250, tex.location.y))
+            nmap.space = "TANGENT"
+            tree.links.new(tex.outputs["Color"], nmap.inputs["Color"])
+            tree.links.new(nmap.outputs["Normal"], bsdf.inputs["Normal"])
+        elif m == "height":
+            disp = _node(tree, "displacement", "ShaderNodeDisplacement",
+                         (out.location.x, out.location.y - 250))
+            disp.inputs["Midlevel"].default_value = 0.5
+            disp.inputs["Scale"].default_value = look.displacement_scale
+            tree.links.new(tex.outputs["Color"], disp.inputs["Height"])
+            tree.links.new(disp.outputs["Displacement"], out.inputs["Displacement"])
+
+    # maps not asked for this time: drop their nodes (and the links go with them)
+    gone = [k for k in ROWS if k not in images]
+    gone += ["normal map"] if "normal" not in images else []
+    gone += ["displacement"] if "height" not in images else []
+    for k in gone:
+        node = tree.nodes.get(NODE.format(k))
+        if node is not None:
+            img = getattr(node, "image", None)
+            tree.nodes.remove(node)
+            if img is not None and img.get(TAG) and img.users == 0:
+                bpy.data.images.remove(img)     # texgen's, and nothing else shows it
+
+
+def set_repeat(mapping, repeat: float) -> None:
+    mapping.vector_type = "POINT"
+    mapping.inputs["Scale"].default_value = (repeat, repeat, 1.0)
+
+
+def update_look(mat, look: Look) -> None:
+    """Push the live settings into an existing texgen material (panel edits call this)."""
+    tree = mat.node_tree
+    if tree is None:
+        return
+    if (n := tree.nodes.get(NODE.format("mapping"))) is not None:
+        set_repeat(n, look.repeat)
+    if (n := tree.nodes.get(NODE.format("displacement"))) is not None:
+        n.inputs["Scale"].default_value = look.displacement_scale

@@ -1,0 +1,137 @@
+"""The texgen tab, in the 3D viewport's sidebar and in the Shader Editor's (same panels)."""
+
+import hashlib
+
+import bpy
+import bpy.utils.previews
+
+from texgen.errors import TexgenError
+
+from . import models, preferences, properties
+
+_previews = None        # exemplar thumbnails of the models, as Blender icons
+
+
+def _thumbnail(png: bytes) -> int:
+    """Icon id of a model's exemplar thumbnail (PNG bytes from the ONNX file)."""
+    key = hashlib.sha1(png).hexdigest()
+    if key not in _previews:
+        path = preferences.user_dir("thumbnails") / f"{key}.png"
+        if not path.exists():
+            path.write_bytes(png)
+        _previews.load(key, str(path), "IMAGE")
+    return _previews[key].icon_id
+
+
+def current_model(s):
+    """(ModelInfo or None, error text or "") for the model the panel names."""
+    try:
+        return models.model_info(properties.model_path(s)), ""
+    except TexgenError as e:
+        return None, str(e)
+
+
+class _Panel:
+    bl_region_type = "UI"
+    bl_category = "texgen"
+
+
+def draw_main(layout, context):
+    s = context.scene.texgen
+    state = context.window_manager.texgen_job
+
+    col = layout.column()
+    col.row().prop(s, "model_source", expand=True)
+    if s.model_source == "BUILTIN":
+        col.prop(s, "builtin_model", text="")
+    elif s.model_source == "FOLDER":
+        col.prop(s, "model_folder", text="")
+        col.prop(s, "folder_model", text="")
+    else:
+        col.prop(s, "model_file", text="")
+    info, error = current_model(s)
+    if error:
+        col.label(text=error, icon="ERROR")
+    else:
+        row = col.row()
+        if info.exemplar_png and _previews is not None:
+            row.template_icon(icon_value=_thumbnail(info.exemplar_png), scale=3)
+        sub = row.column(align=True)
+        sub.label(text=f"paints {', '.join(info.maps)}")
+        if info.manifold:
+            sub.label(text=f"manifold of {len(info.exemplars)} textures")
+
+    col.separator()
+    col.row().prop(s, "size", expand=True)
+    row = col.row(align=True)
+    row.prop(s, "seed")
+    if info is not None and info.n_global:
+        row.prop(s, "use_morph", toggle=True)
+        if s.use_morph:
+            col.prop(s, "morph_seed")
+
+    col.separator()
+    col.label(text="Maps")
+    col.row(align=True).prop(s, "maps", expand=True)
+    if info is not None:
+        cannot = [m for m in s.maps if m not in info.can_make]
+        if cannot:
+            col.label(text=f"this model cannot give: {', '.join(cannot)}", icon="ERROR")
+
+    col.separator()
+    col.prop(s, "material_name")
+    col.prop(s, "repeat")
+    if "height" in s.maps:
+        col.prop(s, "displacement_scale")
+
+    col.separator()
+    if state.running:
+        row = col.row(align=True)
+        row.progress(factor=state.progress, type="BAR",
+                     text=f"{state.status} {state.progress:.0%}")
+        row.operator("texgen.cancel", text="", icon="CANCEL")
+    else:
+        col.operator("texgen.generate", icon="TEXTURE")
+
+
+def draw_map_settings(layout, context):
+    s = context.scene.texgen
+    col = layout.column()
+    col.use_property_split = True
+    for name in properties.KNOBS:
+        col.prop(s, name)
+
+
+def _make(space: str, poll=None):
+    """The texgen panel and its map-settings subpanel for one editor's sidebar."""
+    prefix = f"TEXGEN_PT_{space.lower()}"
+    main = type(f"{prefix}_main", (_Panel, bpy.types.Panel), {
+        "bl_idname": f"{prefix}_main", "bl_label": "texgen", "bl_space_type": space,
+        "draw": lambda self, context: draw_main(self.layout, context),
+        **({"poll": classmethod(poll)} if poll else {}),
+    })
+    sub = type(f"{prefix}_maps", (_Panel, bpy.types.Panel), {
+        "bl_idname": f"{prefix}_maps", "bl_label": "Map settings", "bl_space_type": space,
+        "bl_parent_id": f"{prefix}_main", "bl_options": {"DEFAULT_CLOSED"},
+        "draw": lambda self, context: draw_map_settings(self.layout, context),
+    })
+    return main, sub
+
+
+def _shader_editor(cls, context):
+    return getattr(context.space_data, "tree_type", "") == "ShaderNodeTree"
+
+
+classes = (*_make("VIEW_3D"), *_make("NODE_EDITOR", _shader_editor))
+
+
+def register_previews():
+    global _previews
+    _previews = bpy.utils.previews.new()
+
+
+def unregister_previews():
+    global _previews
+    if _previews is not None:
+        bpy.utils.previews.remove(_previews)
+        _previews = None

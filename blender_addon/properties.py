@@ -1,0 +1,162 @@
+"""The panel's settings (saved with the scene) and the running job's state (window manager).
+
+The map knobs are built from texgen.runtime.maps.MapParams (defaults and help texts), so the
+add-on shows the same parameters, with the same defaults, as every other front-end.
+"""
+
+import dataclasses
+
+import bpy
+
+from texgen.errors import TexgenError
+from texgen.runtime.maps import MAP_NAMES, MapParams
+
+from . import job, material, models
+
+SIZES = [(str(n), f"{n // 1024}K", f"{n} x {n} px") for n in (1024, 2048, 4096, 8192)]
+SOURCES = [
+    ("BUILTIN", "Built-in", "A model that comes with texgen"),
+    ("FOLDER", "Folder", "One of the .onnx models in a folder of yours"),
+    ("FILE", "File", "A .onnx model file (make one with `texgen export`)"),
+]
+MAP_LABELS = {"color": "Color", "normal": "Normal", "height": "Height",
+              "roughness": "Roughness", "ao": "AO"}
+# MapParams fields shown in the panel, with the slider ranges Blender needs
+KNOBS = {
+    "normal_strength": dict(min=0.0, soft_max=20.0),
+    "height_invert": {},
+    "roughness_base": dict(min=0.0, max=1.0),
+    "roughness_contrast": dict(min=0.0, soft_max=1.0),
+    "ao_strength": dict(min=0.0, soft_max=10.0),
+}
+
+# Blender keeps only pointers to the strings of dynamic enum items: hold the lists here.
+_enum_cache: dict[str, list] = {}
+
+
+def _builtin_items(self, context):
+    found = models.builtin_models()
+    items = [(n, n, models.builtin_description(p)) for n, p in found.items()]
+    _enum_cache["builtin"] = items or [("NONE", "(none)", "no built-in ONNX models found")]
+    return _enum_cache["builtin"]
+
+
+def _folder_items(self, context):
+    found = models.folder_models(bpy.path.abspath(self.model_folder)) if self.model_folder else {}
+    items = [(n, n, str(p)) for n, p in found.items()]
+    _enum_cache["folder"] = items or [("NONE", "(no .onnx files)", "")]
+    return _enum_cache["folder"]
+
+
+def _update_look(self, context):
+    mat = material.find_material(self.material_name)
+    if mat is not None:
+        material.update_look(mat, look(self))
+
+
+def _knob_property(name: str, default, help_text: str, ranges: dict):
+    label = name.replace("_", " ").capitalize()
+    if isinstance(default, bool):
+        return bpy.props.BoolProperty(name=label, default=default, description=help_text)
+    return bpy.props.FloatProperty(name=label, default=float(default), description=help_text,
+                                   **ranges)
+
+
+class TexgenSettings(bpy.types.PropertyGroup):
+    model_source: bpy.props.EnumProperty(name="Model", items=SOURCES, default="BUILTIN")
+    builtin_model: bpy.props.EnumProperty(name="Built-in", items=_builtin_items)
+    model_folder: bpy.props.StringProperty(name="Folder", subtype="DIR_PATH")
+    folder_model: bpy.props.EnumProperty(name="Model", items=_folder_items)
+    model_file: bpy.props.StringProperty(name="File", subtype="FILE_PATH")
+
+    size: bpy.props.EnumProperty(name="Size", items=SIZES, default="2048")
+    seed: bpy.props.IntProperty(name="Seed", default=0, min=0,
+                                description="Which texture: each seed paints a different one")
+    use_morph: bpy.props.BoolProperty(
+        name="Morph", default=False,
+        description="Blend across the texture to a second texture of the model's manifold and "
+                    "back, so it still tiles")
+    morph_seed: bpy.props.IntProperty(name="Morph seed", default=1, min=0)
+    maps: bpy.props.EnumProperty(
+        name="Maps", options={"ENUM_FLAG"},
+        items=[(m, MAP_LABELS[m], f"Make the {MAP_LABELS[m].lower()} map") for m in MAP_NAMES],
+        default={"color", "normal", "roughness", "height"})
+
+    material_name: bpy.props.StringProperty(
+        name="Material", default="texgen",
+        description="Generate updates this material (and its images) if texgen made it before")
+    repeat: bpy.props.FloatProperty(
+        name="Repeat", default=1.0, min=0.001, soft_max=32.0, update=_update_look,
+        description="How many times the texture repeats per UV unit (the Mapping node's scale)")
+    displacement_scale: bpy.props.FloatProperty(
+        name="Displacement", default=material.Look.displacement_scale, min=0.0, soft_max=1.0,
+        unit="LENGTH", update=_update_look,
+        description="Relief of the whole height range (the Displacement node's scale)")
+
+
+# the MapParams knobs, generated from its fields
+_defaults = MapParams()
+_help = MapParams.help()
+for _name, _ranges in KNOBS.items():
+    TexgenSettings.__annotations__[_name] = _knob_property(
+        _name, getattr(_defaults, _name), _help[_name], _ranges)
+
+
+class TexgenJobState(bpy.types.PropertyGroup):
+    """What the panel shows while a job runs (not saved: it lives on the window manager)."""
+    running: bpy.props.BoolProperty(default=False)
+    progress: bpy.props.FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
+    status: bpy.props.StringProperty(default="")
+
+
+# --------------------------------------------------------------------------- reading them
+
+def model_path(s):
+    """The chosen .onnx file (reads only the chosen source's fields: an empty dynamic enum
+    makes Blender log a warning each time it is read)."""
+    if s.model_source == "BUILTIN":
+        return models.resolve("BUILTIN", builtin=s.builtin_model)
+    if s.model_source == "FOLDER":
+        folder = bpy.path.abspath(s.model_folder) if s.model_folder else ""
+        return models.resolve("FOLDER", folder=folder,
+                              folder_model=s.folder_model if folder else "")
+    return models.resolve("FILE", file=bpy.path.abspath(s.model_file) if s.model_file else "")
+
+
+def map_params(s) -> MapParams:
+    return dataclasses.replace(MapParams(), **{k: getattr(s, k) for k in KNOBS})
+
+
+def look(s) -> material.Look:
+    return material.Look(repeat=s.repeat, displacement_scale=s.displacement_scale)
+
+
+def request(s, prefs) -> job.Request:
+    """The job the panel describes (TexgenError when the model choice is incomplete)."""
+    wanted = tuple(m for m in MAP_NAMES if m in s.maps)
+    if not wanted:
+        raise TexgenError("choose at least one map")
+    n = int(s.size)
+    return job.Request(model=model_path(s), width=n, height=n, seed=s.seed,
+                       morph_seed=s.morph_seed if s.use_morph else None, maps=wanted,
+                       params=map_params(s), device=prefs.device, threads=prefs.threads)
+
+
+def about(req: job.Request) -> dict:
+    """What the material records about how it was made (custom properties)."""
+    return {"model": str(req.model), "seed": req.seed, "size": req.width,
+            "morph_seed": -1 if req.morph_seed is None else req.morph_seed,
+            "maps": ",".join(req.maps)}
+
+
+classes = (TexgenSettings, TexgenJobState)
+
+
+def register_props():
+    bpy.types.Scene.texgen = bpy.props.PointerProperty(type=TexgenSettings)
+    bpy.types.WindowManager.texgen_job = bpy.props.PointerProperty(type=TexgenJobState)
+
+
+def unregister_props():
+    del bpy.types.WindowManager.texgen_job
+    del bpy.types.Scene.texgen

@@ -1,0 +1,64 @@
+"""What both helper scripts share: recording a session to OUT/result.json, and a stand-in
+for the UI layout that panels draw into."""
+
+import json
+import traceback
+from pathlib import Path
+
+import bpy
+
+
+def record(main, out: Path) -> None:
+    """main(result) fills the dict; a crash is recorded (under "crash") for the test to show."""
+    result: dict = {}
+    try:
+        main(result)
+    except Exception:
+        result["crash"] = traceback.format_exc()
+    (Path(out) / "result.json").write_text(json.dumps(result, indent=1))
+
+
+class CheckingLayout:
+    """Stands in for bpy.types.UILayout (headless Blender draws no panels): records what the
+    panel code asks for and checks every name against Blender's own tables, so a typo in a
+    property, icon or operator is caught here as it would break the panel in Blender."""
+    ICONS = set(bpy.types.UILayout.bl_rna.functions["label"].parameters["icon"].enum_items.keys())
+
+    def __init__(self, log):
+        self.log = log
+        self.use_property_split = False
+
+    def _icon(self, icon):
+        if icon and icon not in self.ICONS:
+            self.log.append(f"unknown icon {icon}")
+
+    def row(self, **kw):
+        return self
+
+    column = box = row
+
+    def separator(self, **kw):
+        pass
+
+    def prop(self, data, name, **kw):
+        if name not in data.bl_rna.properties:
+            self.log.append(f"unknown property {name}")
+        getattr(data, name)
+        self.log.append(f"prop {name}")
+
+    def label(self, text="", icon="NONE", **kw):
+        self._icon(icon)
+        self.log.append(f"label {icon} {text}")
+
+    def operator(self, idname, icon="NONE", **kw):
+        self._icon(icon)
+        group, name = idname.split(".")
+        registered = hasattr(bpy.types, f"{group.upper()}_OT_{name}")
+        if not hasattr(getattr(bpy.ops, group), name) or not registered:
+            self.log.append(f"unknown operator {idname}")
+
+    def progress(self, factor=0.0, type="BAR", text=""):
+        self.log.append(f"progress {text}")
+
+    def template_icon(self, icon_value=0, scale=1.0):
+        self.log.append("exemplar icon")

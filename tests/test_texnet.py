@@ -1,0 +1,208 @@
+"""Texture Networks and stylisation: tiles equal the torus, seams, exact resume, NaN steps,
+ONNX parity, content of odd sizes, one-line errors. Tiny models (a cell is 4 px), real VGG-19."""
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from conftest import stripes
+from export.onnx_export import export_onnx
+from texgen import checkpoint
+from texgen.cli import main as cli
+from texgen.errors import TexgenError
+from texgen.eval.metrics import seam_score
+from texgen.models.psgan import recalibrate_batchnorm
+from texgen.models.texnet import TexNet, TexNetConfig
+from texgen.paint import TorchPainter, load_generator, torch_runner
+from texgen.runtime.canvas import synthesize
+from texgen.runtime.noise import sample_noise
+from texgen.runtime.onnx_painter import OnnxPainter
+from texgen.runtime.stylize import content_noise, stylize
+from texgen.runtime.tiling import tile_noise
+from texgen.train.texnet import TexNetTrainConfig, step, train
+
+
+def tiny(content: int = 0) -> TexNetConfig:
+    return TexNetConfig(levels=3, noise=2, width=4, content=content)
+
+
+def ready(cfg: TexNetConfig, seed: int = 0) -> TexNet:
+    """An untrained net with exact batch-norm statistics, in eval mode."""
+    torch.manual_seed(seed)
+    G = TexNet(cfg)
+    rng = np.random.default_rng(seed)
+    draw = (lambda s: content_noise(cfg.layout, rng.uniform(-1, 1, (2, 3, 12, 12)).astype(np.float32),
+                                    cfg.scale, s)) if cfg.content else None
+    recalibrate_batchnorm(G, cells=3, batches=2, batch=2, draw=draw)
+    return G
+
+
+@pytest.fixture(scope="module", params=[0, 3], ids=["texnet", "stylize"])
+def net(request):
+    return ready(tiny(request.param))
+
+
+# ----------------------------------------------------------------------------- tiles and seams
+
+def test_interior_of_a_tile_equals_the_wrapped_torus(net):
+    cfg, m, s = net.cfg, net.margin, net.cfg.scale
+    H, W = 5, 6
+    z = sample_noise(cfg.layout, H, W, seed=2)
+    with torch.no_grad():
+        whole = net(torch.from_numpy(z))
+        for y0, x0, h, w in [(0, 0, H, W), (3, 4, 2, 2), (1, 5, 3, 1)]:
+            zt, _, _ = tile_noise(z, y0, x0, h, w, m)
+            part = net.interior(torch.from_numpy(zt))
+            rows, cols = np.arange(y0 * s, (y0 + h) * s) % (H * s), np.arange(x0 * s, (x0 + w) * s) % (W * s)
+            ref = whole[..., rows, :][..., cols]
+            assert part.shape == ref.shape == (1, 3, h * s, w * s)
+            assert (part - ref).abs().max().item() < 1e-5
+        # the margin is needed: one cell less of context and the tile is too small
+        zt, _, _ = tile_noise(z, 1, 1, 2, 2, m)
+        assert net.interior(torch.from_numpy(zt[..., 1:-1, 1:-1])).shape[-1] < 2 * s
+
+
+def test_texnet_canvas_tiles_exactly_and_wraps():
+    G = ready(tiny())
+    cfg, paint_tile = G.cfg, torch_runner(G)
+
+    def run(z, ys, xs, torus):
+        # only the coarsest noise (1 value per cell): an untrained net's finest noise would
+        # make white noise, on which no seam can be seen (the control below needs structure)
+        z = z.copy()
+        z[:, cfg.noise:] = 0
+        return paint_tile(z, ys, xs, torus)
+
+    args = (cfg.layout, cfg.scale, G.margin, 9 * cfg.scale, 7 * cfg.scale)
+    one = synthesize(run, *args, seed=4, tile=None)
+    tiled = synthesize(run, *args, seed=4, tile=2)
+    assert np.abs(one - tiled).max() < 1e-5
+    assert one.std() > 1e-3                     # not flat (a flat image wraps trivially)
+    img = one.transpose(1, 2, 0)
+    assert seam_score(img) < 1.3
+    # the check can fail: the same image cut off-torus has a visible seam
+    assert seam_score(img[:, : img.shape[1] - 2 * cfg.scale - 1]) > seam_score(img)
+    other = synthesize(run, *args, seed=5)
+    assert np.abs(one - other).mean() > 1e-3    # seeds differ
+
+
+# ----------------------------------------------------------------------------- training
+
+TRAIN = dict(iters=4, batch=2, patch=32, ckpt_every=100, preview_every=100, lr=1e-2)
+
+
+def weights(folder):
+    tensors, _ = checkpoint._read(folder / checkpoint.TRAIN_FILE)
+    return {k: v for k, v in tensors.items() if k.startswith("G.")}
+
+
+def test_resume_is_exact(tmp_path):
+    img = [stripes(40, 40)]
+    straight = train(img, tmp_path / "a", tiny(), TexNetTrainConfig(**TRAIN), log=lambda *_: None)
+    half = TexNetTrainConfig(**{**TRAIN, "iters": 2})
+    train(img, tmp_path / "b", tiny(), half, log=lambda *_: None)
+    train(img, tmp_path / "b", tiny(), TexNetTrainConfig(**TRAIN), resume=True, log=lambda *_: None)
+    a, b = weights(straight), weights(tmp_path / "b")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    _, meta = checkpoint.load_model(tmp_path / "b")
+    assert meta["iteration"] == 4 and meta["model"] == "texnet"
+    assert meta["provenance"]["method"] == "texnet"
+    G, _ = load_generator(tmp_path / "b")
+    assert isinstance(G, TexNet) and not G.training
+
+
+def test_non_finite_steps_are_skipped():
+    from texgen.train.gram_loss import GramLoss
+    torch.manual_seed(0)
+    G = TexNet(tiny())
+    loss_fn = GramLoss([stripes(32, 32)])
+    opt = torch.optim.Adam(G.parameters(), 1e-2)
+    before = {k: v.clone() for k, v in G.state_dict().items() if "running" not in k and "num_batches" not in k}
+    z = torch.from_numpy(sample_noise(G.cfg.layout, 8, 8, seed=0, batch=2))
+    z[0, 0, 0, 0] = float("nan")
+    loss, _ = step(G, loss_fn, opt, z, None, TexNetTrainConfig())
+    assert loss != loss                                             # NaN reported
+    after = G.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)    # and no update made
+    assert not opt.state                                            # Adam's moments untouched
+    loss, _ = step(G, loss_fn, opt, z.nan_to_num(0.5), None, TexNetTrainConfig())
+    assert np.isfinite(loss) and opt.state                          # a finite batch steps
+
+
+def test_wrong_inputs_are_one_line_errors(tmp_path):
+    img = [stripes(40, 40)]
+    with pytest.raises(TexgenError, match="multiple of 4"):
+        train(img, tmp_path / "m", tiny(), TexNetTrainConfig(**{**TRAIN, "patch": 34}))
+    with pytest.raises(TexgenError, match="content images"):
+        train(img, tmp_path / "m", tiny(content=3), TexNetTrainConfig(**TRAIN))
+    with pytest.raises(TexgenError, match="VGG-19 weights"):
+        train(img, tmp_path / "m", tiny(), TexNetTrainConfig(**TRAIN, descriptor_weights=str(tmp_path / "none.pth")))
+    with pytest.raises(TexgenError, match="RGB"):
+        stylize(lambda *a: None, tiny(3).layout, 4, 4, np.zeros((9, 9), np.float32))
+
+
+# ----------------------------------------------------------------------------- export
+
+def save(G, folder, method):
+    checkpoint.save_model(folder, G, {"model": "texnet", "config": G.cfg.to_dict(),
+                                      "provenance": {"method": method}})
+    return folder
+
+
+def test_texnet_onnx_paints_the_torch_pixels(tmp_path):
+    G = ready(tiny(), seed=1)
+    for m in G.modules():                       # batch-norm statistics far from identity, so
+        if isinstance(m, torch.nn.BatchNorm2d):  # folding them is really tested
+            m.running_mean.uniform_(-0.3, 0.3)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    folder = save(G, tmp_path / "m", "texnet")
+    meta = export_onnx(folder, tmp_path / "m.onnx")
+    assert meta["method"] == "texnet" and meta["scale"] == "4" and meta["margin"] == "4"
+    onnx_p, torch_p = OnnxPainter(tmp_path / "m.onnx", device="cpu"), TorchPainter(folder)
+    assert onnx_p.layout == G.cfg.layout
+    a = onnx_p.paint(36, 28, seed=3, tile=None)
+    b = torch_p.paint(36, 28, seed=3, tile=None)
+    assert a.shape == (3, 28, 36) and np.abs(a - b).max() <= 1e-4
+    assert np.abs(onnx_p.paint(36, 28, seed=3, tile=3) - a).max() <= 1e-4
+    with pytest.raises(TexgenError, match="fp16"):
+        export_onnx(folder, tmp_path / "m16.onnx", fp16=True)
+
+
+def test_stylize_any_content_size_tiled_torch_and_onnx(tmp_path):
+    G = ready(tiny(3))
+    photo = stripes(23, 37)                                 # odd, not square, smaller than the margin
+    run = torch_runner(G)
+    one = stylize(run, G.cfg.layout, 4, G.margin, photo, seed=1)
+    tiled = stylize(run, G.cfg.layout, 4, G.margin, photo, seed=1, tile=2)
+    assert one.shape == (3, 23, 37) and np.isfinite(one).all()
+    assert np.abs(one - tiled).max() < 1e-5
+    # the content matters: another photo, another picture
+    assert np.abs(stylize(run, G.cfg.layout, 4, G.margin, photo[::-1].copy(), seed=1) - one).mean() > 1e-4
+    folder = save(G, tmp_path / "s", "stylize")
+    meta = export_onnx(folder, tmp_path / "s.onnx")
+    assert meta["method"] == "stylize"
+    p = OnnxPainter(tmp_path / "s.onnx", device="cpu")
+    got = stylize(p.run, p.layout, p.scale, p.margin, photo, seed=1, tile=3)
+    assert np.abs(got - one).max() <= 1e-4
+
+
+# ----------------------------------------------------------------------------- command line
+
+def test_cli_train_texnet_and_stylize(tmp_path):
+    from PIL import Image
+    ex, photo = tmp_path / "ex.png", tmp_path / "photo.png"
+    Image.fromarray((stripes(48, 48) * 255).astype(np.uint8)).save(ex)
+    Image.fromarray((stripes(41, 35, period=5) * 255).astype(np.uint8)).save(photo)
+    run = lambda *a: CliRunner().invoke(cli, [str(x) for x in a])
+    res = run("train", "--method", "stylize", "--style", ex, "--content", photo, "--out",
+              tmp_path / "s", "--iters", 1, "--patch", 32, "--batch", 2)
+    assert res.exit_code == 0, res.output
+    res = run("stylize", "--model", tmp_path / "s", "--content", photo, "--out", tmp_path / "o.png")
+    assert res.exit_code == 0, res.output
+    assert Image.open(tmp_path / "o.png").size == (35, 41)
+    res = run("train", "--method", "stylize", ex, "--out", tmp_path / "x")
+    assert res.exit_code == 1 and res.output.startswith("error:") and res.output.count("\n") == 1

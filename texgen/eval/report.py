@@ -1,0 +1,166 @@
+"""Score a model against its exemplar and write a one-page report (index.html + metrics.json).
+
+    result = evaluate(painter, exemplar)           # numbers and the images they came from
+    write_report("reports/brick", result)          # the page a person reads
+
+The painter is anything with OnnxPainter's interface (paint.open_painter gives an ONNX or a
+PyTorch one); the exemplar is the photo as (H, W, 3) floats in [0, 1].
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from texgen.errors import TexgenError
+from texgen.eval import metrics as M
+from texgen.runtime.imageio import atomic_write_bytes, save_image
+from texgen.runtime.maps import material_maps
+
+
+@dataclass
+class EvalConfig:
+    seeds: tuple = (1, 2, 3, 4)         # one sample per seed
+    size: int = 512                     # sample edge in px
+    crop: int = 256                     # VGG crops (exemplar and samples) in px
+    exemplar_crops: int = 8             # random crops of the exemplar for its own baseline
+    crops_per_sample: int = 2
+
+
+# what each number means, in plain words, for the report's table
+READINGS = {
+    "texture_distance": "Gram-matrix distance of VGG-19 features (relu1_1..relu4_1), samples vs "
+                        "exemplar; lower is better. Compare with the exemplar's own crops.",
+    "histogram_distance": "How far the colours are from the photo's (earth mover's distance, "
+                          "fraction of the value range); lower is better, < 0.03 is hard to see.",
+    "spectrum_distance": "Difference of energy per scale (decades); lower is better. Blur or a "
+                         "wrong grain size raise it.",
+    "seam_score": "Step across the wrap-around seams / ordinary neighbour steps; 1.0 tiles "
+                  "invisibly, the photo itself shows what a visible seam scores.",
+    "period_error": "Relative error of the samples' dominant periods vs the photo's; 0 is "
+                    "exact. Meaningful for regular textures (bricks, tiles) only.",
+    "diversity": "Spread between seeds / spread between places of the photo; ~1 is healthy, "
+                 "near 0 every seed paints the same (mode collapse).",
+    "copy_score": "Fraction of the samples that is pasted photo; near 0 is healthy, high means "
+                  "the model memorised its exemplar.",
+}
+
+
+@dataclass
+class EvalResult:
+    metrics: dict                       # metric name -> value for the model
+    baseline: dict                      # the same measured on the exemplar itself, for scale
+    images: dict = field(default_factory=dict)   # file name -> (H, W, 3) float [0, 1]
+    info: dict = field(default_factory=dict)
+
+
+def colour(painter, img: np.ndarray) -> np.ndarray:
+    """A painter's output (C, H, W) in [-1, 1] -> its colour map (H, W, 3) in [0, 1]."""
+    return material_maps(img, painter.maps, ["color"])["color"]
+
+
+def evaluate(painter, exemplar: np.ndarray, cfg: EvalConfig = EvalConfig(), vgg=None,
+             progress=None) -> EvalResult:
+    """Paint one sample per seed in cfg.seeds and score them against `exemplar`."""
+    samples = []
+    for i, seed in enumerate(cfg.seeds):
+        samples.append(colour(painter, painter.paint(cfg.size, cfg.size, seed=seed)))
+        if progress:
+            progress(i + 1, len(cfg.seeds) + 1)
+    result = evaluate_samples(samples, exemplar, cfg, vgg)
+    if painter.layout.n_global:                     # a manifold: morph seed A -> B and back
+        a = cfg.seeds[0]
+        b = cfg.seeds[1] if len(cfg.seeds) > 1 else a + 1
+        strip = painter.paint(cfg.size * 3, cfg.size, seed=a, morph_seed=b)
+        result.images["morph.png"] = colour(painter, strip)
+    result.info.update(method=getattr(painter, "method", "?"), maps=list(painter.maps))
+    if progress:
+        progress(len(cfg.seeds) + 1, len(cfg.seeds) + 1)
+    return result
+
+
+def evaluate_samples(samples: list[np.ndarray], exemplar: np.ndarray,
+                     cfg: EvalConfig = EvalConfig(), vgg=None) -> EvalResult:
+    """Score generated images (H, W, 3) in [0, 1], one per seed, against `exemplar`; also
+    the exemplar against itself as the scale each number is read on."""
+    from texgen.models.vgg import VGG19
+    # crops must be smaller than the photo, or every "random" crop is the same one
+    crop = min(cfg.crop, *samples[0].shape[:2], min(exemplar.shape[:2]) * 2 // 3)
+    if crop < 32:
+        raise TexgenError(f"the exemplar ({exemplar.shape[1]}x{exemplar.shape[0]}) is too small "
+                          f"to evaluate against: at least 48 px a side")
+    cfg = replace(cfg, crop=crop)
+    vgg = vgg or VGG19(last="relu4_1")
+    ex_crops = M.random_crops(exemplar, cfg.crop, cfg.exemplar_crops, seed=0)
+    # the same positions in every sample: diversity then compares seeds, not places
+    per_seed = [M.random_crops(s, cfg.crop, cfg.crops_per_sample, seed=0) for s in samples]
+    s_crops = [c for crops in per_seed for c in crops]
+    half = len(ex_crops) // 2
+    result = EvalResult(
+        metrics={
+            "texture_distance": M.texture_distance(vgg, ex_crops, s_crops),
+            "histogram_distance": float(np.mean([M.histogram_distance(s, exemplar) for s in samples])),
+            "spectrum_distance": float(np.mean([M.spectrum_distance(s, exemplar) for s in samples])),
+            "seam_score": float(np.mean([M.seam_score(s) for s in samples])),
+            "period_error": M.period_error(exemplar, samples),
+            "diversity": M.diversity(vgg, per_seed, ex_crops),
+            "copy_score": float(np.mean([M.copy_score(s, exemplar) for s in samples])),
+        },
+        # the photo against itself: half its crops vs the other half, its own seams
+        baseline={
+            "texture_distance": M.texture_distance(vgg, ex_crops[:half], ex_crops[half:]),
+            "histogram_distance": float(np.mean([M.histogram_distance(c, exemplar) for c in ex_crops])),
+            "spectrum_distance": float(np.mean([M.spectrum_distance(c, exemplar) for c in ex_crops])),
+            "seam_score": M.seam_score(exemplar),
+            "period_error": M.period_error(exemplar, ex_crops[:2]),
+            "diversity": 1.0,
+            "copy_score": 0.0,
+        })
+    result.images["exemplar.png"] = exemplar
+    for seed, s in zip(cfg.seeds, samples):
+        result.images[f"sample_seed{seed}.png"] = s
+    result.images["repeat_2x2.png"] = np.tile(samples[0], (2, 2, 1))
+    result.info = {"config": asdict(cfg)}
+    return result
+
+
+def evaluate_image(img: np.ndarray) -> dict:
+    """Tileability of one image: its seam score and dominant periods (px)."""
+    f = M.dominant_periods(img, 3)
+    return {"seam_score": M.seam_score(img),
+            "dominant_periods_px": [round(1 / float(np.hypot(*v)), 2) for v in f if np.hypot(*v) > 0]}
+
+
+def write_report(folder, result: EvalResult, title: str = "texgen evaluation") -> Path:
+    """Write the images, metrics.json and index.html into `folder`; returns index.html."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, img in result.images.items():
+        save_image(folder / name, img)
+    data = {"metrics": result.metrics, "exemplar_baseline": result.baseline,
+            "readings": {k: READINGS[k] for k in result.metrics}, **result.info}
+    atomic_write_bytes(folder / "metrics.json", json.dumps(data, indent=2).encode())
+    rows = "\n".join(
+        f"<tr><td>{k}</td><td>{v:.3f}</td><td>{result.baseline.get(k, float('nan')):.3f}</td>"
+        f"<td>{html.escape(READINGS[k])}</td></tr>" for k, v in result.metrics.items())
+    samples = "".join(f'<figure><img src="{n}" width="256"><figcaption>{n[7:-4]}</figcaption></figure>'
+                      for n in result.images if n.startswith("sample_"))
+    morph = ('<h2>Morph (seed A &rarr; B &rarr; A, still tiles)</h2><img src="morph.png" width="768">'
+             if "morph.png" in result.images else "")
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font:14px sans-serif;max-width:1100px;margin:2em auto}} figure{{display:inline-block;margin:4px}}
+table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head>
+<body><h1>{html.escape(title)}</h1>
+<p>method: {html.escape(str(result.info.get('method')))}; maps: {html.escape(', '.join(result.info.get('maps', [])))}</p>
+<h2>Exemplar and samples</h2><figure><img src="exemplar.png" width="256"><figcaption>exemplar</figcaption></figure>{samples}
+<h2>2&times;2 repeat of one sample (seams would show as lines)</h2><img src="repeat_2x2.png" width="512">
+{morph}
+<h2>Metrics</h2><table><tr><th>metric</th><th>model</th><th>exemplar itself</th><th>reading</th></tr>
+{rows}</table></body></html>
+"""
+    atomic_write_bytes(folder / "index.html", page.encode())
+    return folder / "index.html"

@@ -1,0 +1,369 @@
+"""Material maps: the map vocabulary, file naming, and maps derived from a colour texture.
+
+numpy only (no torch, no scipy), so the Blender add-on and `texgen export-set` share it.
+
+A painter's output (C, H, W) in [-1, 1] is a stack of maps named by the model's ONNX metadata
+"channels", e.g. ["color"] or ["color", "normal", "roughness"]. `material_maps` returns each
+wanted map as float32 in [0, 1]: learned maps come straight from the stack, the others are
+derived (height from colour, normal and AO from height, roughness from colour).
+
+Seamless in, seamless out: every filter here is circular (Gaussian blurs are products in the
+Fourier domain, gradients are np.roll differences) and every normalisation is a global
+statistic, so map(np.roll(color)) == np.roll(map(color)): a tile's derived maps tile too.
+
+Conventions:
+* color stays sRGB-encoded; every other map is linear data.
+* normals are unit tangent-space vectors n encoded as 0.5 + 0.5 * n; "gl" (OpenGL, Blender,
+  Poly Haven's nor_gl) has green pointing up the image, "dx" (DirectX, Unreal) down.
+* height is 0 (low) .. 1 (high); roughness 0 (mirror) .. 1 (matte); ao 0 (occluded) .. 1 (open).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Iterable
+
+import numpy as np
+
+from texgen.errors import TexgenError
+
+__all__ = ["MAP_NAMES", "SINGLE_CHANNEL_MAPS", "DERIVED_FROM", "NAMINGS", "MapParams",
+           "material_maps", "available_maps", "check_map_names", "check_wanted", "map_channels",
+           "map_file_name", "colour_space", "luminance", "srgb_to_linear", "blur",
+           "height_from_color", "normal_from_height", "roughness_from_color", "ao_from_height",
+           "encode_normal"]
+
+MAP_NAMES = ("color", "normal", "height", "roughness", "ao")
+# Scalar maps: one value per pixel (stored as grey); color and normal have 3 channels.
+SINGLE_CHANNEL_MAPS = frozenset({"height", "roughness", "ao"})
+# Where a map comes from when the model did not learn it (color has no source: it is painted).
+DERIVED_FROM = {"height": "color", "normal": "height", "roughness": "color", "ao": "height"}
+# File-name suffix of each map in the two public libraries' conventions: name_diff.png,
+# name_Color.png. Normals have one suffix per green convention ("normal_gl", "normal_dx").
+NAMINGS = {
+    "polyhaven": {"color": "diff", "normal_gl": "nor_gl", "normal_dx": "nor_dx",
+                  "height": "disp", "roughness": "rough", "ao": "ao"},
+    "ambientcg": {"color": "Color", "normal_gl": "NormalGL", "normal_dx": "NormalDX",
+                  "height": "Displacement", "roughness": "Roughness", "ao": "AmbientOcclusion"},
+}
+NORMAL_CONVENTIONS = ("gl", "dx")
+
+# Rec. 709 / sRGB primaries: relative luminance of linear RGB.
+_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+
+def _help(text: str, **kw):
+    """A dataclass field carrying its help text (the CLI and Blender show it)."""
+    return field(metadata={"help": text}, **kw)
+
+
+@dataclass
+class MapParams:
+    """Every knob of the derived maps. Lengths are in pixels of the painted canvas (a model
+    paints features at a fixed pixel size, so a bigger canvas shows more of them, not bigger)."""
+
+    normal_strength: float = _help(
+        "relief of the full height range in px, as the normals see it: higher is bumpier",
+        default=4.0)
+    normal_convention: str = _help(
+        'green channel: "gl" (OpenGL, Blender: up) or "dx" (DirectX, Unreal: down)', default="gl")
+    height_scales: tuple = _help(
+        "Gaussian blur radii (px) of the luminance layers summed into height: small ones keep "
+        "fine grain, large ones give broad shapes", default=(1.0, 4.0, 16.0))
+    height_weights: tuple = _help("weight of each height_scales layer", default=(0.2, 0.3, 0.5))
+    height_highpass: float = _help(
+        "shading broader than this (px) is removed from height, so a lighting gradient in the "
+        "photo is not read as a slope; 0 keeps it", default=64.0)
+    height_invert: bool = _help("bright is low (default: dark crevices are low)", default=False)
+    roughness_base: float = _help("roughness of an average-luminance pixel, 0..1", default=0.7)
+    roughness_contrast: float = _help(
+        "roughness change per standard deviation of luminance", default=0.15)
+    roughness_invert: bool = _help("bright is rough (default: dark is rough)", default=False)
+    roughness_blur: float = _help("blur (px) of the luminance first, against speckle",
+                                  default=1.0)
+    ao_radius: float = _help("largest neighbourhood (px) searched for occluders", default=16.0)
+    ao_strength: float = _help(
+        "darkening per unit of cavity depth (how far below its neighbourhood's mean height a "
+        "point lies); 0 gives no AO", default=2.0)
+
+    def __post_init__(self):
+        self.height_scales = tuple(float(s) for s in self.height_scales)
+        self.height_weights = tuple(float(w) for w in self.height_weights)
+        if self.normal_convention not in NORMAL_CONVENTIONS:
+            raise TexgenError(f"normal convention must be gl or dx, not {self.normal_convention!r}")
+        if not self.height_scales or len(self.height_scales) != len(self.height_weights):
+            raise TexgenError(f"height scales {self.height_scales} and weights "
+                              f"{self.height_weights} must be non-empty and of the same length")
+        if min(self.height_scales) <= 0 or sum(self.height_weights) <= 0:
+            raise TexgenError("height scales must be positive and the weights sum above 0")
+        for name in ("height_highpass", "roughness_blur", "ao_radius", "ao_strength"):
+            if getattr(self, name) < 0:
+                raise TexgenError(f"{name} must not be negative, not {getattr(self, name)}")
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        """{field name: help text}, for building UIs from this one definition."""
+        return {f.name: f.metadata["help"] for f in fields(cls)}
+
+
+# --------------------------------------------------------------------------- names
+
+def check_map_names(names: Iterable[str]) -> tuple[str, ...]:
+    """names as a tuple, or TexgenError naming the first unknown one and the valid ones."""
+    names = tuple(names)
+    for n in names:
+        if n not in MAP_NAMES:
+            raise TexgenError(f"unknown map {n!r}: valid maps are {', '.join(MAP_NAMES)}")
+    if len(set(names)) != len(names):
+        raise TexgenError(f"maps named twice in {', '.join(names)}")
+    return names
+
+
+def map_channels(name: str) -> int:
+    """Channels a map takes in a model's output stack."""
+    return 1 if name in SINGLE_CHANNEL_MAPS else 3
+
+
+def colour_space(name: str, linear_color: bool = False) -> str:
+    """"sRGB" for color (unless written to a linear format such as EXR), else "linear"."""
+    return "sRGB" if name == "color" and not linear_color else "linear"
+
+
+def map_file_name(base: str, name: str, naming: str = "polyhaven", convention: str = "gl",
+                  ext: str = ".png") -> str:
+    """File name of map `name` of the texture `base`: e.g. bricks_nor_gl.png (polyhaven),
+    bricks_NormalDX.png (ambientcg)."""
+    if naming not in NAMINGS:
+        raise TexgenError(f"unknown naming {naming!r}: use one of {', '.join(NAMINGS)}")
+    key = f"normal_{convention}" if name == "normal" else name
+    return f"{base}_{NAMINGS[naming][key]}{ext}"
+
+
+def available_maps(channels: Iterable[str]) -> tuple[str, ...]:
+    """The maps material_maps can return for a model whose stack holds `channels`."""
+    have = set(check_map_names(channels))
+    while True:                                 # close over DERIVED_FROM (a short chain)
+        more = {m for m, src in DERIVED_FROM.items() if src in have} - have
+        if not more:
+            return tuple(m for m in MAP_NAMES if m in have)
+        have |= more
+
+
+def check_wanted(wanted: Iterable[str], channels: list[str]) -> tuple[str, ...]:
+    """`wanted` as a tuple, or TexgenError if a name is unknown or cannot be made from a model
+    painting `channels` (e.g. roughness from a height-only model)."""
+    wanted = check_map_names(wanted)
+    can = available_maps(channels)
+    for name in wanted:
+        if name not in can:
+            raise TexgenError(f"cannot make a {name} map from a model that paints "
+                              f"{', '.join(channels)}: it can give {', '.join(can)}")
+    return wanted
+
+
+# --------------------------------------------------------------------------- filters
+
+def _srgb_curve(c: np.ndarray) -> np.ndarray:
+    """The IEC 61966-2-1 sRGB decoding curve, float64 in, float64 out."""
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+# The curve at every 16-bit level: a lookup is 5x faster than pow() on a 4096 px canvas, and
+# exact to the 16 bits that the PNG and EXR files it feeds carry.
+_SRGB_LUT = _srgb_curve(np.arange(65536) / 65535.0).astype(np.float32)
+
+
+def srgb_to_linear(c: np.ndarray) -> np.ndarray:
+    """sRGB-encoded values in [0, 1] -> linear light, float32 (to 16-bit precision)."""
+    x = np.clip(np.asarray(c, np.float32), 0, 1) * np.float32(65535)
+    x += np.float32(0.5)
+    return _SRGB_LUT[x.astype(np.uint16)]
+
+
+def luminance(color: np.ndarray) -> np.ndarray:
+    """Relative luminance (H, W) of an sRGB-encoded (H, W, 3) colour in [0, 1]."""
+    return srgb_to_linear(color) @ _LUMA
+
+
+def _freq2(shape: tuple[int, int]) -> np.ndarray:
+    """Squared spatial frequency (cycles/px)^2 of each rfft2 bin of an (H, W) image."""
+    fy = np.fft.fftfreq(shape[0])[:, None]
+    fx = np.fft.rfftfreq(shape[1])[None, :]
+    return fy * fy + fx * fx
+
+
+def _gauss(f2: np.ndarray, sigma: float) -> np.ndarray:
+    """Fourier transform of a unit-sum Gaussian of std sigma px: a circular blur."""
+    return np.exp(-2.0 * np.pi ** 2 * sigma ** 2 * f2)
+
+
+def _filtered(x: np.ndarray, spectrum: np.ndarray) -> np.ndarray:
+    """x (H, W) circularly filtered by the transfer function `spectrum` (rfft2 layout)."""
+    return np.fft.irfft2(np.fft.rfft2(x) * spectrum, s=x.shape).astype(np.float32)
+
+
+def blur(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Circular Gaussian blur of (H, W): the image wraps around, like the texture."""
+    if sigma <= 0:
+        return np.asarray(x, np.float32)
+    return _filtered(x, _gauss(_freq2(x.shape), sigma))
+
+
+def _stretch(x: np.ndarray, lo: float = 0.5, hi: float = 99.5) -> np.ndarray:
+    """Map the lo..hi percentiles of x to 0..1 (clipped): robust to a few extreme pixels."""
+    a, b = np.percentile(x, [lo, hi])
+    return np.clip((x - a) / max(b - a, 1e-8), 0, 1).astype(np.float32)
+
+
+def height_from_color(color: np.ndarray, params: MapParams | None = None) -> np.ndarray:
+    """Height (H, W) in [0, 1] from luminance: dark is low (crevices, mortar, pores).
+
+    A weighted sum of the luminance blurred at several scales (fine grain plus broad shape),
+    minus the shading broader than height_highpass, stretched to the full range.
+    """
+    return _height_from_luminance(luminance(color), params or MapParams())
+
+
+def _height_from_luminance(lum: np.ndarray, p: MapParams) -> np.ndarray:
+    f2 = _freq2(lum.shape)
+    kernel = sum(w * _gauss(f2, s) for s, w in zip(p.height_scales, p.height_weights))
+    kernel = kernel / sum(p.height_weights)
+    if p.height_highpass > 0:
+        kernel = kernel * (1.0 - _gauss(f2, p.height_highpass))
+    h = _filtered(lum, kernel)
+    return _stretch(-h if p.height_invert else h)
+
+
+def encode_normal(n: np.ndarray, convention: str = "gl") -> np.ndarray:
+    """Tangent-space vectors (H, W, 3), OpenGL convention, any length -> unit length encoded
+    as 0.5 + 0.5 * n, green flipped for "dx". A zero vector becomes straight up (0, 0, 1)."""
+    n = np.asarray(n, np.float32).copy()
+    length = np.sqrt((n * n).sum(axis=2, keepdims=True))
+    flat = length[..., 0] < 1e-6
+    n[flat] = (0.0, 0.0, 1.0)
+    length[flat] = 1.0
+    n /= length
+    if convention == "dx":
+        n[..., 1] = -n[..., 1]
+    elif convention != "gl":
+        raise TexgenError(f"normal convention must be gl or dx, not {convention!r}")
+    return n * np.float32(0.5) + np.float32(0.5)
+
+
+def normal_from_height(height: np.ndarray, params: MapParams | None = None) -> np.ndarray:
+    """Encoded tangent-space normals (H, W, 3) in [0, 1] of the surface `height` (H, W).
+
+    The height range 0..1 is taken as normal_strength px deep; slopes are central differences
+    that wrap around the edges. Image rows run down, so in OpenGL's green-up convention the
+    y component is +dh/drow (a bump's upper side faces up).
+    """
+    p = params or MapParams()
+    h = np.asarray(height, np.float32) * np.float32(p.normal_strength * 0.5)
+    n = np.empty((*h.shape, 3), np.float32)
+    n[..., 0] = _wrapped_difference(h, axis=1)
+    np.negative(n[..., 0], out=n[..., 0])
+    n[..., 1] = _wrapped_difference(h, axis=0)
+    n[..., 2] = 1.0
+    return encode_normal(n, p.normal_convention)
+
+
+def _wrapped_difference(h: np.ndarray, axis: int) -> np.ndarray:
+    """h[i + 1] - h[i - 1] along `axis`, wrapping around (np.roll without its two copies)."""
+    h = np.moveaxis(h, axis, 0)
+    d = np.empty_like(h)
+    np.subtract(h[2:], h[:-2], out=d[1:-1])
+    d[0], d[-1] = h[1] - h[-1], h[0] - h[-2]
+    return np.moveaxis(d, 0, axis)
+
+
+def roughness_from_color(color: np.ndarray, params: MapParams | None = None) -> np.ndarray:
+    """Roughness (H, W) in [0, 1]: roughness_base, shifted by roughness_contrast per standard
+    deviation of (slightly blurred) luminance; dark (dirt, pores) is rougher unless inverted."""
+    return _roughness_from_luminance(luminance(color), params or MapParams())
+
+
+def _roughness_from_luminance(lum: np.ndarray, p: MapParams) -> np.ndarray:
+    lum = blur(lum, p.roughness_blur)
+    z = (lum - lum.mean()) / max(float(lum.std()), 1e-8)
+    sign = 1.0 if p.roughness_invert else -1.0
+    return np.clip(p.roughness_base + sign * p.roughness_contrast * z, 0, 1).astype(np.float32)
+
+
+def ao_from_height(height: np.ndarray, params: MapParams | None = None) -> np.ndarray:
+    """Ambient occlusion (H, W) in [0, 1] from height: a point below the mean height of its
+    surroundings (at radii ao_radius/4, /2 and ao_radius) sees less sky; that cavity depth,
+    averaged over the radii, darkens it by ao_strength per unit."""
+    p = params or MapParams()
+    h = np.asarray(height, np.float32)
+    if p.ao_radius <= 0 or p.ao_strength == 0:
+        return np.ones_like(h)
+    spec, f2 = np.fft.rfft2(h), _freq2(h.shape)
+    cavity = np.zeros_like(h)
+    radii = (p.ao_radius / 4, p.ao_radius / 2, p.ao_radius)
+    for r in radii:
+        around = np.fft.irfft2(spec * _gauss(f2, r), s=h.shape).astype(np.float32)
+        np.subtract(around, h, out=around)
+        cavity += np.maximum(around, 0, out=around)
+    return np.clip(1.0 - p.ao_strength * cavity / len(radii), 0, 1).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- the stack
+
+def split_channels(image: np.ndarray, channels: list[str]) -> dict[str, np.ndarray]:
+    """A painter's (C, H, W) output -> {map name: (c, H, W) view} by the model's channel list."""
+    channels = check_map_names(channels)
+    widths = [map_channels(n) for n in channels]
+    if image.ndim != 3 or image.shape[0] != sum(widths):
+        raise TexgenError(f"image of shape {image.shape} does not hold the maps "
+                          f"{', '.join(channels)} ({sum(widths)} channels)")
+    starts = np.cumsum([0, *widths])
+    return {n: image[a:b] for n, a, b in zip(channels, starts[:-1], starts[1:])}
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    """A learned map (c, H, W) in [-1, 1] -> (H, W, c) or (H, W) in [0, 1]."""
+    y = np.clip(x.transpose(1, 2, 0) * np.float32(0.5) + np.float32(0.5), 0, 1)
+    return y[..., 0] if y.shape[2] == 1 else y
+
+
+def material_maps(image: np.ndarray, channels: list[str], wanted: Iterable[str],
+                  params: MapParams | None = None) -> dict[str, np.ndarray]:
+    """image: a painter's output (C, H, W) float32 in [-1, 1] whose channel groups are named by
+    `channels` (the ONNX metadata "channels", e.g. ["color"] or ["color", "normal",
+    "roughness"]: color/normal 3 channels, the SINGLE_CHANNEL_MAPS 1). Returns {name: (H, W, 3)
+    or (H, W) float32 in [0, 1]} for each wanted name: learned maps straight from the image
+    (normals re-normalised to unit length, then encoded 0.5+0.5*n, green flipped for "dx"), the
+    rest derived from colour. color stays sRGB-encoded; every other map is linear data."""
+    p = params or MapParams()
+    wanted = check_wanted(wanted, list(channels))
+    learned = split_channels(np.asarray(image, np.float32), list(channels))
+    made: dict[str, np.ndarray] = {}
+
+    def get(name: str) -> np.ndarray:
+        if name not in made:
+            made[name] = (_learned(learned[name], name, p) if name in learned
+                          else _MAKERS[name](source_of(name), p))
+        return made[name]
+
+    def source_of(name: str) -> np.ndarray:
+        if DERIVED_FROM[name] != "color":
+            return get(DERIVED_FROM[name])
+        if "luminance" not in made:             # height and roughness share one luminance
+            made["luminance"] = luminance(get("color"))
+        return made["luminance"]
+
+    return {name: get(name) for name in wanted}
+
+
+# How each derived map is made from its DERIVED_FROM source (colour is read as luminance).
+_MAKERS = {"height": _height_from_luminance, "roughness": _roughness_from_luminance,
+           "normal": normal_from_height, "ao": ao_from_height}
+
+
+def _learned(x: np.ndarray, name: str, p: MapParams) -> np.ndarray:
+    if name == "normal":        # a GAN's three channels are not unit length: renormalise
+        return encode_normal(x.transpose(1, 2, 0), p.normal_convention)
+    return _unit(x)

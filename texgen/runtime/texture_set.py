@@ -1,0 +1,384 @@
+"""Texture-set export: paint many seeds of one ONNX model into a library of material sets.
+
+    export_library("conc.onnx", range(1, 51), "library/",
+                   SetSpec(width=4096, height=4096, maps=("color", "normal", "roughness"),
+                           format="png16", naming="polyhaven"), jobs=2)
+
+writes, per seed, a folder library/conc_0007/ holding conc_0007_diff.png, conc_0007_nor_gl.png,
+..., a small conc_0007_preview.png (the maps side by side) and manifest.json (model hash, seed,
+size, settings, every file with its size and SHA-256), then library/contact_sheet.png.
+
+Safe to stop and rerun: every file is written atomically (temp file, then rename) and the
+manifest is written last, so a set counts as finished only once all its files are whole. A
+rerun checks each finished set's files against the manifest's checksums, skips the intact
+ones and redoes the rest. A set made with other settings is never silently replaced.
+
+Torch-free (numpy, Pillow, onnxruntime): the Blender add-on can use it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import re
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+
+from texgen import __version__
+from texgen.errors import TexgenError
+from texgen.runtime.canvas import check_size
+from texgen.runtime.exr import write_exr
+from texgen.runtime.imageio import atomic_write_bytes, read_image, save_image
+from texgen.runtime.maps import (NAMINGS, MapParams, check_wanted, colour_space, map_file_name,
+                                 material_maps, srgb_to_linear)
+
+__all__ = ["FORMATS", "MANIFEST", "SetSpec", "parse_seeds", "set_name", "export_set",
+           "export_library", "write_map", "write_maps_beside", "contact_sheet",
+           "file_sha256"]
+
+# format name -> (file suffix, bits per channel)
+FORMATS = {"png8": (".png", 8), "png16": (".png", 16), "exr": (".exr", 32)}
+MANIFEST = "manifest.json"
+CONTACT_SHEET = "contact_sheet.png"
+SET_FORMAT = 1                  # version of the manifest layout
+PREVIEW_SIDE = 128              # px of each map's thumbnail in a set's preview
+
+
+@dataclass(frozen=True)
+class SetSpec:
+    """What every set of one export shares. prefix: set names are PREFIX_SEED (default: the
+    model file's stem). tile: painting tile in noise cells (bounds memory, same pixels; None:
+    the painter's default)."""
+    width: int = 2048
+    height: int = 2048
+    maps: tuple = ("color", "normal", "height", "roughness", "ao")
+    format: str = "png16"
+    naming: str = "polyhaven"
+    params: MapParams = field(default_factory=MapParams)
+    prefix: str | None = None
+    tile: int | None = None
+
+    def check(self, model_maps: list[str]) -> None:
+        """TexgenError for a setting that cannot work, before anything is painted."""
+        check_size(self.width, self.height)
+        check_wanted(self.maps, model_maps)
+        if self.format not in FORMATS:
+            raise TexgenError(f"unknown format {self.format!r}: use one of {', '.join(FORMATS)}")
+        if self.naming not in NAMINGS:
+            raise TexgenError(f"unknown naming {self.naming!r}: use one of {', '.join(NAMINGS)}")
+        if self.prefix is not None and not re.fullmatch(r"[\w.-]+", self.prefix):
+            raise TexgenError(f"set name {self.prefix!r} may only hold letters, digits, '_', "
+                              f"'-' and '.': choose another with --name")
+
+    def settings(self, model_sha256: str, seed: int) -> dict:
+        """Everything that decides a set's pixels and files: a rerun compares it."""
+        return {"model_sha256": model_sha256, "seed": seed, "width": self.width,
+                "height": self.height, "maps": list(self.maps), "format": self.format,
+                "naming": self.naming, "params": self.params.to_dict()}
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'1-50', '7', '1-3,10,20-22' -> the seeds in order, without repeats."""
+    seeds: list[int] = []
+    for part in str(text).replace(" ", "").split(","):
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
+        if not m:
+            raise TexgenError(f"seeds {text!r}: expected numbers and ranges like 1-50,60")
+        a, b = int(m.group(1)), int(m.group(2) or m.group(1))
+        if b < a or b >= 2 ** 63:
+            raise TexgenError(f"seeds {text!r}: range {part} is empty or too large")
+        if b - a >= 1_000_000:
+            raise TexgenError(f"seeds {text!r}: range {part} has more than a million seeds")
+        seeds += range(a, b + 1)
+    return list(dict.fromkeys(seeds))
+
+
+def set_name(prefix: str, seed: int) -> str:
+    return f"{prefix}_{seed:04d}"
+
+
+def file_sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+# --------------------------------------------------------------------------- one set
+
+def write_map(path: Path, pixels: np.ndarray, name: str, fmt: str) -> None:
+    """Write one map (H, W[, 3]) in [0, 1] atomically as `fmt` (see FORMATS). EXR holds linear
+    values, so colour is decoded from sRGB there; data maps are written as they are."""
+    suffix, bits = FORMATS[fmt]
+    if bits == 32:
+        write_exr(path, srgb_to_linear(pixels) if name == "color" else pixels)
+    else:
+        save_image(path, pixels, bits=bits)
+
+
+def _file_entry(path: Path, **extra) -> dict:
+    return {"file": path.name, "bytes": path.stat().st_size, "sha256": file_sha256(path), **extra}
+
+
+def _thumb(pixels: np.ndarray, side: int = PREVIEW_SIDE) -> np.ndarray:
+    """A map (H, W[, 3]) in [0, 1] -> uint8 (side, side * W / H, 3) by area averaging."""
+    from PIL import Image
+    rgb = pixels if pixels.ndim == 3 else np.repeat(pixels[..., None], 3, axis=2)
+    im = Image.fromarray((np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
+    w = max(1, round(side * pixels.shape[1] / pixels.shape[0]))
+    return np.asarray(im.resize((w, side), Image.BOX))
+
+
+def _remove_stale_temps(folder: Path) -> None:
+    """Temp files a killed run left behind (atomic_path names them .NAME.XXXX.tmp.EXT)."""
+    for tmp in folder.glob(".*.tmp*"):
+        tmp.unlink(missing_ok=True)
+
+
+def export_set(painter, spec: SetSpec, seed: int, out, model_sha256: str,
+               on_map: Callable[[str], None] | None = None,
+               cancel: Callable[[], bool] | None = None, threads: int = 1) -> dict:
+    """Paint seed `seed` with `painter` (an OnnxPainter) and write its set under `out`:
+    every map, the preview, then the manifest (last: it marks the set finished). Returns the
+    manifest. on_map(name) is called after each map file is written. threads: maps encoded
+    at once (zlib and numpy release the GIL, so threads share the cores)."""
+    prefix = spec.prefix or painter.path.stem
+    name = set_name(prefix, seed)
+    folder = Path(out) / name
+    folder.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(folder)
+    tile = {"tile": spec.tile} if spec.tile else {}
+    image = painter.paint(spec.width, spec.height, seed=seed, cancel=cancel, **tile)
+    maps = material_maps(image, painter.maps, spec.maps, spec.params)
+    del image
+    suffix, bits = FORMATS[spec.format]
+
+    def write(m: str) -> Path:
+        path = folder / map_file_name(name, m, spec.naming, spec.params.normal_convention, suffix)
+        write_map(path, maps[m], m, spec.format)
+        return path
+
+    files, thumbs = {}, []
+    with ThreadPoolExecutor(max(1, threads)) as pool:
+        for m, path in zip(spec.maps, pool.map(write, spec.maps)):     # in order, as each ends
+            files[m] = _file_entry(path, bits=bits, colour_space=colour_space(m, bits == 32))
+            thumbs.append(_thumb(maps.pop(m)))
+            if on_map:
+                on_map(m)
+    preview = folder / f"{name}_preview.png"
+    save_image(preview, np.concatenate(thumbs, axis=1))
+    manifest = {"texgen_set": SET_FORMAT, "texgen_version": __version__, "name": name,
+                "model": painter.path.name, "model_maps": list(painter.maps),
+                "settings": spec.settings(model_sha256, seed), "files": files,
+                "preview": _file_entry(preview)}
+    atomic_write_bytes(folder / MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+    return manifest
+
+
+def write_maps_beside(color_path, image: np.ndarray, channels: list[str], wanted, params:
+                      MapParams, naming: str = "polyhaven", bits: int = 8,
+                      size: tuple[int, int] | None = None) -> list[Path]:
+    """`texgen generate --maps`: the wanted maps of a painted image (C, H, W) in [-1, 1] as PNGs
+    next to its colour file, named like a set: wall.png -> wall_nor_gl.png, wall_rough.png
+    ("color" is the colour file itself). size (w, h): crop to it after deriving the maps on the
+    whole canvas (a --no-tileable canvas is a crop of a bigger torus)."""
+    color_path = Path(color_path)
+    maps = material_maps(image, channels, [m for m in wanted if m != "color"], params)
+    paths = []
+    for name, pixels in maps.items():
+        if size:
+            pixels = pixels[:size[1], :size[0]]
+        path = color_path.with_name(map_file_name(color_path.stem, name, naming,
+                                                  params.normal_convention, ".png"))
+        write_map(path, pixels, name, "png16" if bits == 16 else "png8")
+        paths.append(path)
+    return paths
+
+
+# --------------------------------------------------------------------------- resume
+
+def read_manifest(folder: Path) -> dict | None:
+    """A set folder's manifest, or None when it has none or it is unreadable."""
+    try:
+        m = json.loads((folder / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return None
+    return m if isinstance(m, dict) and m.get("texgen_set") == SET_FORMAT else None
+
+
+def _intact(folder: Path, entry: dict) -> bool:
+    path = folder / entry["file"]
+    try:
+        return path.stat().st_size == entry["bytes"] and file_sha256(path) == entry["sha256"]
+    except OSError:
+        return False
+
+
+def set_is_finished(folder: Path, settings: dict, overwrite: bool = False) -> bool:
+    """True when folder holds a set made with `settings` whose files all match their checksums.
+    A set made with other settings raises TexgenError (unless overwrite: then it is redone)."""
+    m = read_manifest(folder)
+    if m is None:
+        return False
+    old = m.get("settings", {})
+    if old != settings:
+        if overwrite:
+            return False
+        changed = ", ".join(k for k in settings if old.get(k) != settings[k])
+        raise TexgenError(f"{folder} holds a set made with other settings ({changed} differ): "
+                          f"export to another folder, or pass --overwrite to replace it")
+    try:
+        entries = [*m["files"].values(), m["preview"]]
+        return all(_intact(folder, e) for e in entries)
+    except (KeyError, TypeError, AttributeError):
+        return False
+
+
+# --------------------------------------------------------------------------- a library
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:                          # not on every OS
+        return os.cpu_count() or 1
+
+
+def export_library(model, seeds: Iterable[int], out, spec: SetSpec, jobs: int = 1,
+                   device: str = "cpu", overwrite: bool = False,
+                   progress: Callable[[int, int], None] | None = None,
+                   cancel: Callable[[], bool] | None = None, sheet: bool = True) -> dict:
+    """Export one set per seed into `out`; returns {"done": [...], "skipped": [...],
+    "contact_sheet": path or None}. progress(maps written, maps to write) after each map.
+
+    jobs > 1 paints sets in that many processes, each with its own OnnxPainter using
+    cores / jobs threads. Finished sets (manifest present, checksums intact) are skipped.
+    """
+    from texgen.runtime.onnx_painter import OnnxPainter
+
+    model, out = Path(model), Path(out)
+    if model.suffix.lower() != ".onnx":
+        raise TexgenError(f"{model}: export-set paints from an ONNX file; make one with "
+                          f"`texgen export MODEL --out {model.stem or 'model'}.onnx`")
+    if jobs < 1:
+        raise TexgenError(f"jobs must be at least 1, not {jobs}")
+    if out.exists() and not out.is_dir():
+        raise TexgenError(f"{out} is a file, not a folder")
+    seeds = list(seeds)
+    threads = max(1, _cores() // jobs)
+    painter = OnnxPainter(model, device=device if jobs == 1 else "cpu",
+                          threads=threads if jobs == 1 else 1)
+    spec = replace(spec, prefix=spec.prefix or model.stem)
+    spec.check(painter.maps)
+    sha = painter.metadata["texgen_sha256"]
+    todo, skipped = [], []
+    for seed in seeds:
+        folder = out / set_name(spec.prefix, seed)
+        finished = set_is_finished(folder, spec.settings(sha, seed), overwrite)
+        (skipped if finished else todo).append(seed)
+
+    total, done = len(todo) * len(spec.maps), 0
+
+    def tick(_name=None):
+        nonlocal done
+        done += 1
+        if progress:
+            progress(done, total)
+
+    if progress:
+        progress(0, total)
+    if jobs == 1 or len(todo) <= 1:
+        for seed in todo:
+            export_set(painter, spec, seed, out, sha, on_map=tick, cancel=cancel, threads=threads)
+    else:
+        del painter                             # workers open their own
+        _export_parallel(model, todo, out, spec, sha, jobs, device, threads, tick, cancel)
+    names = lambda ss: [set_name(spec.prefix, s) for s in ss]
+    return {"done": names(todo), "skipped": names(skipped),
+            "contact_sheet": contact_sheet(out) if sheet else None}
+
+
+# Each worker process keeps one painter (loading a model per set would waste seconds).
+_worker: dict = {}
+
+
+def _worker_init(model, device, threads, queue) -> None:
+    from texgen.runtime.onnx_painter import OnnxPainter
+    _worker["painter"] = OnnxPainter(model, device=device, threads=threads)
+    _worker["queue"], _worker["threads"] = queue, threads
+
+
+def _worker_export(spec: SetSpec, seed: int, out, sha: str) -> str:
+    q = _worker["queue"]
+    return export_set(_worker["painter"], spec, seed, out, sha, on_map=q.put,
+                      threads=_worker["threads"])["name"]
+
+
+def _export_parallel(model, seeds, out, spec, sha, jobs, device, threads, tick, cancel) -> None:
+    """Sets in `jobs` processes; map-done events come back through a queue for one progress
+    count. Spawned (not forked) workers: onnxruntime's thread pools do not survive a fork."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    pool = ProcessPoolExecutor(min(jobs, len(seeds)), mp_context=ctx, initializer=_worker_init,
+                               initargs=(str(model), device, threads, queue))
+    try:
+        pending = {pool.submit(_worker_export, spec, s, str(out), sha) for s in seeds}
+        while pending:
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            _drain(queue, tick)
+            for f in finished:
+                try:
+                    f.result()                  # a worker's TexgenError surfaces here
+                except BrokenProcessPool:
+                    raise TexgenError("a worker process died (out of memory, or killed?); "
+                                      "rerun to resume, perhaps with fewer --jobs") from None
+            if cancel and cancel():
+                from texgen.runtime.tiling import Cancelled
+                raise Cancelled()
+        _drain(queue, tick)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _drain(queue, tick) -> None:
+    import queue as queue_mod
+    while True:
+        try:
+            tick(queue.get_nowait())
+        except queue_mod.Empty:
+            return
+
+
+# --------------------------------------------------------------------------- contact sheet
+
+def contact_sheet(out, label: bool = True) -> Path | None:
+    """library/contact_sheet.png: every finished set's preview in a grid, named; None when the
+    library has no set yet."""
+    from PIL import Image, ImageDraw
+    out = Path(out)
+    cells = []
+    for folder in sorted(p for p in out.iterdir() if p.is_dir()) if out.is_dir() else []:
+        m = read_manifest(folder)
+        if m and (folder / m.get("preview", {}).get("file", "")).is_file():
+            cells.append((m["name"], read_image(folder / m["preview"]["file"], min_size=1)))
+    if not cells:
+        return None
+    pad = 16 if label else 0
+    ch = max(c.shape[0] for _, c in cells) + pad
+    cw = max(c.shape[1] for _, c in cells)
+    cols = max(1, round(np.sqrt(len(cells) * ch / cw)))
+    rows = -(-len(cells) // cols)
+    sheet = Image.new("RGB", (cols * cw, rows * ch), (24, 24, 24))
+    draw = ImageDraw.Draw(sheet)
+    for i, (name, img) in enumerate(cells):
+        x, y = (i % cols) * cw, (i // cols) * ch
+        sheet.paste(Image.fromarray((img * 255 + 0.5).astype(np.uint8)), (x, y + pad))
+        if label:
+            draw.text((x + 3, y + 2), name, fill=(230, 230, 230))
+    path = out / CONTACT_SHEET
+    save_image(path, np.asarray(sheet))
+    return path

