@@ -136,6 +136,10 @@ def main():
              "(~1 = as varied as the photo; 0 = every sample the same). *photo itself* = the "
              "photo's crops against the photo (the floor a perfect method would reach; its "
              "seam_score is the photo's own seam).", "",
+             "One wrap line is a small sample: where a mortar line runs along it, even a "
+             "perfect wrap scores high (resynthesizer's wall_brick01 output wraps onto the "
+             "photo's own rows 255|256, which step 1.8x an average pair). Read seam_score "
+             "against the photo's and over several textures.", "",
              "| texture | method | " + " | ".join(METRICS) + " |",
              "|---|---|" + "---|" * len(METRICS), *rows, "",
              "## Seconds to make the samples (texgen: training excluded when loaded)", "",

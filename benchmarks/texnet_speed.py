@@ -82,7 +82,8 @@ def ensure_model(photo: Path, iters: int) -> tuple[Path, int]:
                                 preview_every=50),
               provenance={"method": "texnet", "exemplars": [photo.name]})
     _, meta = checkpoint.load_model(folder)
-    return folder, meta["iteration"]
+    t = meta["train"]
+    return folder, (f"{meta['iteration']} (batch {t['batch']}, {t['patch']} px tori, lr {t['lr']:g})")
 
 
 def main():
@@ -141,7 +142,9 @@ def main():
             "Gram loss: texgen/train/gram_loss.py (VGG-19 relu1_1..relu5_1, per-layer relative "
             "squared Gram error, mean over layers) against the whole photo's Grams; texnet's is "
             "the mean over 3 seeds. Times exclude model loading and the descriptor's set-up. "
-            "Pictures: `texnet_speed_<photo>.png` (photo | texnet | Gatys, largest size).\n\n")
+            "Pictures: `texnet_speed_<photo>.png` (photo | texnet | Gatys, largest size). "
+            f"Gatys stops after {args.gatys_iters} loss evaluations (L-BFGS line searches "
+            "included): more lowers its loss and raises its time in proportion.\n\n")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(head + "\n".join(rows) + "\n")
     print("\n".join(rows))

@@ -45,8 +45,11 @@ PLATFORMS = {
     "macos-arm64": "macosx_14_0_arm64",
 }
 NO_GPU_WHEEL = {"macos-arm64"}          # onnxruntime-gpu exists for Linux and Windows only
-# what the texgen wheel is built from (the package and what pyproject.toml needs to build it)
-SOURCES = ("pyproject.toml", "README.md", "texgen", "export")
+# what the texgen wheel is built from (the package and what pyproject.toml needs to build it);
+# not export/ (it needs torch, and a top-level `export` package could clash in Blender's
+# shared site-packages) nor the built-ins' .safetensors weights (torch only: the add-on
+# paints their model.onnx)
+SOURCES = ("pyproject.toml", "README.md", "texgen")
 
 
 def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -74,8 +77,8 @@ def texgen_wheel(dest: Path) -> Path:
         for name in SOURCES:
             p = ROOT / name
             if p.is_dir():
-                shutil.copytree(p, src / name,
-                                ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                shutil.copytree(p, src / name, ignore=shutil.ignore_patterns(
+                    "__pycache__", "*.pyc", "*.safetensors"))
             else:
                 src.mkdir(exist_ok=True)
                 shutil.copy2(p, src / name)

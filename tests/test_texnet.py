@@ -206,3 +206,6 @@ def test_cli_train_texnet_and_stylize(tmp_path):
     assert Image.open(tmp_path / "o.png").size == (35, 41)
     res = run("train", "--method", "stylize", ex, "--out", tmp_path / "x")
     assert res.exit_code == 1 and res.output.startswith("error:") and res.output.count("\n") == 1
+    # a stylisation model paints content, not noise: generate refuses it in one line
+    res = run("generate", "--model", tmp_path / "s", "--size", 64, "--out", tmp_path / "g.png")
+    assert res.exit_code == 1 and "texgen stylize" in res.output and not (tmp_path / "g.png").exists()

@@ -212,7 +212,7 @@ def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, t
     """Paint a texture of any size from a trained model (or a .onnx file from `texgen export`)."""
     import numpy as np
 
-    from texgen.runtime.canvas import parse_size, synthesize
+    from texgen.runtime.canvas import parse_size, synthesize, torus_size
     from texgen.runtime.imageio import save_image
 
     w, h = parse_size(size)
@@ -228,12 +228,14 @@ def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, t
         G, _ = load_generator(_resolve_model(model))
         run, layout, scale, margin = torch_runner(G), G.cfg.layout, G.cfg.scale, G.margin
         channels = G.cfg.channels
+    stylizer = painter.method == "stylize" if G is None else getattr(G.cfg, "content", 0) > 0
+    if stylizer:                        # it would paint noise where its content image goes
+        raise TexgenError("this is a stylisation model: use `texgen stylize --model M --content IMAGE`")
     if wanted:                          # a bad map name fails before the painting, not after
         from texgen.runtime.maps import check_wanted
         model_maps = list(G.cfg.maps if G is not None else painter.maps)
         check_wanted(wanted, model_maps)
-    # a non-tileable canvas is a crop of a torus a quarter bigger: its edges never meet
-    pw, ph = (w, h) if tileable else (w + w // 4 + scale, h + h // 4 + scale)
+    pw, ph = torus_size(w, h, scale, tileable)
     from tqdm import tqdm
     with tqdm(total=1, desc="paint", unit="tile", leave=False) as bar:
         def progress(done, total):

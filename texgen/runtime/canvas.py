@@ -35,6 +35,15 @@ def check_size(w: int, h: int) -> None:
         raise TexgenError(f"size {w}x{h} is impossible: each side must be 16..{MAX_SIDE} px")
 
 
+def torus_size(width: int, height: int, scale: int, tileable: bool = True) -> tuple[int, int]:
+    """The canvas (w, h) in px to paint for a width x height texture: the texture itself when
+    it must tile; otherwise a torus a quarter (and a cell) bigger, whose top-left
+    width x height crop is the texture: its edges never meet, so nothing repeats visibly."""
+    if tileable:
+        return width, height
+    return width + width // 4 + scale, height + height // 4 + scale
+
+
 def torus_cells(w: int, h: int, scale: int) -> tuple[int, int]:
     """Noise cells (rows, cols) of the whole torus nearest to w x h px."""
     return max(1, round(h / scale)), max(1, round(w / scale))

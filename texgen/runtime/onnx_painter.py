@@ -36,7 +36,9 @@ FORMAT = "2"      # 2: the graph paints a tile's interior from its context (1: w
 # The metadata contract of a texgen ONNX file (ModelProto.metadata_props, all values strings).
 METADATA = {
     "texgen_format": 'format version of this contract: "2"; a file without it is not texgen\'s',
-    "method": '"psgan" or "sgan" (from the model\'s provenance)',
+    "method": '"psgan", "sgan", "texnet" or "stylize" (stylize: the last 3*scale*scale '
+              "channels of z carry the content image, packed by runtime/stylize.py: paint it "
+              "with runtime.stylize.stylize, not as a texture)",
     "noise_layout": 'JSON {"n_global": G, "n_local": L, "n_periodic": P}: channels of z, '
                     "drawn by runtime/noise.sample_noise",
     "scale": "output pixels per noise cell (decimal integer)",
