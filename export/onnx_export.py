@@ -116,17 +116,19 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     """Half-precision conv trunk, float32 everywhere else (onnx 1.23 has no converter of its
     own and onnxconverter_common is not a dependency).
 
-    Every node from the first ConvTranspose on (the exporter emits nodes in topological order,
-    and the waves all come before it) runs in float16: its float initializers and Constant
-    tensors are cast, a Cast to float16 feeds the first ConvTranspose and a Cast back to float32
-    produces each graph output.
+    Every node from the first convolution of the trunk on (the first Conv or ConvTranspose
+    outside the wave MLP, whose nodes the exporter names /waves/...; nodes come in
+    topological order and the waves all come before it) runs in float16: its float
+    initializers and Constant tensors are cast, a Cast to float16 feeds that convolution and a
+    Cast back to float32 produces each graph output.
     """
     model = copy.deepcopy(model)
     g = model.graph
     nodes = list(g.node)
-    first = next((i for i, n in enumerate(nodes) if n.op_type == "ConvTranspose"), None)
+    first = next((i for i, n in enumerate(nodes) if n.op_type in ("Conv", "ConvTranspose")
+                  and not n.name.startswith("/waves/")), None)
     if first is None:
-        raise TexgenError("fp16 export: the graph has no ConvTranspose")
+        raise TexgenError("fp16 export: the graph has no convolution trunk")
     trunk = nodes[first:]
     before = {name for n in nodes[:first] for name in n.input}
     inits = {t.name: t for t in g.initializer}

@@ -78,30 +78,36 @@ class Generator(nn.Module):
         layer needs to wrap: each runs 'valid' on the context it was given, and the result is
         the (B, channels, h*scale, w*scale) interior, equal to those pixels of forward() on the
         whole torus. This is what the painters and the ONNX graph run: it does no work on
-        context that would be thrown away and makes no padded copies (1.3x faster than
-        forward() on a tile and cropping, measured on the default size)."""
+        context that would be thrown away and makes no padded copies (with the phase convs
+        of WrapConvTranspose2d.forward_valid, onnxruntime paints the default-size generator
+        1.2x faster than forward() on a wrapped tile, benchmarks/out/runtime_speed.md)."""
         x = self.waves(z, coords, torus)
         for layer in self.net:
             x = layer.forward_valid(x) if isinstance(layer, WrapConvTranspose2d) else layer(x)
         c = self.interior_crop
         return x[..., c:x.shape[-2] - c, c:x.shape[-1] - c]
 
+    def _valid_size(self, cells: int) -> int:
+        """Output px of interior()'s layers (before the crop) for a tile of `cells` cells."""
+        for layer in self.net:
+            if isinstance(layer, WrapConvTranspose2d):
+                cells = layer.valid_size(cells)
+        return cells
+
     @property
     def margin(self) -> int:
-        """Noise cells of context a tile needs on each side: each stride-2 layer reaches
-        `wrap` cells of its input, i.e. wrap / 2**level noise cells."""
-        wrap = self.net[0].wrap
-        return math.ceil(sum(wrap / 2 ** lvl for lvl in range(len(self.cfg.g_widths) + 1)))
+        """Noise cells of context a tile needs on each side: the fewest with which the valid
+        layers still cover a whole cell."""
+        m = 0
+        while self._valid_size(1 + 2 * m) < self.cfg.scale:
+            m += 1
+        return m
 
     @property
     def interior_crop(self) -> int:
         """Pixels per side that interior() still holds beyond the tile once the valid layers
         have eaten their context (the margin is rounded up to whole cells)."""
-        size = 2 * self.margin + 1              # a one-cell tile and its context
-        for layer in self.net:
-            if isinstance(layer, WrapConvTranspose2d):
-                size = 2 * (size - 2 * layer.wrap)
-        crop, odd = divmod(size - self.cfg.scale, 2)
+        crop, odd = divmod(self._valid_size(1 + 2 * self.margin) - self.cfg.scale, 2)
         assert crop >= 0 and not odd, "margin too small for the generator's receptive field"
         return crop
 
