@@ -49,7 +49,7 @@ def isolated(fn, *args) -> dict:
 
 
 def texnet_paint(model: str, size: int) -> dict:
-    from texgen.paint import open_painter
+    from texgen.painters import open_painter
     painter = open_painter(model, device="cpu")
     painter.paint(64, 64, seed=99, tile=None)                     # warm-up
     times, images = [], []

@@ -164,6 +164,10 @@ def test_runtime_works_with_torch_hidden(exported, tmp_path):
         from texgen.runtime.onnx_painter import OnnxPainter
         img = OnnxPainter({str(path)!r}, device="cpu").paint(96, 64, seed=7)
         assert np.array_equal(img, np.load({str(tmp_path / "expected.npy")!r}))
+        # and so does the command line, which opens models through texgen.painters
+        from texgen.cli import main
+        main(["generate", "--model", {str(path)!r}, "--size", "64", "--device", "cpu",
+              "--out", {str(tmp_path / "cli.png")!r}], standalone_mode=False)
         assert sys.modules["torch"] is None, "torch was imported"
         assert not [m for m in sys.modules if m.startswith("torch.")], "torch was imported"
         print("ok", img.shape)

@@ -206,6 +206,13 @@ def test_cli_train_texnet_and_stylize(tmp_path):
     assert Image.open(tmp_path / "o.png").size == (35, 41)
     res = run("train", "--method", "stylize", ex, "--out", tmp_path / "x")
     assert res.exit_code == 1 and res.output.startswith("error:") and res.output.count("\n") == 1
+    # a texnet model paints through generate like a PSGAN (its channels come from its maps)
+    res = run("train", "--method", "texnet", ex, "--out", tmp_path / "t", "--iters", 1,
+              "--patch", 32, "--batch", 2)
+    assert res.exit_code == 0, res.output
+    res = run("generate", "--model", tmp_path / "t", "--size", 64, "--out", tmp_path / "t.png")
+    assert res.exit_code == 0, res.output
+    assert Image.open(tmp_path / "t.png").size == (64, 64)
     # a stylisation model paints content, not noise: generate refuses it in one line
     res = run("generate", "--model", tmp_path / "s", "--size", 64, "--out", tmp_path / "g.png")
     assert res.exit_code == 1 and "texgen stylize" in res.output and not (tmp_path / "g.png").exists()

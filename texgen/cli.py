@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import sys
 from pathlib import Path
@@ -138,6 +139,17 @@ def _train_texnet(images, method, out, overrides, seed, resume, licence, style_p
     click.echo(f"saved {out}")
 
 
+@contextlib.contextmanager
+def _progress_bar(desc: str, unit: str):
+    """A tqdm bar (rate, ETA) driven by the library's progress(done, total) callbacks."""
+    from tqdm import tqdm
+    with tqdm(total=1, desc=desc, unit=unit, leave=False) as bar:
+        def progress(done, total):
+            bar.total = total
+            bar.update(done - bar.n)
+        yield progress
+
+
 def _interrupt_on_sigterm():
     import signal
 
@@ -212,48 +224,33 @@ def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, t
     """Paint a texture of any size from a trained model (or a .onnx file from `texgen export`)."""
     import numpy as np
 
+    from texgen.painters import open_painter
     from texgen.runtime.canvas import parse_size, synthesize, torus_size
     from texgen.runtime.imageio import save_image
 
     w, h = parse_size(size)
     wanted, params = (_map_list(map_names) if map_names else ()), _map_params(map_options)
-    if model is not None and model.lower().endswith(".onnx"):
-        from texgen.runtime.onnx_painter import OnnxPainter     # no torch on this path
-        painter = OnnxPainter(model, device=device, threads=threads)
-        run, layout, scale, margin = painter.run, painter.layout, painter.scale, painter.margin
-        channels = painter.channels
-        G = None                # the period note needs the torch model's wave MLP
-    else:
-        from texgen.paint import load_generator, torch_runner
-        G, _ = load_generator(_resolve_model(model))
-        run, layout, scale, margin = torch_runner(G), G.cfg.layout, G.cfg.scale, G.margin
-        channels = G.cfg.channels
-    stylizer = painter.method == "stylize" if G is None else getattr(G.cfg, "content", 0) > 0
-    if stylizer:                        # it would paint noise where its content image goes
+    painter = open_painter(model, device=device, threads=threads)   # no torch for .onnx
+    if painter.method == "stylize":     # it would paint noise where its content image goes
         raise TexgenError("this is a stylisation model: use `texgen stylize --model M --content IMAGE`")
     if wanted:                          # a bad map name fails before the painting, not after
         from texgen.runtime.maps import check_wanted
-        model_maps = list(G.cfg.maps if G is not None else painter.maps)
-        check_wanted(wanted, model_maps)
-    pw, ph = torus_size(w, h, scale, tileable)
-    from tqdm import tqdm
-    with tqdm(total=1, desc="paint", unit="tile", leave=False) as bar:
-        def progress(done, total):
-            bar.total = total
-            bar.update(done - bar.n)
+        check_wanted(wanted, painter.maps)
+    pw, ph = torus_size(w, h, painter.scale, tileable)
+    with _progress_bar("paint", "tile") as progress:
         # tiles go straight into 8/16-bit pixels: an 8192 px canvas never exists as float32
-        img = np.empty((ph, pw, channels), np.float32 if wanted      # maps need float
+        img = np.empty((ph, pw, painter.channels), np.float32 if wanted      # maps need float
                        else np.uint16 if bits == "16" else np.uint8)
-        synthesize(run, layout, scale, margin, pw, ph, seed=seed, morph_seed=morph_seed,
-                   tile=tile, progress=progress, out=img)
+        synthesize(painter.run, painter.layout, painter.scale, painter.margin, pw, ph,
+                   seed=seed, morph_seed=morph_seed, tile=tile, progress=progress, out=img)
     if wanted:
         from texgen.runtime.texture_set import write_maps_beside
-        for path in write_maps_beside(out, img.transpose(2, 0, 1) * 2 - 1, model_maps, wanted,
+        for path in write_maps_beside(out, img.transpose(2, 0, 1) * 2 - 1, painter.maps, wanted,
                                       params, naming, int(bits), size=(w, h)):
             click.echo(f"wrote {path}")
     img = img[:h, :w]
-    if G is not None:
-        _report_distortion(G, seed, pw, ph)
+    if hasattr(painter, "G"):           # the period note needs the torch model's wave MLP
+        _report_distortion(painter.G, seed, pw, ph)
     save_image(out, img[..., :3] if img.shape[2] >= 3 else img, bits=int(bits))
     click.echo(f"wrote {out} ({w}x{h}, seed {seed})")
 
@@ -315,7 +312,7 @@ def synth(images, method, size, iters, optimizer, lr, seed, style_scale, descrip
 @_friendly
 def stylize_cmd(model, content, seed, tile, bits, device, out):
     """Stylise a CONTENT image of any size with a model from `train --method stylize`."""
-    from texgen.paint import open_painter
+    from texgen.painters import open_painter
     from texgen.runtime.imageio import read_image, save_image
     from texgen.runtime.stylize import stylize
 
@@ -431,17 +428,13 @@ def eval_cmd(model, exemplar, report, image, seeds, size, device):
     if not (report and exemplar):
         raise TexgenError("a model's report needs --exemplar PHOTO and --report FOLDER "
                           "(or score one image with --image FILE)")
-    from tqdm import tqdm
     from texgen.eval.report import EvalConfig, evaluate, write_report
-    from texgen.paint import open_painter
+    from texgen.painters import open_painter
     painter = open_painter(model, device=device)
     ex = read_image(exemplar)
     from texgen.runtime.texture_set import parse_seeds
     cfg = EvalConfig(seeds=tuple(parse_seeds(seeds)), size=size, crop=min(256, size))
-    with tqdm(total=1, desc="eval", unit="step", leave=False) as bar:
-        def progress(done, total):
-            bar.total = total
-            bar.update(done - bar.n)
+    with _progress_bar("eval", "step") as progress:
         result = evaluate(painter, ex, cfg, progress=progress)
     page = write_report(report, result, title=f"texgen eval: {model or 'built-in'}")
     for k, v in result.metrics.items():

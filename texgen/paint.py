@@ -9,6 +9,7 @@ from texgen import checkpoint
 from texgen.errors import TexgenError
 from texgen.models.psgan import Generator, PSGANConfig
 from texgen.runtime.canvas import synthesize
+from texgen.runtime.maps import map_channels
 from texgen.runtime.tiling import DEFAULT_TILE
 
 
@@ -69,6 +70,11 @@ class TorchPainter:
         self.method = (self.meta.get("provenance") or {}).get("method", "psgan")
         self.run = torch_runner(self.G)
 
+    @property
+    def channels(self) -> int:
+        """Output channels of the image: 3 per colour or normal map, 1 per scalar map."""
+        return sum(map_channels(m) for m in self.maps)
+
     def exemplar_png(self) -> bytes | None:
         """The training exemplar saved beside the weights (exemplar.png), or None."""
         png = self.folder / "exemplar.png"
@@ -80,13 +86,3 @@ class TorchPainter:
         return synthesize(self.run, self.layout, self.scale, self.margin, width, height,
                           seed=seed, morph_seed=morph_seed, tile=tile, progress=progress,
                           cancel=cancel)
-
-
-def open_painter(model: str | None, device: str = "auto", threads: int | None = None):
-    """An OnnxPainter for a .onnx file, else a TorchPainter for a model folder, a
-    .safetensors file or a built-in name (None: the built-in default)."""
-    if model is not None and str(model).lower().endswith(".onnx"):
-        from texgen.runtime.onnx_painter import OnnxPainter
-        return OnnxPainter(model, device=device, threads=threads)
-    from texgen.builtin import builtin_path
-    return TorchPainter(builtin_path(model))

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from texgen.runtime.maps import LUMA_WEIGHTS
 from texgen.spectrum import dominant_frequencies
 
 # VGG-19 layers of the texture distance (Gatys et al.; relu5_1 adds little at these sizes)
@@ -246,7 +247,7 @@ def _rgb(img: np.ndarray) -> np.ndarray:
 
 def _luma(img: np.ndarray) -> np.ndarray:
     a = _rgb(img)
-    return a @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+    return a @ LUMA_WEIGHTS                # on the stored (sRGB) values: luma, not luminance
 
 
 def _centre(a: np.ndarray, n: int) -> np.ndarray:

@@ -3,7 +3,7 @@
     result = evaluate(painter, exemplar)           # numbers and the images they came from
     write_report("reports/brick", result)          # the page a person reads
 
-The painter is anything with OnnxPainter's interface (paint.open_painter gives an ONNX or a
+The painter is anything with OnnxPainter's interface (painters.open_painter gives an ONNX or a
 PyTorch one); the exemplar is the photo as (H, W, 3) floats in [0, 1].
 """
 

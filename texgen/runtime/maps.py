@@ -49,7 +49,7 @@ NAMINGS = {
 NORMAL_CONVENTIONS = ("gl", "dx")
 
 # Rec. 709 / sRGB primaries: relative luminance of linear RGB.
-_LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
+LUMA_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], np.float32)   # Rec. 709 R, G, B
 
 
 def _help(text: str, **kw):
@@ -185,7 +185,7 @@ def srgb_to_linear(c: np.ndarray) -> np.ndarray:
 
 def luminance(color: np.ndarray) -> np.ndarray:
     """Relative luminance (H, W) of an sRGB-encoded (H, W, 3) colour in [0, 1]."""
-    return srgb_to_linear(color) @ _LUMA
+    return srgb_to_linear(color) @ LUMA_WEIGHTS
 
 
 def _freq2(shape: tuple[int, int]) -> np.ndarray:
