@@ -1,6 +1,5 @@
 """Training writes a complete, exactly resumable model folder; the loader trusts nothing."""
 
-import json
 import os
 import pickle
 import struct

@@ -4,8 +4,6 @@ All models here are tiny and untrained; the properties tested are architectural,
 for any weights.
 """
 
-import math
-
 import numpy as np
 import pytest
 import torch

@@ -8,7 +8,6 @@ image (B, C, 32h, 32w), tanh in [-1, 1]. Every layer wraps around, so the image 
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, field
 
 import torch
