@@ -10,7 +10,8 @@ Each metric has one job and says which way is better:
     diversity           spread between samples / spread between exemplar crops   ~1, 0 = mode collapse
     copy_score          how much of a sample is pasted exemplar                  lower (fraction)
 
-The cheap ones are numpy only; texture_distance and diversity take a models.vgg.VGG19.
+The cheap ones are numpy only; texture_distance and diversity take Gram matrices that
+gram_matrices computes once per crop with a models.vgg.VGG19 (the expensive step).
 """
 
 from __future__ import annotations
@@ -169,11 +170,12 @@ def _mean_gram(grams: list[list]) -> list:
     return [sum(g[k] for g in grams) / len(grams) for k in range(len(grams[0]))]
 
 
-def texture_distance(vgg, exemplar_crops, sample_crops) -> float:
-    """Gram distance of each generated crop to the exemplar's mean Gram matrices, averaged
-    over crops (and so over seeds). Lower is better; compare with exemplar_baseline()."""
-    ref = _mean_gram(gram_matrices(vgg, exemplar_crops))
-    return float(np.mean([gram_distance(g, ref) for g in gram_matrices(vgg, sample_crops)]))
+def texture_distance(exemplar_grams: list[list], sample_grams: list[list]) -> float:
+    """Gram distance of each generated crop to the exemplar crops' mean Gram matrices (both
+    from gram_matrices), averaged over crops (and so over seeds). Lower is better; the same
+    between two halves of the exemplar's crops is the floor to compare with."""
+    ref = _mean_gram(exemplar_grams)
+    return float(np.mean([gram_distance(g, ref) for g in sample_grams]))
 
 
 def _pairwise(grams: list[list], pairs) -> float:
@@ -182,17 +184,18 @@ def _pairwise(grams: list[list], pairs) -> float:
     return float(np.mean(d)) if d else 0.0
 
 
-def diversity(vgg, sample_crops: list[list[np.ndarray]], exemplar_crops) -> float:
-    """How different the seeds are: sample_crops[k] are crops of seed k's sample, taken at
-    the same positions for every seed, so identical samples score exactly 0. The mean
-    descriptor (Gram) distance between seeds at the same position, divided by the mean
-    distance between random crops of the exemplar: about 1 = as varied as the photo, near 0 =
-    every seed paints the same thing (mode collapse), well above 1 = samples wander off."""
-    n_seeds, n_pos = len(sample_crops), len(sample_crops[0])
-    g = gram_matrices(vgg, [c for crops in sample_crops for c in crops])
+def diversity(sample_grams: list[list[list]], exemplar_grams: list[list]) -> float:
+    """How different the seeds are: sample_grams[k] are the Grams (gram_matrices) of crops of
+    seed k's sample, taken at the same positions for every seed, so identical samples score
+    exactly 0. The mean descriptor (Gram) distance between seeds at the same position, divided
+    by the mean distance between random crops of the exemplar: about 1 = as varied as the
+    photo, near 0 = every seed paints the same thing (mode collapse), well above 1 = samples
+    wander off."""
+    n_seeds, n_pos = len(sample_grams), len(sample_grams[0])
+    g = [gc for grams in sample_grams for gc in grams]
     between = _pairwise(g, [(a * n_pos + p, b * n_pos + p) for p in range(n_pos)
                             for a in range(n_seeds) for b in range(a + 1, n_seeds)])
-    ge = gram_matrices(vgg, exemplar_crops)
+    ge = exemplar_grams
     spread = _pairwise(ge, [(a, b) for a in range(len(ge)) for b in range(a + 1, len(ge))])
     return between / max(spread, 1e-9)
 

@@ -98,21 +98,22 @@ def evaluate_samples(samples: list[np.ndarray], exemplar: np.ndarray,
     ex_crops = M.random_crops(exemplar, cfg.crop, cfg.exemplar_crops, seed=0)
     # the same positions in every sample: diversity then compares seeds, not places
     per_seed = [M.random_crops(s, cfg.crop, cfg.crops_per_sample, seed=0) for s in samples]
-    s_crops = [c for crops in per_seed for c in crops]
+    ex_grams = M.gram_matrices(vgg, ex_crops)           # VGG-19 once per crop
+    seed_grams = [M.gram_matrices(vgg, crops) for crops in per_seed]
     half = len(ex_crops) // 2
     result = EvalResult(
         metrics={
-            "texture_distance": M.texture_distance(vgg, ex_crops, s_crops),
+            "texture_distance": M.texture_distance(ex_grams, [g for gs in seed_grams for g in gs]),
             "histogram_distance": float(np.mean([M.histogram_distance(s, exemplar) for s in samples])),
             "spectrum_distance": float(np.mean([M.spectrum_distance(s, exemplar) for s in samples])),
             "seam_score": float(np.mean([M.seam_score(s) for s in samples])),
             "period_error": M.period_error(exemplar, samples),
-            "diversity": M.diversity(vgg, per_seed, ex_crops),
+            "diversity": M.diversity(seed_grams, ex_grams),
             "copy_score": float(np.mean([M.copy_score(s, exemplar) for s in samples])),
         },
         # the photo against itself: half its crops vs the other half, its own seams
         baseline={
-            "texture_distance": M.texture_distance(vgg, ex_crops[:half], ex_crops[half:]),
+            "texture_distance": M.texture_distance(ex_grams[:half], ex_grams[half:]),
             "histogram_distance": float(np.mean([M.histogram_distance(c, exemplar) for c in ex_crops])),
             "spectrum_distance": float(np.mean([M.spectrum_distance(c, exemplar) for c in ex_crops])),
             "seam_score": M.seam_score(exemplar),
