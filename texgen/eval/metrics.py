@@ -211,16 +211,24 @@ def copy_score(sample: np.ndarray, exemplar: np.ndarray, patch: int = 16, shrink
     finds in its left half (how alike two different places of the photo are). 0 = nothing
     pasted; a generator that memorised the photo scores near 1. A perfectly periodic exemplar
     repeats itself exactly, so its threshold is ~0 and only pixel-exact copies count."""
-    s, e = _shrink(_rgb(sample), shrink), _shrink(_rgb(exemplar), shrink)
-    if min(e.shape[:2]) < 2 * patch or min(s.shape[:2]) < patch:
+    return copy_scores([sample], exemplar, patch, shrink)[0]
+
+
+def copy_scores(samples: list[np.ndarray], exemplar: np.ndarray, patch: int = 16,
+                shrink: int = 4) -> list[float]:
+    """copy_score of each sample, with the exemplar's patches and threshold found once."""
+    e = _shrink(_rgb(exemplar), shrink)
+    shrunk = [_shrink(_rgb(s), shrink) for s in samples]
+    if min(e.shape[:2]) < 2 * patch or min(min(s.shape[:2]) for s in shrunk) < patch:
         raise ValueError(f"images too small for {patch}-px patches after shrinking {shrink}x")
     # every exemplar position up to ~40k patches, then a sparser grid (bounded memory and time)
     step = max(1, int(np.ceil(np.sqrt(e.shape[0] * e.shape[1] / 40_000))))
     half = e.shape[1] // 2
     ref = _nn_distances(_patches(e[:, half:], patch, 2 * step), _patches(e[:, :half], patch, step))
     threshold = 0.2 * np.median(ref)
-    d = _nn_distances(_patches(s, patch, 2), _patches(e, patch, step))
-    return float(np.mean(d <= threshold))
+    ex_patches = _patches(e, patch, step)
+    return [float(np.mean(_nn_distances(_patches(s, patch, 2), ex_patches) <= threshold))
+            for s in shrunk]
 
 
 def _patches(img: np.ndarray, p: int, stride: int) -> np.ndarray:

@@ -109,7 +109,7 @@ def evaluate_samples(samples: list[np.ndarray], exemplar: np.ndarray,
             "seam_score": float(np.mean([M.seam_score(s) for s in samples])),
             "period_error": M.period_error(exemplar, samples),
             "diversity": M.diversity(seed_grams, ex_grams),
-            "copy_score": float(np.mean([M.copy_score(s, exemplar) for s in samples])),
+            "copy_score": float(np.mean(M.copy_scores(samples, exemplar))),
         },
         # the photo against itself: half its crops vs the other half, its own seams
         baseline={
