@@ -119,8 +119,9 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     Every node from the first convolution of the trunk on (the first Conv or ConvTranspose
     outside the wave MLP, whose nodes the exporter names /waves/...; nodes come in
     topological order and the waves all come before it) runs in float16: its float
-    initializers and Constant tensors are cast, a Cast to float16 feeds that convolution and a
-    Cast back to float32 produces each graph output.
+    initializers and Constant tensors are cast, a Cast to float16 is put on every float
+    tensor that flows into the trunk from before it (PSGAN: the first convolution's input;
+    texnet: each level's unpacked noise) and a Cast back to float32 produces each graph output.
     """
     model = copy.deepcopy(model)
     g = model.graph
@@ -132,11 +133,15 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     trunk = nodes[first:]
     before = {name for n in nodes[:first] for name in n.input}
     inits = {t.name: t for t in g.initializer}
-    done = set()
+    types = {v.name: v.type.tensor_type.elem_type
+             for v in list(onnx.shape_inference.infer_shapes(model).graph.value_info) + list(g.input)}
+    made_before = {o for n in nodes[:first] for o in n.output} | {v.name for v in g.input}
+    # float parameters that are not data: Resize's roi and scales stay float32 (texnet)
+    done = {n.input[i] for n in trunk if n.op_type == "Resize" for i in (1, 2) if i < len(n.input)}
     for n in trunk:
         if n.op_type == "Cast" and any(a.name == "to" and a.i == TensorProto.FLOAT for a in n.attribute):
             raise TexgenError(f"fp16 export: unexpected float Cast node {n.name} in the conv trunk")
-        if n.op_type == "Constant":
+        if n.op_type == "Constant" and n.output[0] not in done:
             for a in n.attribute:
                 if a.name == "value" and a.t.data_type == TensorProto.FLOAT:
                     a.t.CopyFrom(numpy_helper.from_array(
@@ -149,12 +154,15 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
                 raise TexgenError(f"fp16 export: initializer {name} is shared with the waves")
             t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float16), name))
             done.add(name)
-    head = nodes[first]
-    cast_in = head.input[0] + "_fp16"
-    new_nodes = nodes[:first] + [helper.make_node("Cast", [head.input[0]], [cast_in],
-                                                  to=TensorProto.FLOAT16, name="to_fp16")]
-    head.input[0] = cast_in
-    new_nodes += trunk
+    crossing = list(dict.fromkeys(name for n in trunk for name in n.input if name in made_before
+                                  and name not in done and types.get(name) == TensorProto.FLOAT))
+    casts = [helper.make_node("Cast", [name], [name + "_fp16"], to=TensorProto.FLOAT16,
+                              name=f"{name}_to_fp16") for name in crossing]
+    for n in trunk:
+        for k, name in enumerate(n.input):
+            if name in crossing:
+                n.input[k] = name + "_fp16"
+    new_nodes = nodes[:first] + casts + trunk
     for out in g.output:
         half = out.name + "_fp16"
         for n in trunk:
@@ -232,8 +240,6 @@ def export_onnx(model_path, out_path, fp16: bool = False) -> dict[str, str]:
     """Write `out_path` (.onnx) from the texgen model at `model_path`; returns its metadata."""
     model_path, out_path = Path(model_path), Path(out_path)
     G, meta = load_generator(model_path)
-    if fp16 and meta.get("model") == "texnet":
-        raise TexgenError("--fp16 is for psgan/sgan models; export texnet and stylize models in fp32")
     G = G.eval()
     folded = fold_batchnorm(G)
     cfg = G.cfg

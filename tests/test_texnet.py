@@ -168,8 +168,10 @@ def test_texnet_onnx_paints_the_torch_pixels(tmp_path):
     b = torch_p.paint(36, 28, seed=3, tile=None)
     assert a.shape == (3, 28, 36) and np.abs(a - b).max() <= 1e-4
     assert np.abs(onnx_p.paint(36, 28, seed=3, tile=3) - a).max() <= 1e-4
-    with pytest.raises(TexgenError, match="fp16"):
-        export_onnx(folder, tmp_path / "m16.onnx", fp16=True)
+    # fp16: every level's noise is cast into the half-precision trunk (not only the first conv's)
+    assert export_onnx(folder, tmp_path / "m16.onnx", fp16=True)["precision"] == "fp16"
+    half = OnnxPainter(tmp_path / "m16.onnx", device="cpu").paint(36, 28, seed=3, tile=None)
+    assert 0 < np.abs(half - b).max() <= 1e-2
 
 
 def test_stylize_any_content_size_tiled_torch_and_onnx(tmp_path):
@@ -188,6 +190,28 @@ def test_stylize_any_content_size_tiled_torch_and_onnx(tmp_path):
     p = OnnxPainter(tmp_path / "s.onnx", device="cpu")
     got = stylize(p.run, p.layout, p.scale, p.margin, photo, seed=1, tile=3)
     assert np.abs(got - one).max() <= 1e-4
+    # painting noise alone is refused by the painter itself (generate, export-set, Blender)
+    with pytest.raises(TexgenError, match="stylisation model"):
+        p.paint(32, 32)
+
+
+def test_stroke_scale_paints_bigger_strokes_at_the_content_size():
+    """stroke_scale 2 paints the content at half size and resizes back: the same picture as
+    stylising the half-size photo, and blurrier than stroke_scale 1 (its finest detail is
+    gone); the output keeps the content's size."""
+    from texgen.runtime.imageio import resize
+    G = ready(tiny(3))
+    run, photo = torch_runner(G), stripes(40, 56, period=9)
+    one = stylize(run, G.cfg.layout, 4, G.margin, photo, seed=2)
+    two = stylize(run, G.cfg.layout, 4, G.margin, photo, seed=2, stroke_scale=2)
+    half = stylize(run, G.cfg.layout, 4, G.margin, resize(photo, 20, 28), seed=2)
+    assert two.shape == one.shape == (3, 40, 56)
+    back = np.clip(resize(half.transpose(1, 2, 0), 40, 56), -1, 1)      # Lanczos overshoots
+    assert np.abs(two - back.transpose(2, 0, 1)).max() < 1e-5
+    detail = lambda img: np.abs(np.diff(img, axis=2)).mean()
+    assert detail(two) < 0.8 * detail(one)
+    with pytest.raises(TexgenError, match="stroke scale"):
+        stylize(run, G.cfg.layout, 4, G.margin, photo, stroke_scale=10)
 
 
 # ----------------------------------------------------------------------------- command line
@@ -204,6 +228,10 @@ def test_cli_train_texnet_and_stylize(tmp_path):
     res = run("stylize", "--model", tmp_path / "s", "--content", photo, "--out", tmp_path / "o.png")
     assert res.exit_code == 0, res.output
     assert Image.open(tmp_path / "o.png").size == (35, 41)
+    res = run("stylize", "--model", tmp_path / "s", "--content", photo, "--stroke-scale", 1.5,
+              "--out", tmp_path / "o2.png")
+    assert res.exit_code == 0, res.output
+    assert Image.open(tmp_path / "o2.png").size == (35, 41)
     res = run("train", "--method", "stylize", ex, "--out", tmp_path / "x")
     assert res.exit_code == 1 and res.output.startswith("error:") and res.output.count("\n") == 1
     # a texnet model paints through generate like a PSGAN (its channels come from its maps)

@@ -225,14 +225,13 @@ def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, t
     import numpy as np
 
     from texgen.painters import open_painter
-    from texgen.runtime.canvas import parse_size, synthesize, torus_size
+    from texgen.runtime.canvas import check_paints_textures, parse_size, synthesize, torus_size
     from texgen.runtime.imageio import save_image
 
     w, h = parse_size(size)
     wanted, params = (_map_list(map_names) if map_names else ()), _map_params(map_options)
     painter = open_painter(model, device=device, threads=threads)   # no torch for .onnx
-    if painter.method == "stylize":     # it would paint noise where its content image goes
-        raise TexgenError("this is a stylisation model: use `texgen stylize --model M --content IMAGE`")
+    check_paints_textures(painter.method)
     if wanted:                          # a bad map name fails before the painting, not after
         from texgen.runtime.maps import check_wanted
         check_wanted(wanted, painter.maps)
@@ -303,6 +302,9 @@ def synth(images, method, size, iters, optimizer, lr, seed, style_scale, descrip
 @click.option("--model", required=True, help="A stylisation model: folder or .onnx file.")
 @click.option("--content", required=True, type=click.Path(dir_okay=False), help="The image to stylise.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--stroke-scale", type=float, default=1.0, show_default=True,
+              help="Paint the style's strokes this many times bigger (0.25..4) than the model "
+                   "learnt them.")
 @click.option("--tile", type=click.IntRange(min=1), default=DEFAULT_TILE, show_default=True,
               help="Largest tile edge in cells: bounds memory; tiles give the same pixels as one shot.")
 @click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True)
@@ -310,7 +312,7 @@ def synth(images, method, size, iters, optimizer, lr, seed, style_scale, descrip
               help="ONNX models only: where onnxruntime paints.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 @_friendly
-def stylize_cmd(model, content, seed, tile, bits, device, out):
+def stylize_cmd(model, content, seed, stroke_scale, tile, bits, device, out):
     """Stylise a CONTENT image of any size with a model from `train --method stylize`."""
     from texgen.painters import open_painter
     from texgen.runtime.imageio import read_image, save_image
@@ -321,7 +323,7 @@ def stylize_cmd(model, content, seed, tile, bits, device, out):
         raise TexgenError(f"{model} is a {painter.method} model, not a stylisation model "
                           f"(train one with --method stylize)")
     img = stylize(painter.run, painter.layout, painter.scale, painter.margin, read_image(content),
-                  seed=seed, tile=tile)
+                  seed=seed, tile=tile, stroke_scale=stroke_scale)
     save_image(out, img.transpose(1, 2, 0) * 0.5 + 0.5, bits=int(bits))
     click.echo(f"wrote {out} ({img.shape[2]}x{img.shape[1]}, seed {seed})")
 

@@ -8,7 +8,7 @@ import torch
 from texgen import checkpoint
 from texgen.errors import TexgenError
 from texgen.models.psgan import Generator, PSGANConfig
-from texgen.runtime.canvas import synthesize
+from texgen.runtime.canvas import check_paints_textures, synthesize
 from texgen.runtime.maps import map_channels
 from texgen.runtime.tiling import DEFAULT_TILE
 
@@ -83,6 +83,7 @@ class TorchPainter:
     def paint(self, width: int, height: int, seed: int = 0, morph_seed: int | None = None,
               tile: int | None = DEFAULT_TILE, progress=None, cancel=None) -> np.ndarray:
         """(channels, height, width) float32 in [-1, 1]; see runtime.canvas.synthesize."""
+        check_paints_textures(self.method)
         return synthesize(self.run, self.layout, self.scale, self.margin, width, height,
                           seed=seed, morph_seed=morph_seed, tile=tile, progress=progress,
                           cancel=cancel)

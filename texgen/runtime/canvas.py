@@ -35,6 +35,14 @@ def check_size(w: int, h: int) -> None:
         raise TexgenError(f"size {w}x{h} is impossible: each side must be 16..{MAX_SIDE} px")
 
 
+def check_paints_textures(method: str) -> None:
+    """Painting from noise alone is for texture models: a stylisation network reads a content
+    image where it would get noise (runtime/stylize.py paints those)."""
+    if method == "stylize":
+        raise TexgenError("this is a stylisation model: it paints over a content image, not from "
+                          "noise (texgen stylize --model M --content IMAGE)")
+
+
 def torus_size(width: int, height: int, scale: int, tileable: bool = True) -> tuple[int, int]:
     """The canvas (w, h) in px to paint for a width x height texture: the texture itself when
     it must tile; otherwise a torus a quarter (and a cell) bigger, whose top-left

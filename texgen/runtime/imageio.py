@@ -32,7 +32,7 @@ from PIL import Image, ImageOps
 
 from texgen.errors import TexgenError
 
-__all__ = ["read_image", "save_image", "atomic_write_bytes", "atomic_path"]
+__all__ = ["read_image", "save_image", "resize", "atomic_write_bytes", "atomic_path"]
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 # PNG colour type <-> channel count (grey, grey+alpha, RGB, RGBA); no palette at 16 bits.
@@ -45,6 +45,16 @@ _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"
 # the same permissions an ordinary open() would have given it.
 _UMASK = os.umask(0)
 os.umask(_UMASK)
+
+
+# --------------------------------------------------------------------------- resizing
+
+def resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """H x W x C float32 -> height x width x C, Lanczos (antialiased when shrinking), each
+    channel at full float precision."""
+    bands = [np.asarray(Image.fromarray(np.ascontiguousarray(img[..., c], np.float32), mode="F")
+                        .resize((width, height), Image.LANCZOS)) for c in range(img.shape[2])]
+    return np.stack(bands, axis=2).astype(np.float32, copy=False)
 
 
 # --------------------------------------------------------------------------- reading

@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from texgen.errors import TexgenError
-from texgen.runtime.canvas import synthesize
+from texgen.runtime.canvas import check_paints_textures, synthesize
 from texgen.runtime.noise import NoiseLayout
 from texgen.runtime.tiling import DEFAULT_TILE
 
@@ -218,6 +218,7 @@ class OnnxPainter:
               cancel: Callable[[], bool] | None = None) -> np.ndarray:
         """(channels, height, width) float32 in [-1, 1]; the same pixels as the torch painter.
         tile, progress, cancel: see tiling.paint."""
+        check_paints_textures(self.method)
         try:
             return synthesize(self.run, self.layout, self.scale, self.margin, width, height,
                               seed=seed, morph_seed=morph_seed, tile=tile, progress=progress,

@@ -13,8 +13,11 @@ from __future__ import annotations
 import numpy as np
 
 from texgen.errors import TexgenError
+from texgen.runtime.imageio import resize
 from texgen.runtime.noise import NoiseLayout, sample_noise
 from texgen.runtime.tiling import paint
+
+STROKE_SCALES = (0.25, 4.0)     # beyond these the content is resized past usefulness
 
 
 def pack(img: np.ndarray, scale: int) -> np.ndarray:
@@ -37,15 +40,25 @@ def content_noise(layout: NoiseLayout, content: np.ndarray, scale: int, seed=0) 
 
 
 def stylize(run, layout: NoiseLayout, scale: int, margin: int, content: np.ndarray,
-            seed: int = 0, tile: int | None = None, progress=None, cancel=None) -> np.ndarray:
+            seed: int = 0, tile: int | None = None, progress=None, cancel=None,
+            stroke_scale: float = 1.0) -> np.ndarray:
     """content: H x W x 3 float32 in [0, 1] -> (3, H, W) in [-1, 1].
 
     run(z, ys, xs, torus) paints a tile's interior (paint.torch_runner, OnnxPainter.run);
-    tile, progress, cancel: see tiling.paint.
+    tile, progress, cancel: see tiling.paint. stroke_scale: the style's strokes and features
+    come out this many times bigger (the network's scale is fixed by its training; the
+    content is painted at 1/stroke_scale of its size and the result resized back).
     """
     if content.ndim != 3 or content.shape[2] != 3:
         raise TexgenError(f"content must be an RGB image, not an array of shape {content.shape}")
+    if not STROKE_SCALES[0] <= stroke_scale <= STROKE_SCALES[1]:
+        raise TexgenError(f"stroke scale {stroke_scale:g} is out of range "
+                          f"({STROKE_SCALES[0]:g}..{STROKE_SCALES[1]:g})")
     h, w = content.shape[:2]
+    if stroke_scale != 1:
+        small = resize(content, max(1, round(h / stroke_scale)), max(1, round(w / stroke_scale)))
+        img = stylize(run, layout, scale, margin, small, seed, tile, progress, cancel)
+        return np.clip(resize(img.transpose(1, 2, 0), h, w), -1, 1).transpose(2, 0, 1)
     pad = margin * scale
     rows, cols = -(-(h + 2 * pad) // scale), -(-(w + 2 * pad) // scale)
     x = np.pad(content.transpose(2, 0, 1) * 2 - 1,

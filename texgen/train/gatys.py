@@ -10,6 +10,7 @@ function of the pixels every run. Not tileable: the pixels are a plain image, as
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,8 +32,10 @@ class GatysConfig:
 
 
 def synthesize(loss_fn: GramLoss, width: int, height: int, cfg: GatysConfig = GatysConfig(),
-               progress: bool = True) -> tuple[np.ndarray, float]:
-    """A height x width x 3 image in [0, 1] and its final texture loss."""
+               progress: bool = True, trace: list | None = None) -> tuple[np.ndarray, float]:
+    """A height x width x 3 image in [0, 1] and its final texture loss. trace, if given,
+    gets (evaluations, seconds since the start, best loss so far) after every evaluation:
+    the benchmark reads Gatys' whole loss-against-time curve from one run."""
     if cfg.optimizer not in OPTIMIZERS:
         raise TexgenError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {cfg.optimizer!r}")
     dev = loss_fn.targets()[0].device
@@ -40,6 +43,7 @@ def synthesize(loss_fn: GramLoss, width: int, height: int, cfg: GatysConfig = Ga
     x = torch.from_numpy(start).to(dev).requires_grad_(True)
     bar = Progress(total=cfg.iters, desc="gatys") if progress else None
     state = {"evals": 0, "loss": math.inf, "best": None}
+    t0 = time.perf_counter()
 
     def closure():
         opt.zero_grad(set_to_none=True)
@@ -51,6 +55,8 @@ def synthesize(loss_fn: GramLoss, width: int, height: int, cfg: GatysConfig = Ga
         elif value < state["loss"]:
             state["loss"], state["best"] = value, x.detach().clone()
         state["evals"] += 1
+        if trace is not None:
+            trace.append((state["evals"], time.perf_counter() - t0, state["loss"]))
         if bar:
             bar.update(1, loss=value)
         return loss
