@@ -277,3 +277,22 @@ def test_resume_is_exact_while_the_discriminator_sits_out(tmp_path):
     b, _ = checkpoint.load_model(tmp_path / "b")
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_ctrl_c_rolls_back_the_interrupted_steps_draws(tmp_path):
+    """The save on Ctrl-C stores the stream as it was before the cut-short step, so --resume
+    draws what an uninterrupted run would have (PSGAN and texnet share run_iterations)."""
+    from texgen.train.common import run_iterations
+    rng, saved = np.random.default_rng(5), []
+
+    def step(it):
+        rng.uniform(size=3)
+        if it == 2:
+            raise KeyboardInterrupt
+        return True, {}
+    with pytest.raises(KeyboardInterrupt):
+        run_iterations(step, 0, 5, lambda done: saved.append((done, rng.uniform())),
+                       lambda done: None, 100, 100, tmp_path, log=lambda *a: None, rng=rng)
+    ref = np.random.default_rng(5)
+    ref.uniform(size=6)                                 # the two finished steps' draws
+    assert saved == [(2, ref.uniform())]

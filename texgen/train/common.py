@@ -25,20 +25,28 @@ def start_point(out, resume: bool, seed: int, G, D, opt_g, opt_d, log=print):
 
 
 def run_iterations(step, start: int, iters: int, save, preview, ckpt_every: int,
-                   preview_every: int, out, log=print) -> None:
+                   preview_every: int, out, log=print, rng: np.random.Generator | None = None) -> None:
     """The loop every training method shares.
 
     step(it) -> (ok, losses): one update; ok False when it was skipped as non-finite, losses
     shown on the progress bar. save(done) writes a checkpoint every ckpt_every iterations and
     at the end, preview(done) a preview every preview_every between them. Twenty skipped steps
     in a row stop training with a TexgenError; Ctrl-C (KeyboardInterrupt) saves the
-    iterations done, so --resume continues from there, and re-raises.
+    iterations done, so --resume continues from there, and re-raises. rng: the training
+    stream step draws from; a step cut short by Ctrl-C is rolled back (its draws undone) before
+    that save, so the resumed run draws what an uninterrupted one would have.
     """
     bar = Progress(total=iters, initial=start, desc=f"train {Path(out).name}")
     done, bad = start, 0
     try:
         for it in range(start, iters):
-            ok, losses = step(it)
+            drawn = rng.bit_generator.state if rng is not None else None
+            try:
+                ok, losses = step(it)
+            except KeyboardInterrupt:
+                if drawn is not None:
+                    rng.bit_generator.state = drawn
+                raise
             bad = 0 if ok else bad + 1
             if bad > 20:
                 raise TexgenError("training diverged (losses are NaN); resume from the last "

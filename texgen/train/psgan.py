@@ -117,7 +117,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
 
     run_iterations(one, start, cfg.iters, save,
                    lambda done: save_preview(out / "preview.png", paint_ready(done), images, model_cfg),
-                   cfg.ckpt_every, cfg.preview_every, out, log)
+                   cfg.ckpt_every, cfg.preview_every, out, log, rng=sampler.rng)
     return out
 
 
