@@ -97,17 +97,30 @@ def weights(folder):
     return {k: v for k, v in tensors.items() if k.startswith("G.")}
 
 
-def test_resume_is_exact(tmp_path):
-    img = [stripes(40, 40)]
-    straight = train(img, tmp_path / "a", tiny(), TexNetTrainConfig(**TRAIN), log=lambda *_: None)
-    half = TexNetTrainConfig(**{**TRAIN, "iters": 2})
-    train(img, tmp_path / "b", tiny(), half, log=lambda *_: None)
-    train(img, tmp_path / "b", tiny(), TexNetTrainConfig(**TRAIN), resume=True, log=lambda *_: None)
+def test_resume_is_exact(tmp_path, monkeypatch):
+    """Ctrl-C after 4 of 6 iterations (inside the learning-rate decay) and --resume give the
+    weights of an uninterrupted run."""
+    import texgen.train.texnet as tt
+    img, cfg = [stripes(40, 40)], TexNetTrainConfig(**{**TRAIN, "iters": 6})
+    straight = train(img, tmp_path / "a", tiny(), cfg, log=lambda *_: None)
+    calls, real_step = [], tt.step
+
+    def interrupted(*a):
+        calls.append(1)
+        if len(calls) > 4:
+            raise KeyboardInterrupt
+        return real_step(*a)
+    monkeypatch.setattr(tt, "step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(img, tmp_path / "b", tiny(), cfg, log=lambda *_: None)
+    monkeypatch.setattr(tt, "step", real_step)
+    assert checkpoint.load_model(tmp_path / "b")[1]["iteration"] == 4
+    train(img, tmp_path / "b", tiny(), cfg, resume=True, log=lambda *_: None)
     a, b = weights(straight), weights(tmp_path / "b")
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     _, meta = checkpoint.load_model(tmp_path / "b")
-    assert meta["iteration"] == 4 and meta["model"] == "texnet"
+    assert meta["iteration"] == 6 and meta["model"] == "texnet"
     assert meta["provenance"]["method"] == "texnet"
     G, _ = load_generator(tmp_path / "b")
     assert isinstance(G, TexNet) and not G.training
@@ -244,3 +257,13 @@ def test_cli_train_texnet_and_stylize(tmp_path):
     # a stylisation model paints content, not noise: generate refuses it in one line
     res = run("generate", "--model", tmp_path / "s", "--size", 64, "--out", tmp_path / "g.png")
     assert res.exit_code == 1 and "texgen stylize" in res.output and not (tmp_path / "g.png").exists()
+
+
+def test_learning_rate_holds_then_falls_to_lr_end():
+    from texgen.train.texnet import TexNetTrainConfig, learning_rate
+    cfg = TexNetTrainConfig(iters=100, lr=2e-3, lr_end=0.1)
+    rates = [learning_rate(cfg, it) for it in range(100)]
+    assert rates[0] == rates[50] == 2e-3
+    assert all(a >= b for a, b in zip(rates, rates[1:]))
+    assert rates[75] == pytest.approx(2e-3 * 0.55) and rates[99] == pytest.approx(2e-4, rel=0.01)
+    assert learning_rate(TexNetTrainConfig(iters=100, lr=1e-3, lr_end=1.0), 99) == 1e-3

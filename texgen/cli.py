@@ -62,7 +62,8 @@ def _texnet_options(fn):
               help="sgan: no global and no periodic channels; texnet: Texture Networks (Gram "
                    "loss, no discriminator); stylize: a stylisation network (--style, --content).")
 @click.option("--preset", type=click.Choice(["fast", "full"]), default="fast", show_default=True,
-              help="fast: ~15 min on a 2-core CPU; full: the official PSGAN sizes, for a GPU.")
+              help="fast: ~15 min on a 2-core CPU; full: the official PSGAN sizes (texnet: the "
+                   "paper's batch of 16), for a GPU.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Model folder.")
 @click.option("--iters", type=int, help="Training iterations (default: the preset's).")
 @click.option("--patch", type=int, help="Training patch in px, a multiple of 32.")
@@ -93,8 +94,9 @@ def train(images, method, preset, out, iters, patch, batch, lr, seed, resume, fo
     if resume and not (out / checkpoint.TRAIN_FILE).exists():
         raise TexgenError(f"nothing to resume in {out}")
     if method in ("texnet", "stylize"):
-        return _train_texnet(images, method, out, dict(iters=iters, patch=patch, batch=batch, lr=lr),
-                             seed, resume, licence, **texnet_options)
+        return _train_texnet(images, method, preset, out,
+                             dict(iters=iters, patch=patch, batch=batch, lr=lr), seed, resume,
+                             licence, **texnet_options)
     if not images:
         raise TexgenError("train needs IMAGES (files or folders)")
     model_cfg, cfg = PRESETS[preset]
@@ -115,12 +117,12 @@ def train(images, method, preset, out, iters, patch, batch, lr, seed, resume, fo
     click.echo(f"saved {out}")
 
 
-def _train_texnet(images, method, out, overrides, seed, resume, licence, style_paths,
+def _train_texnet(images, method, preset, out, overrides, seed, resume, licence, style_paths,
                   content_paths, style_scale, descriptor_weights, diversity, content_weight):
     from dataclasses import replace
     from texgen.data import load_exemplars
     from texgen.models.texnet import TexNetConfig
-    from texgen.train.texnet import TexNetTrainConfig, train as run_train
+    from texgen.train.texnet import PRESETS, train as run_train
 
     stylize = method == "stylize"
     style = list(style_paths) if stylize else list(images)
@@ -128,10 +130,11 @@ def _train_texnet(images, method, out, overrides, seed, resume, licence, style_p
         raise TexgenError("--method stylize takes --style IMAGE and --content PHOTOS, no IMAGES")
     if not style:
         raise TexgenError("--method texnet needs IMAGES (the texture)")
-    cfg = replace(TexNetTrainConfig(), seed=seed, style_scale=style_scale, diversity=diversity,
+    cfg = replace(PRESETS[preset], seed=seed, style_scale=style_scale, diversity=diversity,
                   content_weight=content_weight, descriptor_weights=descriptor_weights,
                   **{k: v for k, v in overrides.items() if v})
-    prov = {"method": method, "exemplars": [Path(p).name for p in style], "licence": licence}
+    prov = {"method": method, "preset": preset, "exemplars": [Path(p).name for p in style],
+            "licence": licence}
     _interrupt_on_sigterm()
     run_train(load_exemplars(style), out, TexNetConfig(content=3 if stylize else 0), cfg,
               content=load_exemplars(list(content_paths)) if stylize else None,
