@@ -81,8 +81,8 @@ def test_texnet_canvas_tiles_exactly_and_wraps():
     assert one.std() > 1e-3                     # not flat (a flat image wraps trivially)
     img = one.transpose(1, 2, 0)
     assert seam_score(img) < 1.3
-    # the check can fail: the same image cut off-torus has a visible seam
-    assert seam_score(img[:, : img.shape[1] - 2 * cfg.scale - 1]) > seam_score(img)
+    # the check can fail: the image's left half, whose edges are unrelated, has a visible seam
+    assert seam_score(img[:, : img.shape[1] // 2]) > seam_score(img) + 0.1
     other = synthesize(run, *args, seed=5)
     assert np.abs(one - other).mean() > 1e-3    # seeds differ
 
@@ -98,18 +98,18 @@ def weights(folder):
 
 
 def test_resume_is_exact(tmp_path, monkeypatch):
-    """Ctrl-C after 4 of 6 iterations (inside the learning-rate decay) and --resume give the
-    weights of an uninterrupted run."""
+    """Ctrl-C after 4 of 6 iterations (inside the learning-rate decay; the last one trains with
+    fixed batch-norm statistics) and --resume give the weights of an uninterrupted run."""
     import texgen.train.texnet as tt
     img, cfg = [stripes(40, 40)], TexNetTrainConfig(**{**TRAIN, "iters": 6})
     straight = train(img, tmp_path / "a", tiny(), cfg, log=lambda *_: None)
     calls, real_step = [], tt.step
 
-    def interrupted(*a):
+    def interrupted(*a, **k):
         calls.append(1)
         if len(calls) > 4:
             raise KeyboardInterrupt
-        return real_step(*a)
+        return real_step(*a, **k)
     monkeypatch.setattr(tt, "step", interrupted)
     with pytest.raises(KeyboardInterrupt):
         train(img, tmp_path / "b", tiny(), cfg, log=lambda *_: None)
@@ -267,3 +267,18 @@ def test_learning_rate_holds_then_falls_to_lr_end():
     assert all(a >= b for a, b in zip(rates, rates[1:]))
     assert rates[75] == pytest.approx(2e-3 * 0.55) and rates[99] == pytest.approx(2e-4, rel=0.01)
     assert learning_rate(TexNetTrainConfig(iters=100, lr=1e-3, lr_end=1.0), 99) == 1e-3
+
+
+def test_fixed_batchnorm_step_keeps_the_statistics_it_paints_with():
+    from texgen.train.gram_loss import GramLoss
+    from texgen.train.texnet import TexNetTrainConfig, step
+    G = ready(tiny())
+    loss_fn = GramLoss([stripes(48, 48)])
+    opt = torch.optim.Adam(G.parameters(), 1e-3)
+    z = torch.from_numpy(sample_noise(G.cfg.layout, 12, 12, seed=1, batch=2))
+    bn = next(m for m in G.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    before = bn.running_mean.clone()
+    step(G, loss_fn, opt, z, None, TexNetTrainConfig(), fixed_bn=True)
+    assert torch.equal(bn.running_mean, before)            # normalised with them, not updated
+    step(G, loss_fn, opt, z, None, TexNetTrainConfig())
+    assert not torch.equal(bn.running_mean, before)        # the control: batch statistics move them

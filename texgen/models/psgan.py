@@ -139,25 +139,55 @@ class Discriminator(nn.Module):
 @torch.no_grad()
 def recalibrate_batchnorm(G: Generator, cells: int, batches: int = 20, batch: int = 8,
                           seed: int = 0, draw=None) -> None:
-    """Replace batch-norm running statistics with exact averages over fresh samples.
+    """Replace batch-norm running statistics with the exact population statistics of fresh
+    samples, as the net paints with them.
 
     Running averages from training lag behind the weights; fixed, exact statistics make a
-    pixel independent of canvas size and batch, which tiling and seams rely on.
+    pixel independent of canvas size and batch, which tiling and seams rely on. First each
+    layer's batch statistics are averaged (training mode); then, painting in eval mode with
+    those, each layer's input mean and variance are measured over all the samples at once.
+    The second step matters with small batches: an average of per-batch variances misses
+    how much the batches' means differ, and that underestimate let rare noise at a texnet's
+    coarsest level paint a bright blotch.
     draw(seed) -> (batch, C, cells, cells) float32 inputs, when plain noise is not what G
     sees (a stylisation net's content channels); any module with cfg.layout works.
     """
     from texgen.runtime.noise import sample_noise
     rng = torch.Generator().manual_seed(seed)
+    dev = next(G.parameters()).device
+    zs = []
+    for _ in range(batches):
+        s = int(torch.randint(1 << 30, (1,), generator=rng))
+        z = draw(s) if draw else sample_noise(G.cfg.layout, cells, cells, seed=s, batch=batch)
+        zs.append(torch.from_numpy(z).to(dev))
     bns = [m for m in G.modules() if isinstance(m, nn.BatchNorm2d)]
     momenta = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
         m.momentum = None                     # cumulative average over the passes below
     G.train()
-    for i in range(batches):
-        s = int(torch.randint(1 << 30, (1,), generator=rng))
-        z = draw(s) if draw else sample_noise(G.cfg.layout, cells, cells, seed=s, batch=batch)
-        G(torch.from_numpy(z).to(next(G.parameters()).device))
+    for z in zs:
+        G(z)
     for m, mom in zip(bns, momenta):
         m.momentum = mom
     G.eval()
+    sums = {m: [0, 0.0, 0.0] for m in bns}    # positions, sum of x, sum of x^2 per channel
+
+    def measure(m, inputs):
+        x = inputs[0].transpose(0, 1).reshape(inputs[0].shape[1], -1).double()
+        acc = sums[m]
+        acc[0] += x.shape[1]
+        acc[1] = acc[1] + x.sum(1)
+        acc[2] = acc[2] + (x * x).sum(1)
+    hooks = [m.register_forward_pre_hook(measure) for m in bns]
+    try:
+        for z in zs:
+            G(z)
+    finally:
+        for h in hooks:
+            h.remove()
+    for m in bns:
+        n, s1, s2 = sums[m]
+        mean = s1 / n
+        m.running_mean.copy_(mean)
+        m.running_var.copy_((s2 / n - mean * mean).clamp_min(0) * n / max(n - 1, 1))
