@@ -62,10 +62,33 @@ def model(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def session(model, tmp_path_factory):
+def texnet_models(tmp_path_factory) -> tuple[Path, Path]:
+    """Small untrained texnet and stylize models (exact batch-norm statistics) as ONNX."""
+    import torch
+    from export.onnx_export import export_onnx
+    from texgen import checkpoint
+    from texgen.models.psgan import recalibrate_batchnorm
+    from texgen.models.texnet import TexNet, TexNetConfig
+    from texgen.runtime.stylize import content_noise
+    d = tmp_path_factory.mktemp("texnet")
+    for content, method in ((0, "texnet"), (3, "stylize")):
+        torch.manual_seed(0)
+        G = TexNet(TexNetConfig(levels=3, noise=2, width=4, content=content))
+        rng = np.random.default_rng(0)
+        draw = (lambda s: content_noise(G.cfg.layout, rng.uniform(-1, 1, (2, 3, 12, 12)).astype(
+            np.float32), G.cfg.scale, s)) if content else None
+        recalibrate_batchnorm(G, cells=3, batches=2, batch=2, draw=draw)
+        checkpoint.save_model(d / method, G, {"model": "texnet", "config": G.cfg.to_dict(),
+                                              "provenance": {"method": method}})
+        export_onnx(d / method, d / f"{method}.onnx")
+    return d / "texnet.onnx", d / "stylize.onnx"
+
+
+@pytest.fixture(scope="module")
+def session(model, texnet_models, tmp_path_factory):
     """Run tests/blender_helpers/scene.py once: (result dict, its output folder)."""
     out = tmp_path_factory.mktemp("blender")
-    blender("scene.py", model, out)
+    blender("scene.py", model, out, *texnet_models)
     result = json.loads((out / "result.json").read_text())
     assert "crash" not in result, result["crash"]
     return result, out
@@ -183,6 +206,21 @@ def test_errors_are_reported_and_leave_the_material_alone(session):
     assert "not a readable ONNX model" in r["corrupt_error"]
     assert "no model found" in r["missing_error"]
     assert r["after_errors"] == r["second"]
+
+
+def test_texnet_paints_in_blender_and_stylize_is_refused(session, texnet_models):
+    """The same runtime paints a Texture Networks export in Blender, pixel for pixel; a
+    stylisation export (it needs a content image) gets a one-line error and the material
+    stays as it was."""
+    result, out = session
+    assert result["texnet_error"] == ""
+    assert {"color", "normal"} <= set(result["texnet"]["images"])
+    painter = OnnxPainter(texnet_models[0], device="cpu")
+    want = material_maps(painter.paint(1024, 1024, seed=4), painter.maps, ["color"])["color"]
+    got = np.load(out / "texnet_color.npy")
+    assert got.shape == want.shape and np.abs(got - want).max() <= U8
+    assert "stylisation model" in result["stylize_error"] and "\n" not in result["stylize_error"].strip()
+    assert result["after_stylize"] == result["texnet"]
 
 
 def test_threaded_job_finishes_and_cancels(session):

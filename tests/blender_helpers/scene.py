@@ -1,7 +1,7 @@
 """One headless Blender session driving the add-on; tests/test_blender.py runs it in a
 subprocess (bpy can be imported once per process and keeps its state) and checks what it wrote.
 
-    python tests/blender_helpers/scene.py MODEL.onnx OUT_DIR
+    python tests/blender_helpers/scene.py MODEL.onnx OUT_DIR TEXNET.onnx STYLIZE.onnx
 
 Writes OUT_DIR/result.json (facts about the scene after each step), OUT_DIR/<map>.npy (the
 pixels of each material image as Blender holds them, top row first) and OUT_DIR/render.png.
@@ -23,7 +23,7 @@ import blender_addon  # noqa: E402
 from blender_addon import material, operators  # noqa: E402
 from record import CheckingLayout, record  # noqa: E402
 
-MODEL, OUT = Path(sys.argv[1]), Path(sys.argv[2])
+MODEL, OUT, TEXNET, STYLIZE = map(Path, sys.argv[1:5])
 TEXTURES = OUT / "textures"
 
 
@@ -165,8 +165,16 @@ def main(result: dict) -> None:
     result["missing_error"] = generate(model_file=str(OUT / "nowhere.onnx"), seed=9)
     result["after_errors"] = {**describe(plane.active_material), **texgen_state(plane)}
 
+    # a Texture Networks export paints like a PSGAN one; a stylisation export is refused
+    result["texnet_error"] = generate(model_file=str(TEXNET), seed=4, maps={"color", "normal"})
+    result["texnet"] = {**describe(plane.active_material), **texgen_state(plane)}
+    np.save(OUT / "texnet_color.npy", image_pixels(bpy.data.images["texgen color"])[..., :3])
+    result["stylize_error"] = generate(model_file=str(STYLIZE), seed=4,
+                                       maps={"color", "normal", "height"})
+    result["after_stylize"] = {**describe(plane.active_material), **texgen_state(plane)}
+
     # the threaded path: cancelled mid-way, then run to the end
-    generate(model_file=str(MODEL))         # back to a good model, seed 9 (synchronous)
+    generate(model_file=str(MODEL), seed=9)     # back to a good model (synchronous)
     bpy.context.scene.texgen.size = "4096"
     bpy.context.scene.texgen.seed = 10
     result["cancelled"] = threaded(cancel_after=0.05)
