@@ -119,8 +119,11 @@ def test_resume_is_exact(tmp_path, monkeypatch):
     a, b = weights(straight), weights(tmp_path / "b")
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    _, meta = checkpoint.load_model(tmp_path / "b")
+    model, meta = checkpoint.load_model(tmp_path / "b")
     assert meta["iteration"] == 6 and meta["model"] == "texnet"
+    # the model paints with the fixed statistics its last iterations trained with
+    stats = [k for k in model if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(model[k], b["G." + k]) for k in stats)
     assert meta["provenance"]["method"] == "texnet"
     G, _ = load_generator(tmp_path / "b")
     assert isinstance(G, TexNet) and not G.training

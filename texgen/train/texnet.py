@@ -36,10 +36,11 @@ class TexNetTrainConfig:
     lr_end: float = 0.1         # lr falls to lr * lr_end by a cosine over the second half of the
                                 # iterations: a batch's Gram estimate is noisy, the end calm
     bn_fixed: float = 0.8       # from this fraction of the iterations on, batch norm uses fixed
-                                # statistics, recalibrated every RECALIBRATE iterations, as it
-                                # will when painting. Before, each small batch normalised itself;
-                                # a net used to that painted blotches (conc01: Gram loss 0.10 for
-                                # 1 seed in 8, 0.012 for the rest) with the fixed ones
+                                # statistics (measured once, then kept), and the model paints with
+                                # exactly those. Before, each small batch normalised itself; a net
+                                # used to that painted blotches (conc01: Gram loss 0.10 for 1 seed
+                                # in 8, 0.012 for the rest) with fixed ones, and one recalibrated
+                                # after training painted flat (0.083: it had adapted to the others)
     clip: float = 1.0           # gradient norm clip: one bad batch cannot throw the weights away
     style_scale: float = 1.0    # exemplar resized by this for the descriptor: stroke/feature size
     diversity: float = 0.0      # weight of Improved Texture Networks' diversity term (0: off)
@@ -53,9 +54,6 @@ class TexNetTrainConfig:
 # fast: the default, about 15 min on a 2-core CPU; full: the paper's batch of 16, for a GPU
 PRESETS = {"fast": TexNetTrainConfig(),
            "full": TexNetTrainConfig(iters=2000, batch=16, lr=1e-3, preview_every=200, ckpt_every=200)}
-
-
-RECALIBRATE = 100
 
 
 def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: TexNetTrainConfig,
@@ -108,12 +106,16 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
         recalibrate_batchnorm(net, cells, batches=max(1, 40 // cfg.batch), batch=cfg.batch,
                               seed=it, draw=lambda s: draw(fresh, sampler)[0])
 
-    def paint_ready(it: int) -> TexNet:
-        """A CPU copy of G with exact batch-norm statistics; training keeps its own."""
+    fixed_from = math.ceil(cfg.bn_fixed * cfg.iters)
+
+    def paint_ready(done: int) -> TexNet:
+        """A CPU copy of G in eval mode: with the fixed batch-norm statistics it trained with
+        once it has them, else with exact ones measured now (training keeps its own)."""
         G_eval = TexNet(model_cfg)
         G_eval.load_state_dict(G.state_dict())
-        calibrate(G_eval, it)
-        return G_eval
+        if done <= fixed_from:
+            calibrate(G_eval, done)
+        return G_eval.eval()
 
     def preview(G_eval: TexNet):
         if photos is None:
@@ -135,9 +137,8 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
         nonlocal loss_val, skipped
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, it)
-        fixed_from = math.ceil(cfg.bn_fixed * cfg.iters)
-        if it >= fixed_from and (it - fixed_from) % RECALIBRATE == 0:
-            calibrate(G, it)                        # a checkpoint keeps them: resume is exact
+        if it == fixed_from:
+            calibrate(G, it)                        # checkpoints keep them: resume is exact
         z, x = draw(rng, photos)
         loss_val, terms = step(G, loss_fn, opt, torch.from_numpy(z).to(dev),
                                None if x is None else torch.from_numpy(x).to(dev), cfg,
