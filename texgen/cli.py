@@ -228,13 +228,12 @@ def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, t
     import numpy as np
 
     from texgen.painters import open_painter
-    from texgen.runtime.canvas import check_paints_textures, parse_size, synthesize, torus_size
+    from texgen.runtime.canvas import parse_size, torus_size
     from texgen.runtime.imageio import save_image
 
     w, h = parse_size(size)
     wanted, params = (_map_list(map_names) if map_names else ()), _map_params(map_options)
     painter = open_painter(model, device=device, threads=threads)   # no torch for .onnx
-    check_paints_textures(painter.method)
     if wanted:                          # a bad map name fails before the painting, not after
         from texgen.runtime.maps import check_wanted
         check_wanted(wanted, painter.maps)
@@ -243,8 +242,9 @@ def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, t
         # tiles go straight into 8/16-bit pixels: an 8192 px canvas never exists as float32
         img = np.empty((ph, pw, painter.channels), np.float32 if wanted      # maps need float
                        else np.uint16 if bits == "16" else np.uint8)
-        synthesize(painter.run, painter.layout, painter.scale, painter.margin, pw, ph,
-                   seed=seed, morph_seed=morph_seed, tile=tile, progress=progress, out=img)
+        # (painter.paint refuses a stylisation model before any work)
+        painter.paint(pw, ph, seed=seed, morph_seed=morph_seed, tile=tile, progress=progress,
+                      out=img)
     if wanted:
         from texgen.runtime.texture_set import write_maps_beside
         for path in write_maps_beside(out, img.transpose(2, 0, 1) * 2 - 1, painter.maps, wanted,

@@ -81,9 +81,10 @@ class TorchPainter:
         return png.read_bytes() if png.is_file() else None
 
     def paint(self, width: int, height: int, seed: int = 0, morph_seed: int | None = None,
-              tile: int | None = DEFAULT_TILE, progress=None, cancel=None) -> np.ndarray:
+              tile: int | None = DEFAULT_TILE, progress=None, cancel=None,
+              out: np.ndarray | None = None) -> np.ndarray:
         """(channels, height, width) float32 in [-1, 1]; see runtime.canvas.synthesize."""
         check_paints_textures(self.method)
         return synthesize(self.run, self.layout, self.scale, self.margin, width, height,
                           seed=seed, morph_seed=morph_seed, tile=tile, progress=progress,
-                          cancel=cancel)
+                          cancel=cancel, out=out)

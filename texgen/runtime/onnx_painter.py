@@ -215,13 +215,14 @@ class OnnxPainter:
     def paint(self, width: int, height: int, seed: int = 0, morph_seed: int | None = None,
               tile: int | None = DEFAULT_TILE,
               progress: Callable[[int, int], None] | None = None,
-              cancel: Callable[[], bool] | None = None) -> np.ndarray:
+              cancel: Callable[[], bool] | None = None,
+              out: np.ndarray | None = None) -> np.ndarray:
         """(channels, height, width) float32 in [-1, 1]; the same pixels as the torch painter.
-        tile, progress, cancel: see tiling.paint."""
+        tile, progress, cancel, out: see canvas.synthesize."""
         check_paints_textures(self.method)
         try:
             return synthesize(self.run, self.layout, self.scale, self.margin, width, height,
                               seed=seed, morph_seed=morph_seed, tile=tile, progress=progress,
-                              cancel=cancel)
+                              cancel=cancel, out=out)
         finally:
             self.release_memory()
