@@ -137,11 +137,12 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
              for v in list(onnx.shape_inference.infer_shapes(model).graph.value_info) + list(g.input)}
     made_before = {o for n in nodes[:first] for o in n.output} | {v.name for v in g.input}
     # float parameters that are not data: Resize's roi and scales stay float32 (texnet)
-    done = {n.input[i] for n in trunk if n.op_type == "Resize" for i in (1, 2) if i < len(n.input)}
+    keep32 = {n.input[i] for n in trunk if n.op_type == "Resize" for i in (1, 2) if i < len(n.input)}
+    done = set(keep32)                  # initializers cast (or to leave as they are)
     for n in trunk:
         if n.op_type == "Cast" and any(a.name == "to" and a.i == TensorProto.FLOAT for a in n.attribute):
             raise TexgenError(f"fp16 export: unexpected float Cast node {n.name} in the conv trunk")
-        if n.op_type == "Constant" and n.output[0] not in done:
+        if n.op_type == "Constant" and n.output[0] not in keep32:
             for a in n.attribute:
                 if a.name == "value" and a.t.data_type == TensorProto.FLOAT:
                     a.t.CopyFrom(numpy_helper.from_array(
@@ -155,7 +156,7 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
             t.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(t).astype(np.float16), name))
             done.add(name)
     crossing = list(dict.fromkeys(name for n in trunk for name in n.input if name in made_before
-                                  and name not in done and types.get(name) == TensorProto.FLOAT))
+                                  and name not in keep32 and types.get(name) == TensorProto.FLOAT))
     casts = [helper.make_node("Cast", [name], [name + "_fp16"], to=TensorProto.FLOAT16,
                               name=f"{name}_to_fp16") for name in crossing]
     for n in trunk:
