@@ -1,60 +1,308 @@
-"""Texture quality: texgen against two peers on the same photos, every metric of texgen eval.
+"""Texture quality: texgen (PSGAN and texnet, fast preset) against patch synthesis and the
+photos themselves, and an ablation of PSGAN's training parts. One training at a time.
 
-    python benchmarks/quality.py [--photos DIR] [--textures wall_brick01,tile01] [--iters 3000]
-                                 [--models benchmarks/models] [--size 512]
+    python benchmarks/quality.py table     [--only conc01,brick] [--no-texnet]
+    python benchmarks/quality.py ablation  [--only tile01_2x,floor_se01,grass_lush] [--minutes 15]
 
-For each colour photo in --photos (default ../shared/data/textures; normal maps `*_nm` are
-skipped; nothing happens when the folder is absent), it scores three methods with
-texgen.eval.report.evaluate_samples, one sample per seed (1-4) at --size px:
+Photos: the colour photos in ../shared/data/textures (normal maps `*_nm` skipped), and
+scikit-image's brick, grass and gravel; the ablation also uses tile01 upscaled 2x
+(`tile01_2x`: tiles of 128 px, the case where a 128 px patch shows one tile). Nothing happens
+without the folder. The three ablation photos are the ones defaults were tuned on; every
+other photo is held out and reported apart.
 
-  texgen psgan   a `fast`-preset PSGAN trained on the photo (loaded from --models/<name> when
-                 trained there before; a shorter or interrupted run there is resumed to --iters)
-  resynthesizer  PyPI's resynthesizer (GIMP's patch-based synthesis, GPL-3.0, installed by
-                 this script's user, not a texgen dependency) making a crop of the photo
-                 seamless the way GIMP's "make seamless" does: offset by half, re-synthesise a
-                 cross-shaped band over the old edges with its tileable option on
-  plain tiling   the photo itself, repeated (its seams are where they are)
+table: for each photo, texgen psgan and texnet trained with the fast preset's defaults
+(`texgen train PHOTO [--method texnet]`), resynthesizer (PyPI, GIMP's patch-based synthesis,
+GPL-3.0, installed by the benchmark's user, not a texgen dependency: a crop of the photo
+made seamless the way GIMP's "make seamless" does), and the photo's own crops. Every metric
+of texgen eval on 4 seeds at 512 px, plus time to usable: the first checkpoint at which the
+texture_distance is at most 1.5x the photo's own crop-to-crop distance.
 
-and writes benchmarks/out/quality.md: metric by texture by method, with the photo's own
-baseline. Install the peer first: pip install resynthesizer.
+ablation: PSGAN on three photos, each row adding one part, every training given the same
+wall-clock budget (--minutes; iterations = budget / seconds per step, measured on the
+config first):
+  before                 128 px patches, waves from peaks up to patch/2, one-pass batch norm
+  + exact statistics     the same weights, batch norm calibrated layer by layer
+  + period-aware         patch, batch and discriminator scales from the clear periods
+  + EMA                  the same run, painting with the moving average of G's weights
+  + R1                   R1 penalty on D
+  + descriptor (gram)    VGG-19 Gram loss on G's samples
+  + descriptor (swd)     the same with Sliced Wasserstein instead of Gram
+  texnet gram / swd      the Texture Network with each loss, same budget
+
+Models, snapshots and per-run results live in benchmarks/models/ (gitignored) and are reused:
+a rerun skips finished work, and an interrupted training resumes. Contact sheets (exemplar |
+two samples | 2x2 repeat) go to benchmarks/out/sheets/ (gitignored: the photos' licences).
+Results: benchmarks/out/quality.md and quality_ablation.md; a section headed "## Looked at"
+in either is kept when the tables are rewritten.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from texgen.eval.report import EvalConfig, evaluate_samples, colour
+from texgen import checkpoint
+from texgen.eval import metrics as M
+from texgen.eval.report import EvalConfig, colour, evaluate_samples
 from texgen.models.vgg import VGG19
-from texgen.runtime.imageio import read_image
+from texgen.runtime.imageio import atomic_write_bytes, read_image, save_image
 
-METRICS = ["texture_distance", "histogram_distance", "spectrum_distance", "seam_score",
-           "period_error", "diversity", "copy_score"]
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data" / "textures"
+MODELS = ROOT / "benchmarks" / "models" / "quality"
+OUT = ROOT / "benchmarks" / "out"
+TUNED = ("tile01_2x", "floor_se01", "grass_lush")
+METRICS = ["texture_distance", "histogram_distance", "spectrum_distance", "fine_energy",
+           "seam_score", "period_error", "diversity", "copy_score"]
+BAR = 1.5                       # usable: texture_distance at most this x the photo's own
 
 
-def texgen_samples(photo: Path, img: np.ndarray, models: Path, iters: int, cfg: EvalConfig):
-    from texgen import checkpoint
+# ----------------------------------------------------------------------------- photos
+
+def photos() -> dict[str, Path]:
+    """name -> PNG/JPEG path: the shared photos, scikit-image's three, and tile01 at 2x."""
+    found = {p.stem: p for p in sorted(DATA.iterdir())
+             if p.suffix.lower() in (".png", ".jpg", ".jpeg") and not p.stem.endswith("_nm")}
+    extra = MODELS / "_photos"
+    extra.mkdir(parents=True, exist_ok=True)
+    try:
+        import skimage.data
+        for name in ("brick", "grass", "gravel"):
+            path = extra / f"{name}.png"
+            if not path.exists():
+                save_image(path, getattr(skimage.data, name)().astype(np.float32) / 255)
+            found[name] = path
+    except ImportError:
+        print("scikit-image is not installed: its brick, grass and gravel are skipped")
+    if "tile01" in found:
+        path = extra / "tile01_2x.png"
+        if not path.exists():
+            from PIL import Image
+            im = Image.open(found["tile01"]).convert("RGB")
+            im.resize((im.width * 2, im.height * 2), Image.LANCZOS).save(path)
+        found["tile01_2x"] = path
+    return found
+
+
+# ----------------------------------------------------------------------------- training
+
+def _json(path: Path, data) -> None:
+    atomic_write_bytes(path, json.dumps(data, indent=1).encode())
+
+
+def probe_seconds(method: str, img: np.ndarray, tcfg, mcfg=None, steps: int = 4) -> float:
+    """Seconds per training step of this configuration on this machine (median of `steps`
+    after one warm-up), with the patch, batch and scales training would choose."""
+    from texgen.runtime.noise import sample_noise
+    rng = np.random.default_rng(0)
+    times = []
+    if method == "psgan":
+        from texgen.models.psgan import Discriminator, Generator
+        from texgen.train.descriptor import DescriptorLoss
+        from texgen.train.psgan import gan_step, plan
+        p = plan([img], mcfg, tcfg)
+        m, t = replace(mcfg, d_scales=p.d_scales), replace(tcfg, patch=p.patch, batch=p.batch)
+        G, D = Generator(m), Discriminator(m)
+        og, od = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
+        desc = DescriptorLoss([img], kind=t.loss) if t.descriptor_weight else None
+        cells = t.patch // m.scale + 2 * G.margin
+        for i in range(steps + 1):
+            real = torch.from_numpy(rng.uniform(-1, 1, (t.batch, 3, t.patch, t.patch)).astype(np.float32))
+            z = torch.from_numpy(sample_noise(m.layout, cells, cells, rng, batch=t.batch))
+            t0 = time.perf_counter()
+            gan_step(G, D, og, od, real, z, t, 1.0, i, desc, rng)
+            times.append(time.perf_counter() - t0)
+    else:
+        from texgen.models.texnet import TexNet, TexNetConfig
+        from texgen.train.descriptor import DescriptorLoss
+        from texgen.train.texnet import step
+        G = TexNet(TexNetConfig())
+        opt = torch.optim.Adam(G.parameters())
+        loss_fn = DescriptorLoss([img], kind=tcfg.loss)
+        cells = tcfg.patch // G.cfg.scale
+        for i in range(steps + 1):
+            z = torch.from_numpy(sample_noise(G.cfg.layout, cells, cells, rng, batch=tcfg.batch))
+            t0 = time.perf_counter()
+            step(G, loss_fn, opt, z, None, tcfg, rng=rng)
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times[1:]))
+
+
+def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mcfg=None,
+              minutes: float | None = None) -> Path:
+    """Train (or finish training) benchmarks/models/quality/<key>; keeps a snapshot of the
+    model (and of the training state, for the no-average variant) at every checkpoint and
+    the wall time of training in timing.json. minutes: iterations from that budget."""
+    folder = MODELS / key
+    timing_path = folder / "timing.json"
+    timing = json.loads(timing_path.read_text()) if timing_path.exists() else {}
+    if method == "psgan":
+        from texgen.train.psgan import PRESETS, train
+        mcfg = mcfg or PRESETS["fast"][0]
+        tcfg = tcfg or PRESETS["fast"][1]
+    else:
+        from texgen.models.texnet import TexNetConfig
+        from texgen.train.texnet import PRESETS, train
+        tcfg = tcfg or PRESETS["fast"]
+    if "iters" not in timing:
+        iters = tcfg.iters
+        if minutes:
+            secs = probe_seconds(method, img, tcfg, mcfg)
+            iters = max(50, int(minutes * 60 / secs) // 50 * 50)
+            timing["probe_s_per_step"] = secs
+        timing.update(iters=iters, seconds=0.0)
+        folder.mkdir(parents=True, exist_ok=True)
+        _json(timing_path, timing)
+    iters = timing["iters"]
+    every = max(50, iters // 10 // 50 * 50)
+    tcfg = replace(tcfg, iters=iters, ckpt_every=every, preview_every=every)
+    snaps = folder / "snapshots"
+    snaps.mkdir(parents=True, exist_ok=True)
+
+    def on_save(it, out):
+        shutil.copyfile(out / checkpoint.MODEL_FILE, snaps / f"model_{it:05d}.safetensors")
+        if method == "psgan":
+            shutil.copyfile(out / checkpoint.TRAIN_FILE, snaps / f"training_{it:05d}.safetensors")
+
+    model_file = folder / "model" / checkpoint.MODEL_FILE
+    done = checkpoint.load_model(model_file)[1].get("iteration", 0) if model_file.exists() else 0
+    if done >= iters:
+        return folder
+    resume = (folder / "model" / checkpoint.TRAIN_FILE).exists()
+    print(f"training {key}: {iters} iterations{' (resuming)' if resume else ''}", flush=True)
+    prov = {"method": method, "preset": "fast", "exemplars": [photo.name], "licence": "as the photo"}
+    t0 = time.perf_counter()
+    try:
+        if method == "psgan":
+            train([img], folder / "model", mcfg, tcfg, resume=resume, provenance=prov, on_save=on_save)
+        else:
+            train([img], folder / "model", replace(TexNetConfig()), tcfg, resume=resume,
+                  provenance=prov, on_save=on_save)
+    finally:
+        timing["seconds"] += time.perf_counter() - t0
+        _json(timing_path, timing)
+    return folder
+
+
+def legacy_calibrate(G, cells: int, batches: int = 20, batch: int = 8, seed: int = 0) -> None:
+    """The batch-norm calibration texgen 0.1 used, kept here only for the ablation's
+    'before' row: every layer measured in one eval pass while the layers before it still
+    normalised by a training-mode average that the pass then replaced."""
+    from texgen.runtime.noise import sample_noise
+    rng = torch.Generator().manual_seed(seed)
+    zs = [torch.from_numpy(sample_noise(G.cfg.layout, cells, cells,
+                                        seed=int(torch.randint(1 << 30, (1,), generator=rng)),
+                                        batch=batch)) for _ in range(batches)]
+    bns = [m for m in G.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    with torch.no_grad():
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+        G.train()
+        for z in zs:
+            G(z)
+        G.eval()
+        sums = {m: [0, 0.0, 0.0] for m in bns}
+
+        def hook(m, inputs):
+            x = inputs[0].transpose(0, 1).reshape(inputs[0].shape[1], -1).double()
+            sums[m][0] += x.shape[1]
+            sums[m][1] = sums[m][1] + x.sum(1)
+            sums[m][2] = sums[m][2] + (x * x).sum(1)
+        hooks = [m.register_forward_pre_hook(hook) for m in bns]
+        for z in zs:
+            G(z)
+        for h in hooks:
+            h.remove()
+        for m in bns:
+            n, s1, s2 = sums[m]
+            m.running_mean.copy_(s1 / n)
+            m.running_var.copy_((s2 / n - (s1 / n) ** 2).clamp_min(0) * n / (n - 1))
+            m.momentum = 0.1
+
+
+def variant(snapshot_dir: Path, it: int, kind: str) -> Path:
+    """A model file painting the psgan run's snapshot at `it` another way: 'raw' (the trained
+    G, not its moving average) or 'legacy' (texgen 0.1's batch-norm calibration)."""
+    from texgen.models.psgan import Generator, PSGANConfig
+    from texgen.train.batchnorm import calibrate_batchnorm
+    path = snapshot_dir / f"{kind}_{it:05d}.safetensors"
+    if path.exists():
+        return path
+    tensors, meta = checkpoint.load_model(snapshot_dir / f"training_{it:05d}.safetensors")
+    G = Generator(PSGANConfig.from_dict(meta["config"]))
+    G.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("G.")})
+    cells = meta["train"]["patch"] // G.cfg.scale + 2 * G.margin
+    (legacy_calibrate if kind == "legacy" else calibrate_batchnorm)(G, cells=cells, seed=it)
+    info = {k: meta[k] for k in ("config", "train", "provenance", "iteration")}
+    tmp = path.parent / f".{kind}"
+    tmp.mkdir(exist_ok=True)
+    checkpoint.save_model(tmp, G.eval(), info)
+    (tmp / checkpoint.MODEL_FILE).rename(path)
+    return path
+
+
+# ----------------------------------------------------------------------------- scoring
+
+def paint_samples(model: Path, cfg: EvalConfig) -> list[np.ndarray]:
     from texgen.paint import TorchPainter
-    from texgen.train.psgan import PRESETS, train
-    from dataclasses import replace
-    folder = models / photo.stem
-    done = (folder / checkpoint.MODEL_FILE).exists() and \
-        checkpoint.load_model(folder)[1].get("iteration", 0) >= iters
-    if not done:
-        model_cfg, tcfg = PRESETS["fast"]
-        resume = (folder / checkpoint.TRAIN_FILE).exists()
-        print(f"training {photo.name} to {iters} iterations{' (resuming)' if resume else ''}", flush=True)
-        train([img], folder, model_cfg, replace(tcfg, iters=iters), resume=resume,
-              provenance={"method": "psgan", "preset": "fast", "exemplars": [photo.name],
-                          "licence": "as the photo"})
-    painter = TorchPainter(folder)
-    return [colour(painter, painter.paint(cfg.size, cfg.size, seed=s)) for s in cfg.seeds]
+    p = TorchPainter(model)
+    return [colour(p, p.paint(cfg.size, cfg.size, seed=s)) for s in cfg.seeds]
 
 
-def resynth_samples(img: np.ndarray, cfg: EvalConfig):
+def score(samples, img, cfg, vgg) -> dict:
+    r = evaluate_samples(samples, img, cfg, vgg)
+    return {"metrics": r.metrics, "baseline": r.baseline}
+
+
+def time_to_usable(snaps: Path, prefix: str, img, cfg, vgg, baseline: float, kind=None) -> dict:
+    """texture_distance at every snapshot, and the first iteration at which it is at most
+    BAR x the photo's own (None: never)."""
+    curve = {}
+    for f in sorted(snaps.glob(f"{prefix}_*.safetensors")):
+        it = int(f.stem.split("_")[-1])
+        model = variant(snaps, it, kind) if kind else f
+        samples = paint_samples(model, cfg)
+        curve[it] = score(samples, img, cfg, vgg)["metrics"]["texture_distance"]
+    first = next((it for it, d in sorted(curve.items()) if d <= BAR * baseline), None)
+    return {"curve": curve, "usable_at": first}
+
+
+def contact_sheet(name: str, img: np.ndarray, samples: list[np.ndarray]) -> Path:
+    """exemplar | sample 1 | sample 2 | sample 1 repeated 2 x 2 (halved), 512 px each."""
+    from PIL import Image
+
+    def fit(a):
+        im = Image.fromarray((np.clip(a, 0, 1) * 255).round().astype(np.uint8))
+        return np.asarray(im.resize((512, 512), Image.LANCZOS), np.float32) / 255
+    tiles = [fit(img), samples[0], samples[1], fit(np.tile(samples[0], (2, 2, 1)))]
+    gap = np.ones((512, 8, 3), np.float32)
+    path = OUT / "sheets" / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_image(path, np.concatenate(sum(([t, gap] for t in tiles), [])[:-1], axis=1))
+    return path
+
+
+def result(key: str, compute) -> dict:
+    """Cached per run: benchmarks/models/quality/<key>/result.json."""
+    path = MODELS / key / "result.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    r = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _json(path, r)
+    return r
+
+
+def resynth_samples(img: np.ndarray, cfg: EvalConfig) -> list[np.ndarray]:
     from PIL import Image
     from resynthesizer import resynthesize
     rng = np.random.default_rng(0)
@@ -73,12 +321,6 @@ def resynth_samples(img: np.ndarray, cfg: EvalConfig):
     return out
 
 
-def tiled_samples(img: np.ndarray, cfg: EvalConfig):
-    """The photo repeated from its corner: every seed paints the same thing."""
-    reps = (-(-cfg.size // img.shape[0]), -(-cfg.size // img.shape[1]), 1)
-    return [np.tile(img, reps)[:cfg.size, :cfg.size]] * len(cfg.seeds)
-
-
 def _crop_or_tile(img, size, rng):
     if min(img.shape[:2]) < size:                   # small photo: tile it up first
         img = np.tile(img, (-(-size // img.shape[0]), -(-size // img.shape[1]), 1))
@@ -87,66 +329,198 @@ def _crop_or_tile(img, size, rng):
     return img[y:y + size, x:x + size]
 
 
+def run_model(key, method, photo, img, cfg, vgg, tcfg=None, mcfg=None, minutes=None,
+              kinds=(None,)) -> dict:
+    """Train key and score it; kinds: None (the saved model) and/or 'raw' / 'legacy'
+    variants of a psgan run. Returns {kind: result}."""
+    folder = train_run(key, method, photo, img, tcfg, mcfg, minutes)
+    timing = json.loads((folder / "timing.json").read_text())
+    out = {}
+    for kind in kinds:
+        def compute():
+            snaps = folder / "snapshots"
+            final = timing["iters"]
+            model = variant(snaps, final, kind) if kind else folder / "model"
+            samples = paint_samples(model, cfg)
+            contact_sheet(f"{key}{'_' + kind if kind else ''}", img, samples)
+            r = score(samples, img, cfg, vgg)
+            r.update(iters=final, train_seconds=timing["seconds"],
+                     **time_to_usable(snaps, "model" if not kind else "training", img, cfg, vgg,
+                                      r["baseline"]["texture_distance"], kind))
+            return r
+        out[kind] = result(f"{key}/{kind or 'final'}", compute)
+    return out
+
+
+# ----------------------------------------------------------------------------- tables
+
+def _keep_notes(path: Path, text: str) -> str:
+    if path.exists():
+        old = path.read_text()
+        i = old.find("\n## Looked at")
+        if i >= 0:
+            text = text.rstrip() + "\n" + old[i:]
+    return text
+
+
+def _row(name: str, method: str, m: dict, base: dict, extra: str = "") -> str:
+    td = m["texture_distance"]
+    return (f"| {name} | {method} | {td:.3f} | {td / base['texture_distance']:.2f} | "
+            + " | ".join(f"{m[k]:.3f}" for k in METRICS[1:]) + f" | {extra} |")
+
+
+HEADER = ("| photo | method | texture_distance | x photo's | " + " | ".join(METRICS[1:])
+          + " | usable at (iteration of s) |")
+
+
+def table(args, found, cfg, vgg):
+    names = [n for n in found if n != "tile01_2x" or "tile01_2x" in (args.only or "")]
+    if args.only:
+        names = [n for n in names if n in args.only.split(",")]
+    rows, summary = {}, []
+    for name in names:
+        img = read_image(found[name])
+        res = {}
+        res["texgen psgan"] = run_model(f"table/{name}/psgan", "psgan", found[name], img, cfg, vgg)[None]
+        if not args.no_texnet:
+            res["texgen texnet"] = run_model(f"table/{name}/texnet", "texnet", found[name], img, cfg, vgg)[None]
+
+        def peer(fn, label):
+            def compute():
+                samples = fn()
+                contact_sheet(f"table_{name}_{label}", img, samples)
+                return score(samples, img, cfg, vgg)
+            return result(f"table/{name}/{label}", compute)
+        try:
+            res["resynthesizer"] = peer(lambda: resynth_samples(img, cfg), "resynthesizer")
+        except ImportError as e:
+            print(f"resynthesizer skipped: {e}")
+        rows[name] = res
+        base = next(iter(res.values()))["baseline"]
+        lines = []
+        for method, r in res.items():
+            usable = ""
+            if "usable_at" in r:
+                u = r["usable_at"]
+                usable = f"{u} of {r['iters']}" if u is not None else f"never (of {r['iters']})"
+                usable += f", {r['train_seconds'] / 60:.0f} min"
+            lines.append(_row(name, method, r["metrics"], base, usable))
+        lines.append(_row(name, "*photo itself*", base, base))
+        rows[name] = (res, base, lines)
+        print("\n".join(lines), flush=True)
+    write_table(rows, cfg)
+
+
+def _verdicts(rows) -> list[str]:
+    out = []
+    for group, names in (("tuned on", [n for n in rows if n in TUNED]),
+                         ("held out", [n for n in rows if n not in TUNED])):
+        for method in ("texgen psgan", "texgen texnet"):
+            have = [n for n in names if method in rows[n][0]]
+            if not have:
+                continue
+            bar = [n for n in have if rows[n][0][method]["metrics"]["texture_distance"]
+                   <= BAR * rows[n][1]["texture_distance"]]
+            beat = [n for n in have if "resynthesizer" in rows[n][0] and
+                    rows[n][0][method]["metrics"]["texture_distance"]
+                    <= rows[n][0]["resynthesizer"]["metrics"]["texture_distance"]]
+            out.append(f"- {method}, {group} ({len(have)} photos): within {BAR}x the photo's own "
+                       f"distance on {len(bar)} ({', '.join(bar) or 'none'}); at most "
+                       f"resynthesizer's on {len(beat)} ({', '.join(beat) or 'none'})")
+    return out
+
+
+def write_table(rows, cfg):
+    path = OUT / "quality.md"
+    lines = ["# Texture quality: texgen against patch synthesis and the photos", "",
+             "Command: `python benchmarks/quality.py table` (one training at a time on this "
+             "2-core CPU). texgen: the fast preset's defaults (`texgen train PHOTO`, and "
+             "`--method texnet`). Samples: seeds "
+             f"{', '.join(map(str, cfg.seeds))} at {cfg.size} px; VGG-19 crops of {cfg.crop} px. "
+             "*photo itself*: the photo's crops against the photo (the floor; its seam_score "
+             "is the photo's own seam). 'x photo's' is texture_distance over the photo's own; "
+             f"the target is at most {BAR}. fine_energy: energy in the finest octave over the "
+             "photo's (target 0.8-1.2: above is speckle, below blur). usable at: the first "
+             f"checkpoint within {BAR}x the photo's own distance. Tuned on: "
+             f"{', '.join(TUNED)}; every other photo is held out.", "",
+             "## Verdicts", "", *_verdicts(rows), "", "## Every photo", "", HEADER,
+             "|" + "---|" * (len(METRICS) + 3)]
+    for name, (_, _, rl) in rows.items():
+        lines += rl
+    atomic_write_bytes(path, _keep_notes(path, "\n".join(lines) + "\n").encode())
+    print(f"wrote {path}")
+
+
+ABLATION = [
+    # label, run key, training overrides, painting variant
+    ("before", "a_before", dict(auto_patch=False), "legacy"),
+    ("+ exact statistics", "a_before", dict(auto_patch=False), "raw"),
+    ("+ period-aware", "c_period", dict(ema=0.999), "raw"),
+    ("+ EMA", "c_period", dict(ema=0.999), None),
+    ("+ R1", "e_r1", dict(ema=0.999, r1=1.0), None),
+    ("+ descriptor (gram)", "f_gram", dict(ema=0.999, r1=1.0, descriptor_weight=10.0,
+                                           descriptor_samples=2), None),
+    ("+ descriptor (swd)", "g_swd", dict(ema=0.999, r1=1.0, descriptor_weight=10.0,
+                                         descriptor_samples=2, loss="swd"), None),
+]
+
+
+def ablation(args, found, cfg, vgg):
+    from texgen.train.psgan import PRESETS, wave_init
+    from texgen.train.texnet import PRESETS as TEXNET
+    names = args.only.split(",") if args.only else list(TUNED)
+    lines = []
+    for name in names:
+        img = read_image(found[name])
+        mcfg, tcfg = PRESETS["fast"]
+        for label, key, over, kind in ABLATION:
+            m = mcfg
+            if key == "a_before":                     # texgen 0.1's waves: peaks up to patch/2
+                m = replace(mcfg, init_k=wave_init([img], mcfg, np.zeros((0, 2)), tcfg.patch / 2))
+            r = run_model(f"ablation/{name}/{key}", "psgan", found[name], img, cfg, vgg,
+                          replace(tcfg, **over), m, args.minutes, kinds=(kind,))[kind]
+            lines.append(_ablation_row(name, label, r))
+            print(lines[-1], flush=True)
+        for loss in ("gram", "swd"):
+            r = run_model(f"ablation/{name}/texnet_{loss}", "texnet", found[name], img, cfg, vgg,
+                          replace(TEXNET["fast"], loss=loss), None, args.minutes)[None]
+            lines.append(_ablation_row(name, f"texnet ({loss})", r))
+            print(lines[-1], flush=True)
+        lines.append(_row(name, "*photo itself*", r["baseline"], r["baseline"]))
+    path = OUT / "quality_ablation.md"
+    text = "\n".join([
+        "# PSGAN training parts, one at a time", "",
+        f"Command: `python benchmarks/quality.py ablation --minutes {args.minutes:g}`. Each "
+        f"training gets {args.minutes:g} minutes of this 2-core CPU (iterations = the budget / "
+        "the seconds a step of that configuration takes, measured first); rows that name the "
+        "same run paint its weights two ways. Samples: seeds "
+        f"{', '.join(map(str, cfg.seeds))} at {cfg.size} px. Columns as in quality.md.", "",
+        HEADER, "|" + "---|" * (len(METRICS) + 3), *lines]) + "\n"
+    atomic_write_bytes(path, _keep_notes(path, text).encode())
+    print(f"wrote {path}")
+
+
+def _ablation_row(name, label, r):
+    u = r["usable_at"]
+    usable = (f"{u} of {r['iters']}" if u is not None else f"never (of {r['iters']})")
+    return _row(name, label, r["metrics"], r["baseline"], usable + f", {r['train_seconds'] / 60:.0f} min")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--photos", default="../shared/data/textures")
-    ap.add_argument("--textures", help="comma-separated photo names (stems); default all")
-    ap.add_argument("--iters", type=int, default=3000, help="PSGAN training iterations")
-    ap.add_argument("--models", default="benchmarks/models")
-    ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--out", default="benchmarks/out/quality.md")
+    ap.add_argument("what", choices=["table", "ablation"])
+    ap.add_argument("--only", help="comma-separated photo names")
+    ap.add_argument("--no-texnet", action="store_true")
+    ap.add_argument("--minutes", type=float, default=15.0, help="ablation: budget per training")
     args = ap.parse_args()
-    photos_dir = Path(args.photos)
-    if not photos_dir.is_dir():
-        print(f"{photos_dir} is absent: nothing to benchmark")
+    if not DATA.is_dir():
+        print(f"{DATA} is absent: nothing to benchmark")
         return
-    photos = sorted(p for p in photos_dir.iterdir()
-                    if p.suffix.lower() in (".png", ".jpg", ".jpeg") and not p.stem.endswith("_nm"))
-    if args.textures:
-        want = set(args.textures.split(","))
-        photos = [p for p in photos if p.stem in want]
-    cfg = EvalConfig(size=args.size)
+    torch.set_num_threads(2)
+    found = photos()
+    cfg = EvalConfig()
     vgg = VGG19(last="relu4_1")
-    methods = {"texgen psgan": lambda p, img: texgen_samples(p, img, Path(args.models), args.iters, cfg),
-               "resynthesizer": lambda p, img: resynth_samples(img, cfg),
-               "plain tiling": lambda p, img: tiled_samples(img, cfg)}
-    rows, times = [], []
-    for photo in photos:
-        img = read_image(photo)
-        baseline = None
-        for name, make in methods.items():
-            t = time.perf_counter()
-            try:
-                samples = make(photo, img)
-            except ImportError as e:
-                print(f"{name} skipped: {e}")
-                continue
-            secs = time.perf_counter() - t
-            r = evaluate_samples(samples, img, cfg, vgg)
-            baseline = r.baseline
-            rows.append(f"| {photo.stem} | {name} | " + " | ".join(f"{r.metrics[m]:.3f}" for m in METRICS) + " |")
-            times.append(f"| {photo.stem} | {name} | {secs:.1f} |")
-            print(rows[-1], flush=True)
-        if baseline:
-            rows.append(f"| {photo.stem} | *photo itself* | " + " | ".join(f"*{baseline[m]:.3f}*" for m in METRICS) + " |")
-    lines = ["# Texture quality: texgen vs peers", "",
-             f"Samples: seeds {', '.join(map(str, cfg.seeds))} at {cfg.size} px; VGG-19 crops of "
-             f"{cfg.crop} px. texgen psgan: `fast` preset, {args.iters} iterations on this CPU. "
-             "Lower is better for every metric except seam_score (1.0 = seamless) and diversity "
-             "(~1 = as varied as the photo; 0 = every sample the same). *photo itself* = the "
-             "photo's crops against the photo (the floor a perfect method would reach; its "
-             "seam_score is the photo's own seam).", "",
-             "One wrap line is a small sample: where a mortar line runs along it, even a "
-             "perfect wrap scores high (resynthesizer's wall_brick01 output wraps onto the "
-             "photo's own rows 255|256, which step 1.8x an average pair). Read seam_score "
-             "against the photo's and over several textures.", "",
-             "| texture | method | " + " | ".join(METRICS) + " |",
-             "|---|---|" + "---|" * len(METRICS), *rows, "",
-             "## Seconds to make the samples (texgen: training excluded when loaded)", "",
-             "| texture | method | s |", "|---|---|---|", *times]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines) + "\n")
-    print(f"wrote {args.out}")
+    (table if args.what == "table" else ablation)(args, found, cfg, vgg)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,8 @@ import torch
 
 from export.onnx_export import export_onnx
 from texgen import checkpoint
-from texgen.models.psgan import Generator, PSGANConfig, recalibrate_batchnorm
+from texgen.train.batchnorm import calibrate_batchnorm
+from texgen.models.psgan import Generator, PSGANConfig
 from texgen.paint import torch_runner
 from texgen.runtime.canvas import synthesize
 from texgen.runtime.onnx_painter import OnnxPainter
@@ -79,7 +80,7 @@ def make_models(tmp: Path) -> dict:
     for k, (name, cfg) in enumerate(MODELS.items()):
         torch.manual_seed(k)
         G = Generator(cfg)
-        recalibrate_batchnorm(G, cells=4, batches=2, batch=2)
+        calibrate_batchnorm(G, cells=4, batches=2, batch=2)
         folder = tmp / f"m{k}"
         checkpoint.save_model(folder, G.eval(), {"config": cfg.to_dict(),
                                                  "provenance": {"method": "psgan", "licence": "CC0"}})

@@ -14,7 +14,7 @@ benchmarks/models/stylize_<style>/ on every photo of DIR but the held-out ones, 
 `texgen train --method stylize --style S --content DIR --iters N` would (the fast preset). Writes benchmarks/out/stylize_quality.md and stylize_<style>.png
 (content | stylised, one row per photo).
 
-Texture loss: train/gram_loss.py against the style (0: the style's statistics; the content
+Texture loss: train/descriptor.py against the style (0: the style's statistics; the content
 photo's own value is the 'before'). Content error: relative squared relu4_2 feature error,
 ||F(out) - F(photo)||^2 / ||F(photo)||^2 (0: the photo's content untouched).
 """
@@ -50,7 +50,7 @@ def main():
     from texgen.runtime.imageio import read_image, save_image
     from texgen.runtime.stylize import stylize
     from texgen.models.vgg import CONTENT_LAYER
-    from texgen.train.gram_loss import GramLoss
+    from texgen.train.descriptor import DescriptorLoss
     from texgen.train.texnet import PRESETS, train
     load = open("/proc/loadavg").read().split()[:3] if Path("/proc/loadavg").exists() else ["?"]
 
@@ -73,7 +73,7 @@ def main():
     meta = checkpoint.load_model(folder)[1]
     painter = open_painter(str(onnx_file), device="cpu")
 
-    loss_fn = GramLoss([read_image(style_path)])
+    loss_fn = DescriptorLoss([read_image(style_path)])
     as_batch = lambda img: torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
 
     @torch.no_grad()

@@ -73,8 +73,8 @@ def texnet_paint(model: str, size: int) -> dict:
 def gatys(photo: str, size: int, iters: int) -> dict:
     from texgen.runtime.imageio import read_image
     from texgen.train.gatys import GatysConfig, synthesize
-    from texgen.train.gram_loss import GramLoss
-    loss_fn = GramLoss([read_image(photo)])
+    from texgen.train.descriptor import DescriptorLoss
+    loss_fn = DescriptorLoss([read_image(photo)])
     trace = []
     t0 = time.perf_counter()
     img, loss = synthesize(loss_fn, size, size, GatysConfig(iters=iters, seed=0), progress=False,
@@ -117,7 +117,7 @@ def main():
     import torch
     from export.onnx_export import export_onnx
     from texgen.runtime.imageio import read_image, save_image
-    from texgen.train.gram_loss import GramLoss
+    from texgen.train.descriptor import DescriptorLoss
     torch.set_num_threads(2)
     load = open("/proc/loadavg").read().split()[:3] if Path("/proc/loadavg").exists() else "?"
     rows = ["| photo | size | method | iterations | s / image | peak MiB | Gram loss | "
@@ -134,7 +134,7 @@ def main():
         onnx_file = MODELS / f"texnet_{photo.stem}.onnx"
         export_onnx(model, onnx_file)
         exemplar = read_image(photo)
-        loss_fn = GramLoss([exemplar])
+        loss_fn = DescriptorLoss([exemplar])
         score = lambda img: loss_fn(torch.from_numpy(np.ascontiguousarray(
             img.transpose(2, 0, 1)))[None]).item()
         crop = min(exemplar.shape[0], exemplar.shape[1], 256)
@@ -175,7 +175,7 @@ def main():
             f"{torch.__version__}, 2 threads, CPU; load average at start {' '.join(load)} (other "
             f"jobs share this machine: every time is slower than on an idle one, the ratios less "
             f"so).\n\n"
-            "Gram loss: texgen/train/gram_loss.py (VGG-19 relu1_1..relu5_1, per-layer relative "
+            "Gram loss: texgen/train/descriptor.py (VGG-19 relu1_1..relu5_1, per-layer relative "
             "squared Gram error, mean over layers) against the whole photo's Grams; texnet's is "
             "the mean ± sd over 3 seeds. Times exclude model loading and the descriptor's set-up. "
             "Pictures: `texnet_speed_<photo>.png` (photo | texnet | Gatys, largest size). "

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from texgen.models.psgan import Generator, PSGANConfig, recalibrate_batchnorm
+from texgen.train.batchnorm import calibrate_batchnorm
+from texgen.models.psgan import Generator, PSGANConfig
 
 # the test machine is small and shared: one thread per op avoids oversubscription
 torch.set_num_threads(1)
@@ -49,5 +50,5 @@ def tiny_G(tiny_cfg) -> Generator:
     """An untrained tiny PSGAN generator in eval mode with exact batch-norm statistics."""
     torch.manual_seed(0)
     G = Generator(tiny_cfg)
-    recalibrate_batchnorm(G, cells=3, batches=2, batch=2)
+    calibrate_batchnorm(G, cells=3, batches=2, batch=2)
     return G.eval()

@@ -67,7 +67,7 @@ def texnet_models(tmp_path_factory) -> tuple[Path, Path]:
     import torch
     from export.onnx_export import export_onnx
     from texgen import checkpoint
-    from texgen.models.psgan import recalibrate_batchnorm
+    from texgen.train.batchnorm import calibrate_batchnorm
     from texgen.models.texnet import TexNet, TexNetConfig
     from texgen.runtime.stylize import content_noise
     d = tmp_path_factory.mktemp("texnet")
@@ -77,7 +77,7 @@ def texnet_models(tmp_path_factory) -> tuple[Path, Path]:
         rng = np.random.default_rng(0)
         draw = (lambda s: content_noise(G.cfg.layout, rng.uniform(-1, 1, (2, 3, 12, 12)).astype(
             np.float32), G.cfg.scale, s)) if content else None
-        recalibrate_batchnorm(G, cells=3, batches=2, batch=2, draw=draw)
+        calibrate_batchnorm(G, cells=3, batches=2, batch=2, draw=draw)
         checkpoint.save_model(d / method, G, {"model": "texnet", "config": G.cfg.to_dict(),
                                               "provenance": {"method": method}})
         export_onnx(d / method, d / f"{method}.onnx")

@@ -60,6 +60,13 @@ def test_spectrum_distance_sees_blur_but_not_position(wall):
     assert same < 0.2 < soft < softer
 
 
+def test_fine_energy_sees_speckle_and_blur(wall):
+    assert abs(M.fine_energy([wall], wall) - 1) < 1e-9
+    speckle = np.clip(wall + 0.05 * np.random.default_rng(0).standard_normal(wall.shape), 0, 1)
+    assert M.fine_energy([speckle], wall) > 1.5
+    assert M.fine_energy([blur(wall, 3)], wall) < 0.5
+
+
 def test_period_error_is_zero_at_the_right_period_and_grows_off_it():
     ex = stripes(128, 128, period=16.0)
     assert M.period_error(ex, [stripes(128, 128, period=16.0, seed=1)]) < 0.05
@@ -142,7 +149,7 @@ def test_eval_model_writes_report(tmp_path, tiny_G, wall):
     data = json.loads((out / "metrics.json").read_text())
     assert set(data["readings"]) == set(data["metrics"])
     assert set(data["metrics"]) == {"texture_distance", "histogram_distance", "spectrum_distance",
-                                    "seam_score", "period_error", "diversity", "copy_score"}
+                                    "fine_energy", "seam_score", "period_error", "diversity", "copy_score"}
     # an untrained generator is far from the bricks: the report must say so
     assert data["metrics"]["texture_distance"] > 2 * data["exemplar_baseline"]["texture_distance"]
     page = (out / "index.html").read_text()

@@ -11,12 +11,12 @@ from conftest import stripes
 from texgen.cli import main as cli
 from texgen.errors import TexgenError
 from texgen.train.gatys import GatysConfig, synthesize
-from texgen.train.gram_loss import GramLoss
+from texgen.train.descriptor import DescriptorLoss
 
 
 @pytest.fixture(scope="module")
 def loss_fn():
-    return GramLoss([stripes(64, 64)])
+    return DescriptorLoss([stripes(64, 64)])
 
 
 def test_gram_loss_tells_the_exemplar_from_noise(loss_fn):
@@ -43,9 +43,9 @@ def test_bad_requests_are_one_line_errors(loss_fn, tmp_path):
     with pytest.raises(TexgenError, match="optimizer"):
         synthesize(loss_fn, 32, 32, GatysConfig(iters=1, optimizer="sgd"), progress=False)
     with pytest.raises(TexgenError, match="too small"):
-        GramLoss([stripes(20, 20)])
+        DescriptorLoss([stripes(20, 20)])
     with pytest.raises(TexgenError, match="style scale"):
-        GramLoss([stripes(64, 64)], style_scale=100)
+        DescriptorLoss([stripes(64, 64)], style_scale=100)
 
 
 def test_cli_synth(tmp_path):

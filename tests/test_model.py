@@ -10,7 +10,8 @@ import torch
 
 from conftest import seam_ratio, tiny_config
 from texgen.models.layers import PeriodicWaves
-from texgen.models.psgan import Discriminator, Generator, recalibrate_batchnorm
+from texgen.train.batchnorm import calibrate_batchnorm
+from texgen.models.psgan import Discriminator, Generator
 from texgen.paint import torch_runner
 from texgen.runtime.canvas import synthesize, torus_cells
 from texgen.runtime.noise import NoiseLayout, cyclic_morph, sample_noise
@@ -212,7 +213,7 @@ def test_sgan_config_builds_and_paints():
     cfg = tiny_config(n_global=0, n_periodic=0)
     torch.manual_seed(1)
     G = Generator(cfg)
-    recalibrate_batchnorm(G, cells=2, batches=2, batch=2)
+    calibrate_batchnorm(G, cells=2, batches=2, batch=2)
     assert cfg.layout.channels == cfg.n_local
     img = synthesize(torch_runner(G), cfg.layout, cfg.scale, G.margin, 3 * cfg.scale,
                      2 * cfg.scale, seed=0)
@@ -230,7 +231,14 @@ def test_scale_margin_and_discriminator_shapes(tiny_cfg):
     with torch.no_grad():
         out = G(torch.from_numpy(sample_noise(tiny_cfg.layout, 2, 3, seed=0)))
         assert out.shape == (1, 3, 64, 96)
-        assert D(out).shape == (1, 1, 2, 3)              # 5 stride-2 convs: /32
+        logits, = D(out)
+        assert logits.shape == (1, 1, 2, 3)              # 5 stride-2 convs: /32
+    # two scales: the second net judges the patch pooled 2x, so it sees twice as far
+    from dataclasses import replace
+    D2 = Discriminator(replace(tiny_cfg, d_scales=2))
+    with torch.no_grad():
+        fine, coarse = D2(torch.zeros(1, 3, 128, 128))
+    assert fine.shape == (1, 1, 4, 4) and coarse.shape == (1, 1, 2, 2)
 
 
 def test_config_round_trips_through_dict(tiny_cfg):

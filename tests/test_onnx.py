@@ -19,7 +19,8 @@ from export.onnx_export import export_onnx, fold_batchnorm
 from texgen import checkpoint
 from texgen.cli import main as cli
 from texgen.errors import TexgenError
-from texgen.models.psgan import Generator, recalibrate_batchnorm
+from texgen.train.batchnorm import calibrate_batchnorm
+from texgen.models.psgan import Generator
 from texgen.paint import torch_runner
 from texgen.runtime.canvas import synthesize
 from texgen.runtime.noise import sample_noise
@@ -129,7 +130,7 @@ def test_sgan_exports_and_matches(tmp_path):
     torch.manual_seed(1)
     cfg = tiny_config(n_global=0, n_periodic=0)
     G = Generator(cfg)
-    recalibrate_batchnorm(G, cells=3, batches=2, batch=2)
+    calibrate_batchnorm(G, cells=3, batches=2, batch=2)
     checkpoint.save_model(tmp_path, G.eval(), {"config": cfg.to_dict(), "provenance": {"method": "sgan"}})
     export_onnx(tmp_path, tmp_path / "s.onnx")
     p = OnnxPainter(tmp_path / "s.onnx", device="cpu")

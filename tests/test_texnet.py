@@ -12,7 +12,7 @@ from texgen import checkpoint
 from texgen.cli import main as cli
 from texgen.errors import TexgenError
 from texgen.eval.metrics import seam_score
-from texgen.models.psgan import recalibrate_batchnorm
+from texgen.train.batchnorm import calibrate_batchnorm
 from texgen.models.texnet import TexNet, TexNetConfig
 from texgen.paint import TorchPainter, load_generator, torch_runner
 from texgen.runtime.canvas import synthesize
@@ -34,7 +34,7 @@ def ready(cfg: TexNetConfig, seed: int = 0) -> TexNet:
     rng = np.random.default_rng(seed)
     draw = (lambda s: content_noise(cfg.layout, rng.uniform(-1, 1, (2, 3, 12, 12)).astype(np.float32),
                                     cfg.scale, s)) if cfg.content else None
-    recalibrate_batchnorm(G, cells=3, batches=2, batch=2, draw=draw)
+    calibrate_batchnorm(G, cells=3, batches=2, batch=2, draw=draw)
     return G
 
 
@@ -130,10 +130,10 @@ def test_resume_is_exact(tmp_path, monkeypatch):
 
 
 def test_non_finite_steps_are_skipped():
-    from texgen.train.gram_loss import GramLoss
+    from texgen.train.descriptor import DescriptorLoss
     torch.manual_seed(0)
     G = TexNet(tiny())
-    loss_fn = GramLoss([stripes(32, 32)])
+    loss_fn = DescriptorLoss([stripes(32, 32)])
     opt = torch.optim.Adam(G.parameters(), 1e-2)
     before = {k: v.clone() for k, v in G.state_dict().items() if "running" not in k and "num_batches" not in k}
     z = torch.from_numpy(sample_noise(G.cfg.layout, 8, 8, seed=0, batch=2))
@@ -273,10 +273,10 @@ def test_learning_rate_holds_then_falls_to_lr_end():
 
 
 def test_fixed_batchnorm_step_keeps_the_statistics_it_paints_with():
-    from texgen.train.gram_loss import GramLoss
+    from texgen.train.descriptor import DescriptorLoss
     from texgen.train.texnet import TexNetTrainConfig, step
     G = ready(tiny())
-    loss_fn = GramLoss([stripes(48, 48)])
+    loss_fn = DescriptorLoss([stripes(48, 48)])
     opt = torch.optim.Adam(G.parameters(), 1e-3)
     z = torch.from_numpy(sample_noise(G.cfg.layout, 12, 12, seed=1, batch=2))
     bn = next(m for m in G.modules() if isinstance(m, torch.nn.BatchNorm2d))

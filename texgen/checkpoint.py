@@ -88,11 +88,14 @@ def load_model(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     return _read(model_path(path))
 
 
-def save_training(folder: Path, G, D, opt_g, opt_d, rng: np.random.Generator, info: dict) -> None:
-    """D and opt_d may be None: methods without a discriminator (texnet, stylize)."""
+def save_training(folder: Path, G, D, opt_g, opt_d, rng: np.random.Generator, info: dict,
+                  extra: dict | None = None) -> None:
+    """D and opt_d may be None: methods without a discriminator (texnet, stylize). extra:
+    more modules to keep, {prefix: module} (PSGAN's moving average of G, "E")."""
     tensors = {f"G.{k}": v for k, v in G.state_dict().items()}
-    if D is not None:
-        tensors.update({f"D.{k}": v for k, v in D.state_dict().items()})
+    for prefix, module in {"D": D, **(extra or {})}.items():
+        if module is not None:
+            tensors.update({f"{prefix}.{k}": v for k, v in module.state_dict().items()})
     groups = {}
     for name, opt in (("opt_g", opt_g), ("opt_d", opt_d)):
         if opt is None:
@@ -107,11 +110,18 @@ def save_training(folder: Path, G, D, opt_g, opt_d, rng: np.random.Generator, in
     _write(Path(folder) / TRAIN_FILE, tensors, meta)
 
 
-def load_training(folder: Path, G, D, opt_g, opt_d) -> tuple[np.random.Generator, dict]:
+def load_training(folder: Path, G, D, opt_g, opt_d, extra: dict | None = None) -> tuple[np.random.Generator, dict]:
+    """Restore what save_training kept; an extra module the file lacks (a run started before
+    it was kept) starts as a copy of G."""
     tensors, meta = _read(Path(folder) / TRAIN_FILE)
-    G.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("G.")})
-    if D is not None:
-        D.load_state_dict({k[2:]: v for k, v in tensors.items() if k.startswith("D.")})
+
+    def part(prefix: str) -> dict:
+        n = len(prefix) + 1
+        return {k[n:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+    G.load_state_dict(part("G"))
+    for prefix, module in {"D": D, **(extra or {})}.items():
+        if module is not None:
+            module.load_state_dict(part(prefix) or G.state_dict())
     for name, opt in (("opt_g", opt_g), ("opt_d", opt_d)):
         if opt is None:
             continue

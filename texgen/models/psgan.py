@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from texgen.models.layers import PeriodicWaves, WrapConvTranspose2d
 from texgen.runtime.noise import NoiseLayout
@@ -29,6 +30,8 @@ class PSGANConfig:
     channels: int = 3           # output channels: 3 for colour; more for map stacks
     maps: list = field(default_factory=lambda: ["color"])   # what the channels mean, in order
     init_k: list | None = None  # (2, P) starting wave numbers, radians per cell [k_y; k_x]
+    d_scales: int = 1           # the discriminator judges the patch at 1x, 1/2x, ...: the coarse
+                                # views see a lattice of periods the full-size one cannot
 
     @property
     def layout(self) -> NoiseLayout:
@@ -112,13 +115,22 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """5 strided 5x5 convs, LeakyReLU 0.2, batch norm inside; outputs a map of patch logits.
+    """Patch discriminator: 5 strided 5x5 convs, LeakyReLU 0.2, batch norm inside, a map of
+    patch logits; with cfg.d_scales > 1, one such net per scale, judging the patch average-
+    pooled 2x, 4x, ...: the full-size net's logits each see 125 px, the half-size one's 250 px
+    of the patch, so it can judge a layout of periods (tiles, courses) one tile wide misses.
 
     Zero padding here on purpose: it judges crops of photos, which are not tori.
+    forward returns a list of logit maps, finest scale first.
     """
 
     def __init__(self, cfg: PSGANConfig):
         super().__init__()
+        self.net = self._patch_net(cfg)
+        self.coarse = nn.ModuleList(self._patch_net(cfg) for _ in range(cfg.d_scales - 1))
+
+    @staticmethod
+    def _patch_net(cfg: PSGANConfig) -> nn.Sequential:
         widths = [cfg.channels, *cfg.d_widths]
         layers = []
         for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
@@ -127,67 +139,15 @@ class Discriminator(nn.Module):
                 layers.append(nn.BatchNorm2d(cout))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
         layers.append(nn.Conv2d(widths[-1], 1, 5, stride=2, padding=2))
-        self.net = nn.Sequential(*layers)
-        for m in self.net.modules():
+        net = nn.Sequential(*layers)
+        for m in net.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, std=0.02)
+        return net
 
-    def forward(self, x):
-        return self.net(x)          # logits: the loss uses BCE-with-logits, never log(0)
-
-
-@torch.no_grad()
-def recalibrate_batchnorm(G: Generator, cells: int, batches: int = 20, batch: int = 8,
-                          seed: int = 0, draw=None) -> None:
-    """Replace batch-norm running statistics with the exact population statistics of fresh
-    samples, as the net paints with them.
-
-    Running averages from training lag behind the weights; fixed, exact statistics make a
-    pixel independent of canvas size and batch, which tiling and seams rely on. First each
-    layer's batch statistics are averaged (training mode); then, painting in eval mode with
-    those, each layer's input mean and variance are measured over all the samples at once.
-    The second step matters with small batches: an average of per-batch variances misses
-    how much the batches' means differ, and that underestimate let rare noise at a texnet's
-    coarsest level paint a bright blotch.
-    draw(seed) -> (batch, C, cells, cells) float32 inputs, when plain noise is not what G
-    sees (a stylisation net's content channels); any module with cfg.layout works.
-    """
-    from texgen.runtime.noise import sample_noise
-    rng = torch.Generator().manual_seed(seed)
-    dev = next(G.parameters()).device
-    zs = []
-    for _ in range(batches):
-        s = int(torch.randint(1 << 30, (1,), generator=rng))
-        z = draw(s) if draw else sample_noise(G.cfg.layout, cells, cells, seed=s, batch=batch)
-        zs.append(torch.from_numpy(z).to(dev))
-    bns = [m for m in G.modules() if isinstance(m, nn.BatchNorm2d)]
-    momenta = [m.momentum for m in bns]
-    for m in bns:
-        m.reset_running_stats()
-        m.momentum = None                     # cumulative average over the passes below
-    G.train()
-    for z in zs:
-        G(z)
-    for m, mom in zip(bns, momenta):
-        m.momentum = mom
-    G.eval()
-    sums = {m: [0, 0.0, 0.0] for m in bns}    # positions, sum of x, sum of x^2 per channel
-
-    def measure(m, inputs):
-        x = inputs[0].transpose(0, 1).reshape(inputs[0].shape[1], -1).double()
-        acc = sums[m]
-        acc[0] += x.shape[1]
-        acc[1] = acc[1] + x.sum(1)
-        acc[2] = acc[2] + (x * x).sum(1)
-    hooks = [m.register_forward_pre_hook(measure) for m in bns]
-    try:
-        for z in zs:
-            G(z)
-    finally:
-        for h in hooks:
-            h.remove()
-    for m in bns:
-        n, s1, s2 = sums[m]
-        mean = s1 / n
-        m.running_mean.copy_(mean)
-        m.running_var.copy_((s2 / n - mean * mean).clamp_min(0) * n / max(n - 1, 1))
+    def forward(self, x) -> list:
+        """Logits per scale: the loss uses BCE-with-logits, never log(0)."""
+        out = [self.net(x)]
+        for i, net in enumerate(self.coarse):
+            out.append(net(F.avg_pool2d(x, 2 ** (i + 1))))
+        return out

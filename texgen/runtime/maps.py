@@ -312,15 +312,23 @@ def ao_from_height(height: np.ndarray, params: MapParams | None = None) -> np.nd
 
 # --------------------------------------------------------------------------- the stack
 
+def map_slices(channels: Iterable[str]) -> dict[str, slice]:
+    """{map name: its slice of the channel axis} of a stack holding `channels` in order."""
+    out, start = {}, 0
+    for name in check_map_names(channels):
+        out[name] = slice(start, start + map_channels(name))
+        start += map_channels(name)
+    return out
+
+
 def split_channels(image: np.ndarray, channels: list[str]) -> dict[str, np.ndarray]:
     """A painter's (C, H, W) output -> {map name: (c, H, W) view} by the model's channel list."""
-    channels = check_map_names(channels)
-    widths = [map_channels(n) for n in channels]
-    if image.ndim != 3 or image.shape[0] != sum(widths):
+    slices = map_slices(channels)
+    total = sum(s.stop - s.start for s in slices.values())
+    if image.ndim != 3 or image.shape[0] != total:
         raise TexgenError(f"image of shape {image.shape} does not hold the maps "
-                          f"{', '.join(channels)} ({sum(widths)} channels)")
-    starts = np.cumsum([0, *widths])
-    return {n: image[a:b] for n, a, b in zip(channels, starts[:-1], starts[1:])}
+                          f"{', '.join(channels)} ({total} channels)")
+    return {n: image[s] for n, s in slices.items()}
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

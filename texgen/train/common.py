@@ -13,13 +13,14 @@ from texgen.errors import TexgenError
 from texgen.runtime.imageio import save_image
 
 
-def start_point(out, resume: bool, seed: int, G, D, opt_g, opt_d, log=print):
+def start_point(out, resume: bool, seed: int, G, D, opt_g, opt_d, log=print, extra=None):
     """(numpy stream, first iteration, training metadata): fresh from the seed, or all that
-    --resume restores (weights, optimiser moments, RNG states; checkpoint.load_training)."""
+    --resume restores (weights, optimiser moments, RNG states, `extra` modules;
+    checkpoint.load_training)."""
     if not resume:
         return np.random.default_rng(seed), 0, {}
     from texgen import checkpoint
-    rng, meta = checkpoint.load_training(out, G, D, opt_g, opt_d)
+    rng, meta = checkpoint.load_training(out, G, D, opt_g, opt_d, extra)
     log(f"resuming {out} at iteration {meta['iteration']}")
     return rng, meta["iteration"], meta
 
@@ -81,20 +82,25 @@ class Progress:
         self.bar.close()
 
 
-def _rgb(img: np.ndarray) -> np.ndarray:
-    """H x W x C (any C) -> H x W x 3 for viewing: the colour map of a stack."""
-    return img[..., :3] if img.shape[2] >= 3 else np.repeat(img[..., :1], 3, axis=2)
+def _rgb(img: np.ndarray, maps=None) -> np.ndarray:
+    """H x W x C (any C) -> H x W x 3 for viewing: the colour map of a stack whose channels
+    hold `maps` (default: the colour first)."""
+    from texgen.runtime.maps import map_slices
+    colour = map_slices(maps).get("color") if maps else slice(0, 3)
+    if colour is not None and img.shape[2] >= colour.stop:
+        return img[..., colour]
+    return np.repeat(img[..., :1], 3, axis=2)
 
 
-def _thumb(img: np.ndarray, side: int) -> np.ndarray:
+def _thumb(img: np.ndarray, side: int, maps=None) -> np.ndarray:
     from PIL import Image
-    im = Image.fromarray((np.clip(_rgb(img), 0, 1) * 255).astype(np.uint8))
+    im = Image.fromarray((np.clip(_rgb(img, maps), 0, 1) * 255).astype(np.uint8))
     im.thumbnail((side, side))
     return np.asarray(im, np.float32) / 255
 
 
-def save_exemplar_thumb(path, images: list[np.ndarray], side: int = 256) -> None:
-    thumbs = [_thumb(im, side) for im in images[:4]]
+def save_exemplar_thumb(path, images: list[np.ndarray], side: int = 256, maps=None) -> None:
+    thumbs = [_thumb(im, side, maps) for im in images[:4]]
     h = max(t.shape[0] for t in thumbs)
     row = np.concatenate([np.pad(t, ((0, h - t.shape[0]), (0, 0), (0, 0)), constant_values=1)
                           for t in thumbs], axis=1)
@@ -107,7 +113,7 @@ def save_preview(path, G, images: list[np.ndarray], cfg, side: int = 256, seed: 
     from texgen.paint import torch_runner
     from texgen.runtime.canvas import synthesize
     sample = synthesize(torch_runner(G), cfg.layout, cfg.scale, G.margin, side, side, seed=seed)
-    tiled = np.tile(_rgb(sample.transpose(1, 2, 0) * 0.5 + 0.5), (2, 2, 1))
-    ex = _thumb(images[0], 2 * side)
+    tiled = np.tile(_rgb(sample.transpose(1, 2, 0) * 0.5 + 0.5, cfg.maps), (2, 2, 1))
+    ex = _thumb(images[0], 2 * side, cfg.maps)
     ex = np.pad(ex, ((0, 2 * side - ex.shape[0]), (0, 8), (0, 0)), constant_values=1)
     save_image(path, np.concatenate([ex, tiled], axis=1))

@@ -1,5 +1,5 @@
 """Gatys, Ecker & Bethge (2015): synthesise one texture by optimising its pixels until their
-VGG-19 Gram matrices match the exemplar's (train/gram_loss.py). Slow (a VGG forward and
+VGG-19 Gram matrices match the exemplar's (train/descriptor.py). Slow (a VGG forward and
 backward per step) but the quality reference the feed-forward Texture Networks are measured
 against (benchmarks/texnet_speed.py).
 
@@ -18,7 +18,7 @@ import torch
 
 from texgen.errors import TexgenError
 from texgen.train.common import Progress
-from texgen.train.gram_loss import GramLoss
+from texgen.train.descriptor import DescriptorLoss
 
 OPTIMIZERS = ("lbfgs", "adam")
 
@@ -31,7 +31,7 @@ class GatysConfig:
     seed: int = 0
 
 
-def synthesize(loss_fn: GramLoss, width: int, height: int, cfg: GatysConfig = GatysConfig(),
+def synthesize(loss_fn: DescriptorLoss, width: int, height: int, cfg: GatysConfig = GatysConfig(),
                progress: bool = True, trace: list | None = None) -> tuple[np.ndarray, float]:
     """A height x width x 3 image in [0, 1] and its final texture loss. trace, if given,
     gets (evaluations, seconds since the start, best loss so far) after every evaluation:

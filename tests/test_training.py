@@ -1,0 +1,181 @@
+"""Training's parts: exact batch-norm statistics, period-aware patches, the moving average,
+R1, the frozen discriminator, the descriptor losses, and the colour-first map stack."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from conftest import stripes, tiny_config
+from texgen.cli import main as cli
+from texgen.models.psgan import Discriminator, Generator
+from texgen.models.texnet import TexNet, TexNetConfig
+from texgen.runtime.imageio import read_image, save_image
+from texgen.spectrum import clear_periods
+from texgen.train import psgan as train_psgan
+from texgen.train.batchnorm import _draw_inputs, calibrate_batchnorm, execution_order, measure
+from texgen.train.psgan import TrainConfig, gan_step, plan, update_average
+
+
+def _remeasured(net, zs):
+    """Each batch-norm layer's input statistics, measured again with the net as it paints."""
+    net.eval()
+    return [(m, *measure(net, m, zs)) for m in execution_order(net, zs[0])]
+
+
+@pytest.mark.parametrize("kind", ["psgan", "texnet"])
+def test_calibrated_statistics_are_what_each_layer_receives(kind):
+    torch.manual_seed(0)
+    net = Generator(tiny_config()) if kind == "psgan" else TexNet(TexNetConfig(levels=3, noise=2, width=4))
+    with torch.no_grad():                    # weights far from the start, as after training
+        for p in net.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    calibrate_batchnorm(net, cells=3, batches=3, batch=2, seed=5)
+    zs = _draw_inputs(net, 3, 3, 2, 5, None)
+    layers = _remeasured(net, zs)
+    assert len(layers) >= 4
+    for m, mean, var in layers:
+        assert torch.allclose(m.running_mean.double(), mean, rtol=1e-4, atol=1e-5)
+        assert torch.allclose(m.running_var.double(), var, rtol=1e-4, atol=1e-6)
+    # the measurement can tell: statistics measured in one pass (upstream layers still on
+    # their old statistics) do not match what the layers then receive
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_var.mul_(2.0)
+    assert any(not torch.allclose(m.running_var.double(), var, rtol=1e-2)
+               for m, _, var in _remeasured(net, zs))
+
+
+def _tiles(side=256, period=64, seed=0):
+    """Square tiles of `period` px with dark grout and varied faces."""
+    rng = np.random.default_rng(seed)
+    n = side // period
+    faces = np.kron(rng.uniform(0.65, 0.8, (n, n)), np.ones((period, period)))
+    y, x = np.mgrid[:side, :side]
+    grout = ((y % period) < 4) | ((x % period) < 4)
+    img = np.where(grout, 0.15, faces) + 0.03 * rng.standard_normal((side, side))
+    return np.repeat(np.clip(img, 0, 1)[..., None], 3, axis=2).astype(np.float32)
+
+
+def test_plan_shows_the_discriminator_two_periods():
+    cfg = tiny_config()
+    tc = TrainConfig(patch=32, batch=8)
+    p = plan([_tiles(256, 64)], cfg, tc)
+    assert abs(1 / np.hypot(*p.periods[0]) - 64) < 1          # the fundamental, not a harmonic
+    assert p.patch == 128 and p.batch == 2                    # two periods, same pixels a step
+    assert p.d_scales == 1                                    # one logit sees 128 px already
+    p = plan([_tiles(512, 128)], cfg, tc)
+    assert p.patch == 256 and p.d_scales == 2
+    assert "periods 128.0 px" in p.describe() and "1/2x" in p.describe()
+    # within the exemplar: two tiles of 100 px need a 224 px patch; a 208 px photo gives 192
+    assert plan([_tiles(800, 100)[:208, :208]], cfg, tc).patch == 192
+    # no clear period (noise): the configured patch; --patch given: left alone
+    noise = np.random.default_rng(0).random((256, 256, 3)).astype(np.float32)
+    assert len(clear_periods(noise)) == 0 and plan([noise], cfg, tc).patch == 32
+    assert plan([_tiles(512, 128)], cfg, replace(tc, auto_patch=False)).patch == 32
+
+
+def test_wave_init_starts_at_the_fundamental():
+    cfg = tiny_config(n_periodic=2)
+    img = _tiles(512, 128)
+    periods = plan([img], cfg, TrainConfig(patch=32)).periods
+    k = np.array(train_psgan.wave_init([img], cfg, periods, 256))     # (2, P) radians per cell
+    per_px = 2 * np.pi * cfg.scale / np.hypot(k[0], k[1])
+    assert sorted(np.round(per_px)) == [128, 128]
+
+
+def test_moving_average_and_discriminator_frozen_during_g_step():
+    cfg = tiny_config()
+    torch.manual_seed(0)
+    G, D = Generator(cfg), Discriminator(replace(cfg, d_scales=2))
+    avg = Generator(cfg)
+    avg.load_state_dict(G.state_dict())
+    opt_g = torch.optim.Adam(G.parameters(), 1e-2)
+    opt_d = torch.optim.Adam(D.parameters(), 1e-2)
+    tc = TrainConfig(batch=2, patch=32, r1=1.0, r1_every=1)
+    from texgen.runtime.noise import sample_noise
+    z = torch.from_numpy(sample_noise(cfg.layout, 3, 3, 0, batch=2))
+    real = torch.rand(2, 3, 32, 32) * 2 - 1
+    d_before = [p.clone() for p in D.parameters()]
+    g_before = [p.clone() for p in G.parameters()]
+    d_val, g_val, terms = gan_step(G, D, opt_g, opt_d, real, z, tc, 1.0, it=0)
+    assert np.isfinite(d_val) and np.isfinite(g_val) and terms["R1"] >= 0
+    assert any(not torch.equal(a, b) for a, b in zip(d_before, D.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, G.parameters()))
+    # G's step computes no gradient for D's weights (they are frozen): with D sitting out
+    # the step, its weights end it with no gradient at all
+    opt_d.zero_grad(set_to_none=True)
+    g_mid = [p.clone() for p in G.parameters()]
+    gan_step(G, D, opt_g, opt_d, real, z, tc, 0.0, it=1)
+    assert all(p.grad is None for p in D.parameters())
+    assert all(p.requires_grad for p in D.parameters())          # unfrozen for its next step
+    assert any(not torch.equal(a, b) for a, b in zip(g_mid, G.parameters()))
+    update_average(avg, G, 0.5)
+    for a, p, b in zip(avg.parameters(), G.parameters(), g_before):
+        assert torch.allclose(a, 0.5 * b + 0.5 * p, atol=1e-6)
+
+
+def test_descriptor_losses_tell_the_exemplar_from_noise():
+    from texgen.train.descriptor import DescriptorLoss
+    ex = stripes(64, 64)
+    noise = torch.rand(1, 3, 64, 64)
+    same = torch.from_numpy(ex.transpose(2, 0, 1).copy())[None]
+    for kind in ("gram", "swd"):
+        loss = DescriptorLoss([ex], kind=kind)
+        rng = np.random.default_rng(0)
+        assert loss(same, rng).item() < 0.2 * loss(noise, rng).item(), kind
+    # swd's directions come from the stream it is given: the same stream, the same loss
+    loss = DescriptorLoss([ex], kind="swd")
+    a = loss(noise, np.random.default_rng(3)).item()
+    assert a == loss(noise, np.random.default_rng(3)).item()
+
+
+def test_psgan_with_every_part_trains_and_resumes(tmp_path):
+    cfg = TrainConfig(iters=2, batch=2, patch=32, ckpt_every=2, preview_every=2, ema=0.9, r1=1.0,
+                      r1_every=1, descriptor_weight=1.0, loss="swd")
+    saved = []
+    out = train_psgan.train([stripes(64, 64)], tmp_path / "m", tiny_config(), cfg,
+                            log=lambda *a: None, on_save=lambda it, f: saved.append(it))
+    assert saved == [2]
+    train_psgan.train([stripes(64, 64)], out, tiny_config(), replace(cfg, iters=4), resume=True,
+                      log=lambda *a: None)
+    from texgen import checkpoint
+    tensors, meta = checkpoint.load_model(out)
+    assert meta["iteration"] == 4 and meta["train"]["loss"] == "swd"
+    train_tensors, _ = checkpoint.load_model(out / checkpoint.TRAIN_FILE)
+    # the saved model paints with the average, not the last step's weights
+    ema = {k[2:]: v for k, v in train_tensors.items() if k.startswith("E.")}
+    assert ema and torch.equal(tensors["net.0.weight"], ema["net.0.weight"])
+    assert not torch.equal(tensors["net.0.weight"], train_tensors["G.net.0.weight"])
+
+
+def test_colour_first_whatever_order_maps_are_given(tmp_path, monkeypatch):
+    from texgen.data import training_stack
+    rng = np.random.default_rng(0)
+    colour = stripes(64, 64)
+    normal = np.stack([np.full((64, 64), 0.5), np.full((64, 64), 0.5), np.ones((64, 64))], -1)
+    save_image(tmp_path / "c.png", colour)
+    save_image(tmp_path / "n.png", normal.astype(np.float32))
+    names, stack = training_stack([tmp_path / "c.png"], {"normal": str(tmp_path / "n.png"),
+                                                         "color": str(tmp_path / "c.png")})
+    assert names == ["color", "normal"]
+    assert np.allclose(stack[..., :3], read_image(tmp_path / "c.png"), atol=1e-6)
+    # end to end: the generated image, preview and thumbnail are the colour, not the normals
+    tiny = (tiny_config(), TrainConfig(iters=2, batch=2, patch=32, ckpt_every=2, preview_every=2))
+    monkeypatch.setitem(train_psgan.PRESETS, "fast", tiny)
+    run = CliRunner().invoke(cli, ["train", str(tmp_path / "c.png"), "--maps",
+                                   f"normal={tmp_path / 'n.png'},color={tmp_path / 'c.png'}",
+                                   "--out", str(tmp_path / "m")])
+    assert run.exit_code == 0, run.output
+    thumb = read_image(tmp_path / "m" / "exemplar.png")
+    # the exemplar's stripes are red-green-blue-ish; a normal map would be a flat (0.5, 0.5, 1)
+    assert thumb[..., 2].mean() < 0.8 and thumb.std() > 0.05
+    run = CliRunner().invoke(cli, ["generate", "--model", str(tmp_path / "m"), "--size", "64",
+                                   "--out", str(tmp_path / "g.png")])
+    assert run.exit_code == 0, run.output
+    from texgen.paint import TorchPainter
+    p = TorchPainter(tmp_path / "m")
+    painted = p.paint(64, 64, seed=0)[:3].transpose(1, 2, 0) * 0.5 + 0.5
+    assert np.abs(read_image(tmp_path / "g.png") - painted).max() < 1 / 255 + 1e-6

@@ -1,0 +1,155 @@
+"""The texture and content losses on the fixed VGG-19 (models/vgg.py): one definition for
+Gatys' pixel optimisation, Texture Networks, stylisation, PSGAN's descriptor term and the
+benchmarks, so their losses compare.
+
+Two texture losses, both on relu1_1 .. relu5_1 and both relative per layer (this VGG's deep
+features are 100x smaller than relu1_1's, and with a fixed weight they would count for
+nothing, while coarse structure is theirs):
+
+    gram  Gatys et al. (2015): E = mean over layers of ||G_l(x) - A_l||^2 / ||A_l||^2, with
+          G_l the Gram matrix of x's features (divided by H*W, models/vgg.gram) and A_l the
+          exemplar's. Matches second moments only. 0: the exemplar's statistics; ~1: unrelated.
+    swd   Sliced Wasserstein (Heitz et al., CVPR 2021): project each layer's feature vectors
+          on C random unit directions (new ones every step), sort the projections and compare
+          them with the exemplar's sorted projections (its quantiles, interpolated to the same
+          count): the squared 1-D optimal-transport distance per direction, over the
+          exemplar's mean squared projection. It matches the whole distribution of features,
+          not only their second moments.
+    content  mean((F(x) - F(content))^2) at relu4_2.
+Images go in as (B, 3, H, W) in [0, 1].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from texgen.errors import TexgenError
+from texgen.models.vgg import CONTENT_LAYER, TEXTURE_LAYERS, VGG19, gram
+
+LOSSES = ("gram", "swd")
+EXEMPLAR_CROP = 512     # the exemplar's statistics are gathered over crops this big: bounded memory
+MIN_SIDE = 32           # px: relu5_1 is 1/16 of the image, and reflect padding needs 2 px there
+SWD_POSITIONS = 1 << 16  # feature vectors per layer kept of the exemplar for swd (a random subset)
+
+
+def rescale(img: np.ndarray, factor: float) -> np.ndarray:
+    """H x W x C in [0, 1] resized by `factor` (the style scale: > 1 makes the texture's
+    features bigger in the output, < 1 smaller), antialiased."""
+    if factor == 1:
+        return img
+    if not 0.05 <= factor <= 8:
+        raise TexgenError(f"style scale {factor:g} is out of range (0.05..8)")
+    h, w = img.shape[:2]
+    size = (max(16, round(h * factor)), max(16, round(w * factor)))
+    x = torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))[None]
+    x = F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
+    return x[0].clamp(0, 1).numpy().transpose(1, 2, 0)
+
+
+class DescriptorLoss(nn.Module):
+    """The descriptor with the exemplars' targets: mean Gram matrices over every image (and
+    over crops of big ones, weighted by area: Grams are per-position means), or for swd a
+    random subset of every image's feature vectors."""
+
+    def __init__(self, exemplars: list[np.ndarray], weights=None, style_scale: float = 1.0,
+                 layers=TEXTURE_LAYERS, device="cpu", kind: str = "gram"):
+        super().__init__()
+        if kind not in LOSSES:
+            raise TexgenError(f"the texture loss must be one of {', '.join(LOSSES)}, not {kind!r}")
+        if not any(min(np.shape(im)[:2]) * style_scale >= MIN_SIDE for im in exemplars):
+            raise TexgenError(f"the exemplar is too small for the VGG-19 descriptor ({MIN_SIDE} px "
+                              f"a side at least, after --style-scale)")
+        self.kind, self.layers = kind, tuple(layers)
+        self.vgg = VGG19(weights, last="relu5_1").to(device)
+        self._rng = np.random.default_rng(0)        # swd directions when no stream is given
+        sums, area, feats = None, 0, {n: [] for n in self.layers}
+        with torch.no_grad():
+            for img in exemplars:
+                img = rescale(np.asarray(img, np.float32)[..., :3], style_scale)
+                h, w = img.shape[:2]
+                for y in range(0, h, EXEMPLAR_CROP):
+                    for x in range(0, w, EXEMPLAR_CROP):
+                        crop = img[y:y + EXEMPLAR_CROP, x:x + EXEMPLAR_CROP]
+                        if min(crop.shape[:2]) < MIN_SIDE:  # a sliver at the edge says little
+                            continue
+                        t = torch.from_numpy(np.ascontiguousarray(crop.transpose(2, 0, 1)))[None]
+                        f = self.vgg(t.to(device), self.layers)
+                        a = crop.shape[0] * crop.shape[1]
+                        g = [gram(f[n])[0] * a for n in self.layers]
+                        sums = g if sums is None else [s + x for s, x in zip(sums, g)]
+                        area += a
+                        if kind == "swd":
+                            for n in self.layers:
+                                feats[n].append(f[n][0].flatten(1).T)       # (positions, C)
+        for n, s in zip(self.layers, sums):
+            self.register_buffer(f"target_{n}", s / area)
+        if kind == "swd":
+            pick = torch.Generator().manual_seed(0)
+            for n in self.layers:
+                v = torch.cat(feats[n])
+                if len(v) > SWD_POSITIONS:
+                    v = v[torch.randperm(len(v), generator=pick)[:SWD_POSITIONS]]
+                self.register_buffer(f"features_{n}", v.contiguous())
+
+    def targets(self) -> list[torch.Tensor]:
+        return [getattr(self, f"target_{n}") for n in self.layers]
+
+    def features(self, x: torch.Tensor, content: bool = False) -> dict[str, torch.Tensor]:
+        if min(x.shape[-2:]) < MIN_SIDE:
+            raise TexgenError(f"images of {x.shape[-1]}x{x.shape[-2]} px are too small for the "
+                              f"VGG-19 descriptor ({MIN_SIDE} px a side at least)")
+        return self.vgg(x, self.layers + ((CONTENT_LAYER,) if content else ()))
+
+    def texture(self, feats: dict[str, torch.Tensor], rng: np.random.Generator | None = None) -> torch.Tensor:
+        """(B,) texture loss of each image from its features. rng: where swd draws its
+        directions (a training loop passes its own stream, so --resume repeats them)."""
+        if self.kind == "swd":
+            rng = rng if rng is not None else self._rng
+            per_layer = [self._sliced_wasserstein(feats[n], getattr(self, f"features_{n}"), rng)
+                         for n in self.layers]
+        else:
+            per_layer = [((gram(feats[n]) - t) ** 2).sum(dim=(1, 2)) / (t ** 2).sum()
+                         for n, t in zip(self.layers, self.targets())]
+        return torch.stack(per_layer).mean(0)
+
+    @staticmethod
+    def _sliced_wasserstein(f: torch.Tensor, target: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """(B,) squared sliced Wasserstein distance between each image's feature vectors
+        f (B, C, H, W) and the exemplar's (N, C), over the exemplar's mean squared projection."""
+        b, c = f.shape[:2]
+        d = torch.from_numpy(rng.standard_normal((c, c)).astype(np.float32)).to(f.device)
+        d = d / d.norm(dim=0, keepdim=True)                     # C unit directions
+        gen = torch.sort(f.flatten(2).transpose(1, 2) @ d, dim=1).values    # (B, n, C)
+        ref = torch.sort(target @ d, dim=0).values                         # (N, C)
+        n, N = gen.shape[1], ref.shape[0]
+        # the exemplar's quantiles at the generated sample's n levels (linear interpolation)
+        pos = ((torch.arange(n, device=f.device, dtype=torch.float32) + 0.5) * N / n - 0.5).clamp(0, N - 1)
+        lo = pos.floor().long()
+        hi = (lo + 1).clamp(max=N - 1)
+        t = (pos - lo)[:, None]
+        q = ref[lo] * (1 - t) + ref[hi] * t                                # (n, C)
+        return ((gen - q) ** 2).mean(dim=(1, 2)) / (ref ** 2).mean().clamp_min(1e-12)
+
+    def forward(self, x: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
+        """(B,) texture loss of images x (B, 3, H, W) in [0, 1]."""
+        return self.texture(self.features(x), rng)
+
+    def content(self, feats: dict[str, torch.Tensor], target: torch.Tensor) -> torch.Tensor:
+        """(B,) content loss against relu4_2 features `target` (of the content images)."""
+        return ((feats[CONTENT_LAYER] - target) ** 2).mean(dim=(1, 2, 3))
+
+    def content_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.vgg(x, (CONTENT_LAYER,))[CONTENT_LAYER]
+
+
+def diversity(feats: dict[str, torch.Tensor], layer: str = "relu4_1") -> torch.Tensor:
+    """Improved Texture Networks' (Ulyanov et al. 2017) diversity term: minus the mean
+    distance between the features of each sample and the next in the batch (to be
+    minimised with a small weight, against mode collapse)."""
+    f = feats[layer]
+    if f.shape[0] < 2:
+        return f.new_zeros(())
+    return -(f - f.roll(1, 0)).abs().mean()
