@@ -22,7 +22,8 @@ wall-clock budget (--minutes; iterations = budget / seconds per step, measured o
 config first):
   before                 128 px patches, waves from peaks up to patch/2, one-pass batch norm
   + exact statistics     the same weights, batch norm calibrated layer by layer
-  + period-aware         patch, batch and discriminator scales from the clear periods
+  + period-aware         patch, batch, discriminator scales and waves from the clear periods
+                         (no waves without one)
   + EMA                  the same run, painting with the moving average of G's weights
   + R1                   R1 penalty on D
   + descriptor (gram)    VGG-19 Gram loss on G's samples
@@ -453,8 +454,8 @@ def write_table(rows, cfg):
 
 ABLATION = [
     # label, run key, training overrides, painting variant
-    ("before", "a_before", dict(auto_patch=False), "legacy"),
-    ("+ exact statistics", "a_before", dict(auto_patch=False), "raw"),
+    ("before", "a_before", dict(auto_patch=False, auto_waves=False), "legacy"),
+    ("+ exact statistics", "a_before", dict(auto_patch=False, auto_waves=False), "raw"),
     ("+ period-aware", "c_period", dict(ema=0.999), "raw"),
     ("+ EMA", "c_period", dict(ema=0.999), None),
     ("+ R1", "e_r1", dict(ema=0.999, r1=1.0), None),

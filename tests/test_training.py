@@ -74,6 +74,9 @@ def test_plan_shows_the_discriminator_two_periods():
     # no clear period (noise): the configured patch; --patch given: left alone
     noise = np.random.default_rng(0).random((256, 256, 3)).astype(np.float32)
     assert len(clear_periods(noise)) == 0 and plan([noise], cfg, tc).patch == 32
+    # ... and no periodic waves (they would paint a lattice of streaks), unless asked to keep them
+    assert plan([noise], cfg, tc).n_periodic == 0 and plan([_tiles()], cfg, tc).n_periodic == 2
+    assert plan([noise], cfg, replace(tc, auto_waves=False)).n_periodic == 2
     assert plan([_tiles(512, 128)], cfg, replace(tc, auto_patch=False)).patch == 32
 
 

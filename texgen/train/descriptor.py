@@ -32,7 +32,8 @@ from texgen.models.vgg import CONTENT_LAYER, TEXTURE_LAYERS, VGG19, gram
 LOSSES = ("gram", "swd")
 EXEMPLAR_CROP = 512     # the exemplar's statistics are gathered over crops this big: bounded memory
 MIN_SIDE = 32           # px: relu5_1 is 1/16 of the image, and reflect padding needs 2 px there
-SWD_POSITIONS = 1 << 16  # feature vectors per layer kept of the exemplar for swd (a random subset)
+SWD_POSITIONS = 1 << 14  # feature vectors per layer kept of the exemplar for swd (a random
+                         # subset: its quantiles are interpolated to the sample's count)
 
 
 def rescale(img: np.ndarray, factor: float) -> np.ndarray:
@@ -122,15 +123,17 @@ class DescriptorLoss(nn.Module):
         b, c = f.shape[:2]
         d = torch.from_numpy(rng.standard_normal((c, c)).astype(np.float32)).to(f.device)
         d = d / d.norm(dim=0, keepdim=True)                     # C unit directions
-        gen = torch.sort(f.flatten(2).transpose(1, 2) @ d, dim=1).values    # (B, n, C)
-        ref = torch.sort(target @ d, dim=0).values                         # (N, C)
-        n, N = gen.shape[1], ref.shape[0]
+        # sort along the last, contiguous axis: (B, C, n) and (C, N) projections
+        gen = _sorted(d.T @ f.flatten(2))
+        with torch.no_grad():
+            ref = _sorted((target @ d).T.contiguous())
+        n, N = gen.shape[2], ref.shape[1]
         # the exemplar's quantiles at the generated sample's n levels (linear interpolation)
         pos = ((torch.arange(n, device=f.device, dtype=torch.float32) + 0.5) * N / n - 0.5).clamp(0, N - 1)
         lo = pos.floor().long()
         hi = (lo + 1).clamp(max=N - 1)
-        t = (pos - lo)[:, None]
-        q = ref[lo] * (1 - t) + ref[hi] * t                                # (n, C)
+        t = pos - lo
+        q = ref[:, lo] * (1 - t) + ref[:, hi] * t                          # (C, n)
         return ((gen - q) ** 2).mean(dim=(1, 2)) / (ref ** 2).mean().clamp_min(1e-12)
 
     def forward(self, x: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
@@ -143,6 +146,16 @@ class DescriptorLoss(nn.Module):
 
     def content_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.vgg(x, (CONTENT_LAYER,))[CONTENT_LAYER]
+
+
+def _sorted(x: torch.Tensor) -> torch.Tensor:
+    """x sorted along its last axis, differentiably. On the CPU the order comes from numpy's
+    SIMD sort (8-20x faster than torch.sort here: 0.03 s against 0.24 s for 2 x 64 x 16384)
+    and torch gathers by it, so gradients flow as through torch.sort."""
+    if x.device.type != "cpu":
+        return torch.sort(x, dim=-1).values
+    order = torch.from_numpy(np.argsort(x.detach().numpy(), axis=-1))
+    return torch.gather(x, -1, order)
 
 
 def diversity(feats: dict[str, torch.Tensor], layer: str = "relu4_1") -> torch.Tensor:

@@ -36,6 +36,9 @@ class TrainConfig:
     patch: int = 128            # px seen by the discriminator; a multiple of the model scale
     auto_patch: bool = True     # grow patch (and D's scales) to show D two of the exemplar's
                                 # clear periods; off when --patch is given
+    auto_waves: bool = True     # no periodic channels when no exemplar has a clear period:
+                                # waves started at a stochastic texture's random peaks paint
+                                # a lattice of streaks into it
     lr: float = 2e-4
     beta1: float = 0.5
     real_label: float = 0.9     # one-sided label smoothing: D never becomes certain
@@ -69,6 +72,7 @@ class Plan:
     patch: int
     batch: int
     d_scales: int
+    n_periodic: int
 
     def describe(self) -> str:
         if len(self.periods):
@@ -78,29 +82,33 @@ class Plan:
             head = "no clear period"
         scales = " and ".join(["1x", "1/2x", "1/4x", "1/8x"][:self.d_scales])
         return (f"{head}: training patch {self.patch} px, batch {self.batch}, "
-                f"discriminator at {scales}")
+                f"discriminator at {scales}, {self.n_periodic} periodic waves")
 
 
 def plan(images: list[np.ndarray], model_cfg: PSGANConfig, cfg: TrainConfig) -> Plan:
-    """Patch, batch and discriminator scales for these exemplars.
+    """Patch, batch, discriminator scales and periodic waves for these exemplars.
 
-    With cfg.auto_patch, the patch grows to two of the longest clear period of the first
-    exemplar (spectrum.clear_periods), within the smallest exemplar's side, and the batch
-    shrinks to keep the pixels per step (at least 2); each discriminator scale doubles what
-    one logit sees, so enough scales are added for it to see those two periods. A texture
-    with no clear period (grass, concrete) keeps the configured patch.
+    The exemplars' clear periods (spectrum.clear_periods, up to half the smallest side) are
+    measured. With cfg.auto_patch, the patch grows to two of the longest, within the
+    smallest exemplar's side, and the batch shrinks to keep the pixels per step (at least 2);
+    each discriminator scale doubles what one logit sees, so enough scales are added for it
+    to see those two periods. With cfg.auto_waves, a model whose exemplars have no clear
+    period (grass, concrete, cobbles) gets no periodic channels; the patch stays as set.
     """
     scale = model_cfg.scale
     side = min(min(im.shape[:2]) for im in images)
-    colour = images[0][..., map_slices(model_cfg.maps).get("color", slice(0, 3))]
-    periods = fundamentals(clear_periods(colour, max_period=side / 2), tol=1.5 / side)
+    colour = map_slices(model_cfg.maps).get("color", slice(0, 3))
+    found = np.concatenate([clear_periods(im[..., colour], max_period=side / 2) for im in images])
+    periods = fundamentals(found[np.argsort(np.hypot(found[:, 0], found[:, 1]), kind="stable")],
+                           tol=1.5 / side)
     patch, batch, d_scales = cfg.patch, cfg.batch, model_cfg.d_scales
     if cfg.auto_patch and len(periods):
         two = 2 / float(np.hypot(*periods[0]))          # px: two of the longest period
         patch = min(max(patch, math.ceil(two / scale) * scale), side // scale * scale)
         batch = max(2, round(cfg.batch * (cfg.patch / patch) ** 2)) if patch > cfg.patch else batch
         d_scales = max(d_scales, 1 + max(0, math.ceil(math.log2(min(two, patch) / D_FIELD))))
-    return Plan(periods, patch, batch, d_scales)
+    n_periodic = model_cfg.n_periodic if len(periods) or not cfg.auto_waves else 0
+    return Plan(periods, patch, batch, d_scales, n_periodic)
 
 
 def wave_init(images: list[np.ndarray], cfg: PSGANConfig, periods: np.ndarray, max_period: float) -> list:
@@ -140,8 +148,9 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         log(p.describe())
         side = min(min(im.shape[:2]) for im in images)
         model_cfg = replace(model_cfg, channels=channels, d_scales=p.d_scales,
-                            init_k=model_cfg.init_k or (wave_init(images, model_cfg, p.periods, side / 2)
-                                                        if model_cfg.n_periodic else None))
+                            n_periodic=p.n_periodic)
+        model_cfg = replace(model_cfg, init_k=model_cfg.init_k or (
+            wave_init(images, model_cfg, p.periods, side / 2) if model_cfg.n_periodic else None))
         cfg = replace(cfg, patch=p.patch, batch=p.batch)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg.seed)
