@@ -10,6 +10,7 @@ from texgen.errors import TexgenError
 from texgen.models.psgan import Generator, PSGANConfig
 from texgen.runtime.canvas import check_paints_textures, synthesize
 from texgen.runtime.maps import map_channels
+from texgen.runtime.surface import Surface
 from texgen.runtime.tiling import DEFAULT_TILE
 
 
@@ -68,6 +69,8 @@ class TorchPainter:
         cfg = self.G.cfg
         self.layout, self.scale, self.margin, self.maps = cfg.layout, cfg.scale, self.G.margin, list(cfg.maps)
         self.method = (self.meta.get("provenance") or {}).get("method", "psgan")
+        self.surface = Surface.from_dict(self.meta.get("surface"))
+        self.device, self.device_note = "cpu", ""       # PyTorch paints on the CPU here
         self.run = torch_runner(self.G)
 
     @property
