@@ -201,8 +201,9 @@ def train(images, method, preset, out, iters, patch, batch, lr, seed, resume, fo
         imgs, model_cfg = [stack], replace(model_cfg, maps=names)
     else:
         imgs = load_exemplars(list(images))
-    prov = {"method": method, "preset": preset,
-            "exemplars": [Path(p).name for p in images], "licence": licence}
+    # images: how many textures it learned (a folder argument holds several): > 1 is a manifold
+    prov = {"method": method, "preset": preset, "exemplars": [Path(p).name for p in images],
+            "images": len(imgs), "licence": licence}
     colour = imgs[0][..., map_slices(model_cfg.maps)["color"]]
     _interrupt_on_sigterm()             # a scheduler's kill saves a checkpoint like Ctrl-C
     run_train(imgs, out, model_cfg, cfg, resume=resume, provenance=prov,

@@ -85,9 +85,9 @@ class TorchPainter:
 
     def paint(self, width: int, height: int, seed: int = 0, morph_seed: int | None = None,
               tile: int | None = DEFAULT_TILE, progress=None, cancel=None,
-              out: np.ndarray | None = None) -> np.ndarray:
+              out: np.ndarray | None = None, window=None) -> np.ndarray:
         """(channels, height, width) float32 in [-1, 1]; see runtime.canvas.synthesize."""
         check_paints_textures(self.method)
         return synthesize(self.run, self.layout, self.scale, self.margin, width, height,
                           seed=seed, morph_seed=morph_seed, tile=tile, progress=progress,
-                          cancel=cancel, out=out)
+                          cancel=cancel, out=out, window=window)

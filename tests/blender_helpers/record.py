@@ -35,7 +35,7 @@ class CheckingLayout:
     def row(self, **kw):
         return self
 
-    column = box = row
+    column = box = grid_flow = row
 
     def separator(self, **kw):
         pass
@@ -50,15 +50,29 @@ class CheckingLayout:
         self._icon(icon)
         self.log.append(f"label {icon} {text}")
 
-    def operator(self, idname, icon="NONE", **kw):
+    def operator(self, idname, icon="NONE", text=None, **kw):
+        """Records the operator (and its text); returns a stand-in for its properties that
+        checks every name set on it against the operator's own."""
         self._icon(icon)
         group, name = idname.split(".")
         registered = hasattr(bpy.types, f"{group.upper()}_OT_{name}")
         if not hasattr(getattr(bpy.ops, group), name) or not registered:
             self.log.append(f"unknown operator {idname}")
+            props = set()
+        else:
+            props = set(getattr(getattr(bpy.ops, group), name).get_rna_type().properties.keys())
+        self.log.append(f"operator {idname} {text or ''}".rstrip())
+        log = self.log
+
+        class Properties:
+            def __setattr__(self, key, value):
+                if key not in props:
+                    log.append(f"unknown operator property {idname}.{key}")
+                object.__setattr__(self, key, value)
+        return Properties()
 
     def progress(self, factor=0.0, type="BAR", text=""):
         self.log.append(f"progress {text}")
 
     def template_icon(self, icon_value=0, scale=1.0):
-        self.log.append("exemplar icon")
+        self.log.append(f"icon {icon_value}")

@@ -203,13 +203,13 @@ class OnnxPainter:
               tile: int | None = DEFAULT_TILE,
               progress: Callable[[int, int], None] | None = None,
               cancel: Callable[[], bool] | None = None,
-              out: np.ndarray | None = None) -> np.ndarray:
+              out: np.ndarray | None = None, window=None) -> np.ndarray:
         """(channels, height, width) float32 in [-1, 1]; the same pixels as the torch painter.
-        tile, progress, cancel, out: see canvas.synthesize."""
+        tile, progress, cancel, out, window: see canvas.synthesize."""
         check_paints_textures(self.method)
         try:
             return synthesize(self.run, self.layout, self.scale, self.margin, width, height,
                               seed=seed, morph_seed=morph_seed, tile=tile, progress=progress,
-                              cancel=cancel, out=out)
+                              cancel=cancel, out=out, window=window)
         finally:
             self.release_memory()
