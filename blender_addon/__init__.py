@@ -9,7 +9,8 @@ extension zip (build.py). The modules here hold only Blender's side:
     material.py     PNG files -> images and a Principled BSDF material on objects
     uvs.py          each object's "texgen" UV map in metres (its UVs scaled, or box projection)
     files.py        the maps of an unsaved session move beside the .blend when it is saved
-    seeds.py        the seed browser's preview icons
+    seeds.py        the seed browser's previews
+    icons.py        the preview icons (exemplar thumbnails, seed previews)
     operators.py    Generate (modal, threaded; synchronous when headless), Cancel, seeds
     properties.py   the panel's settings and the job's progress
     panels.py       the texgen tab in the 3D viewport's and the Shader Editor's sidebars
@@ -18,7 +19,7 @@ extension zip (build.py). The modules here hold only Blender's side:
 
 import bpy
 
-from . import files, operators, panels, preferences, properties, seeds
+from . import files, icons, operators, panels, preferences, properties, seeds
 
 _classes = (*preferences.classes, *properties.classes, *operators.classes, *panels.classes)
 
@@ -27,15 +28,14 @@ def register():
     for cls in _classes:
         bpy.utils.register_class(cls)
     properties.register_props()
-    panels.register_previews()
-    seeds.register()
+    icons.register()
     files.register()
 
 
 def unregister():
     files.unregister()
-    seeds.unregister()
-    panels.unregister_previews()
+    seeds.forget()
+    icons.unregister()
     properties.unregister_props()
     for cls in reversed(_classes):
         bpy.utils.unregister_class(cls)

@@ -3,24 +3,22 @@
 import hashlib
 
 import bpy
-import bpy.utils.previews
 
 from texgen.errors import TexgenError
 
-from . import models, preferences, properties, seeds
-
-_previews = None        # exemplar thumbnails of the models, as Blender icons
+from . import icons, models, preferences, properties, seeds
 
 
 def _thumbnail(png: bytes) -> int:
     """Icon id of a model's exemplar thumbnail (PNG bytes from the ONNX file)."""
     key = hashlib.sha1(png).hexdigest()
-    if key not in _previews:
+    coll = icons.collection()
+    if key not in coll:
         path = preferences.user_dir("thumbnails") / f"{key}.png"
         if not path.exists():
             path.write_bytes(png)
-        _previews.load(key, str(path), "IMAGE")
-    return _previews[key].icon_id
+        coll.load(key, str(path), "IMAGE")
+    return coll[key].icon_id
 
 
 def current_model(s):
@@ -54,7 +52,7 @@ def draw_main(layout, context):
         col.label(text=error, icon="ERROR")
     else:
         row = col.row()
-        if info.exemplar_png and _previews is not None:
+        if info.exemplar_png and icons.collection() is not None:
             row.template_icon(icon_value=_thumbnail(info.exemplar_png), scale=3)
         sub = row.column(align=True)
         sub.label(text=f"paints {', '.join(info.maps)}")
@@ -167,15 +165,3 @@ def _shader_editor(cls, context):
 
 
 classes = (*_make("VIEW_3D"), *_make("NODE_EDITOR", _shader_editor))
-
-
-def register_previews():
-    global _previews
-    _previews = bpy.utils.previews.new()
-
-
-def unregister_previews():
-    global _previews
-    if _previews is not None:
-        bpy.utils.previews.remove(_previews)
-        _previews = None

@@ -9,15 +9,16 @@ thread when the artist asks for them.
 
 from __future__ import annotations
 
-import bpy
-import bpy.utils.previews
 import numpy as np
 
-from . import job
+from . import icons, job
 
 GRID = 9                    # previews shown at once (3 x 3)
-_icons = None               # bpy.utils.previews collection
 _shown: dict = {"key": None, "seeds": []}   # what the grid shows: for which request, which seeds
+
+
+def icon_name(k: tuple, seed: int) -> str:
+    return f"seed {hash(k)}:{seed}"
 
 
 def key(model, width: int, height: int, morph_seed: int | None) -> tuple:
@@ -30,9 +31,10 @@ def show(req: job.Request, seeds) -> list[int]:
     seeds = list(seeds)
     pixels = job.paint_previews(req, seeds)
     k = key(req.model, req.width, req.height, req.morph_seed)
+    coll = icons.collection()
     for seed, rgb in pixels.items():
-        name = f"{hash(k)}:{seed}"
-        icon = _icons.get(name) or _icons.new(name)
+        name = icon_name(k, seed)
+        icon = coll.get(name) or coll.new(name)
         h, w = rgb.shape[:2]
         rgba = np.concatenate([rgb, np.ones((h, w, 1), np.float32)], axis=2)[::-1]  # bottom-up
         icon.image_size = (w, h)
@@ -43,20 +45,13 @@ def show(req: job.Request, seeds) -> list[int]:
 
 def grid(k: tuple) -> list[tuple[int, int]]:
     """[(seed, icon id)] of the grid when it shows the textures of key k, else []."""
-    if _icons is None or _shown["key"] != k:
+    coll = icons.collection()
+    if coll is None or _shown["key"] != k:
         return []
-    return [(s, _icons[f"{hash(k)}:{s}"].icon_id) for s in _shown["seeds"]
-            if f"{hash(k)}:{s}" in _icons]
+    return [(s, coll[icon_name(k, s)].icon_id) for s in _shown["seeds"]
+            if icon_name(k, s) in coll]
 
 
-def register():
-    global _icons
-    _icons = bpy.utils.previews.new()
-
-
-def unregister():
-    global _icons
-    if _icons is not None:
-        bpy.utils.previews.remove(_icons)
-        _icons = None
+def forget() -> None:
+    """The grid shows nothing (its icons go with the collection when unregistering)."""
     _shown["key"], _shown["seeds"] = None, []

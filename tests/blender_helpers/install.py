@@ -21,7 +21,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
-from record import CheckingLayout, record
+from record import CheckingLayout, image_pixels, record, render_from_above
 
 ZIP, OUT = Path(sys.argv[1]), Path(sys.argv[2])
 SITE = str(Path(os.environ["BLENDER_USER_RESOURCES"]) / "extensions/.local/lib"
@@ -129,26 +129,8 @@ def main(result: dict) -> None:
     result["written"] = sorted(p.name for p in (OUT / "textures").glob("*.png"))
     state = bpy.context.window_manager.texgen_job
     result["last_run"], result["device_note"] = state.last_run, state.device_note
-    img = bpy.data.images["texgen color"]
-    w, h = img.size
-    px = np.empty(w * h * 4, np.float32)
-    img.pixels.foreach_get(px)
-    np.save(OUT / "color.npy", px.reshape(h, w, 4)[::-1, :, :3])
-
-    # a Cycles render of the plane from above, lit by a sun
-    scene = bpy.context.scene
-    bpy.ops.object.camera_add(location=(0, 0, 2.6), rotation=(0, 0, 0))
-    scene.camera = bpy.context.active_object
-    bpy.ops.object.light_add(type="SUN", location=(0, 0, 5))
-    bpy.context.active_object.data.energy = 3.0
-    scene.render.engine = "CYCLES"
-    scene.cycles.device = "CPU"
-    scene.cycles.samples = 4
-    scene.render.resolution_x = scene.render.resolution_y = 64
-    scene.render.resolution_percentage = 100
-    scene.render.image_settings.file_format = "PNG"
-    scene.render.filepath = str(OUT / "render.png")
-    bpy.ops.render.render(write_still=True)
+    np.save(OUT / "color.npy", image_pixels(bpy.data.images["texgen color"])[..., :3])
+    render_from_above(OUT / "render.png")          # Cycles, the plane from above
 
     import addon_utils
     addon_utils.disable(addon)

@@ -22,19 +22,11 @@ sys.path.insert(0, str(ROOT))
 import bpy  # noqa: E402
 
 import blender_addon  # noqa: E402
-from blender_addon import material, operators, seeds, uvs  # noqa: E402
-from record import CheckingLayout, record  # noqa: E402
+from blender_addon import icons, material, operators, seeds, uvs  # noqa: E402
+from record import CheckingLayout, image_pixels, record, render_from_above  # noqa: E402
 
 MODEL, OUT, TEXNET, STYLIZE, MANIFOLD = map(Path, sys.argv[1:6])
 TEXTURES = OUT / "textures"
-
-
-def image_pixels(img) -> np.ndarray:
-    """(H, W, 4) float32, top row first (Blender stores rows bottom-up)."""
-    w, h = img.size
-    px = np.empty(w * h * 4, np.float32)
-    img.pixels.foreach_get(px)
-    return px.reshape(h, w, 4)[::-1]
 
 
 def describe(mat) -> dict:
@@ -174,7 +166,7 @@ def main(result: dict) -> None:
     result["previews_seeds"] = [seed for seed, _ in seeds.grid(k)]
     pix = []
     for seed in result["previews_seeds"]:
-        icon = seeds._icons[f"{hash(k)}:{seed}"]
+        icon = icons.collection()[seeds.icon_name(k, seed)]
         w, h = icon.image_size
         px = np.empty(w * h * 4, np.float32)
         icon.image_pixels_float.foreach_get(px)
@@ -185,20 +177,7 @@ def main(result: dict) -> None:
     bpy.ops.texgen.seed_previews(step=-1)
     result["panel"] = draw_panels()
 
-    # a 64 x 64 Cycles render of the plane from above, lit by a sun
-    scene = bpy.context.scene
-    bpy.ops.object.camera_add(location=(0, 0, 2.6), rotation=(0, 0, 0))
-    scene.camera = bpy.context.active_object
-    bpy.ops.object.light_add(type="SUN", location=(0, 0, 5))
-    bpy.context.active_object.data.energy = 3.0
-    scene.render.engine = "CYCLES"
-    scene.cycles.device = "CPU"
-    scene.cycles.samples = 4
-    scene.render.resolution_x = scene.render.resolution_y = 64
-    scene.render.resolution_percentage = 100
-    scene.render.image_settings.file_format = "PNG"
-    scene.render.filepath = str(OUT / "render.png")
-    bpy.ops.render.render(write_still=True)
+    render_from_above(OUT / "render.png")      # a 64 x 64 Cycles render of the plane
 
     # re-generate on the plane (selected again): another seed, fewer maps, another scale
     select(plane)
