@@ -135,3 +135,31 @@ def test_train_records_texel_size_and_estimated_defaults(tmp_path, monkeypatch):
     assert json.loads(meta["map_defaults"]) == {"height_invert": False, "roughness_invert": True}
     r = run("train", img, "--out", tmp_path / "o", "--texel-size", "0.1", "--exemplar-width", "1m")
     assert r.exit_code == 1 and r.output.strip() == "error: give --texel-size or --exemplar-width, not both"
+
+
+def test_generate_and_export_set_start_from_the_models_defaults(tmp_path):
+    """The built-in's light mortar is recessed in the CLI's and export-set's height maps, as
+    in the add-on's, unless the user says otherwise."""
+    from texgen.runtime.imageio import read_image
+    model = builtin_onnx("bricks")
+    p = OnnxPainter(model, device="cpu")
+    img = p.paint(128, 128, seed=1)
+    want = {inv: material_maps(img, p.maps, ["height"], p.surface.params(height_invert=inv))["height"]
+            for inv in (True, False)}
+    run = lambda *a: CliRunner().invoke(main, [str(x) for x in a])
+    r = run("generate", "--size", "128", "--seed", "1", "--maps", "height", "--bits", "16",
+            "--out", tmp_path / "a.png")
+    assert r.exit_code == 0, r.output
+    r = run("generate", "--size", "128", "--seed", "1", "--maps", "height", "--bits", "16",
+            "--no-height-invert", "--out", tmp_path / "b.png")
+    assert r.exit_code == 0, r.output
+    r = run("export-set", "--model", model, "--seeds", "1", "--size", "128", "--maps", "height",
+            "--out", tmp_path / "lib")
+    assert r.exit_code == 0, r.output
+    assert "painted on CPU" in r.stdout
+    got = {"default": read_image(tmp_path / "a_disp.png", channels=1)[..., 0],
+           "user": read_image(tmp_path / "b_disp.png", channels=1)[..., 0],
+           "set": read_image(tmp_path / "lib/model_0001/model_0001_disp.png", channels=1)[..., 0]}
+    for name, inv in (("default", True), ("user", False), ("set", True)):
+        assert np.abs(got[name] - want[inv]).max() <= 1 / 65535 + 1e-6, name
+    assert np.abs(want[True] - want[False]).mean() > 0.1

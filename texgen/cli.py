@@ -462,9 +462,13 @@ def export_set(model, seeds, size, map_names, fmt, naming, prefix, out, jobs, de
     finally:
         for bar in bars:
             bar.close()
+    if result["device_note"]:
+        click.echo(f"note: {result['device_note']}", err=True)
+    from texgen.runtime.devices import LABELS
+    where = f", painted on {LABELS[result['device']]}" if result["device"] else ""
     click.echo(f"wrote {len(result['done'])} sets to {out}, {len(result['skipped'])} already "
-               f"finished" + (f"; contact sheet {result['contact_sheet']}"
-                              if result["contact_sheet"] else ""))
+               f"finished{where}" + (f"; contact sheet {result['contact_sheet']}"
+                                     if result["contact_sheet"] else ""))
 
 
 def _report_distortion(G, seed, w, h):
