@@ -62,7 +62,7 @@ def _texnet_options(fn):
     return fn
 
 
-def _map_param_options(fn):
+def _map_param_options(fn, start: str = "the model's"):
     """One click option per MapParams field (--normal-strength, --height-scales 1,4,16, ...),
     built from the dataclass so its help and defaults live in one place."""
     from dataclasses import fields
@@ -75,7 +75,7 @@ def _map_param_options(fn):
             kind = {str: dict(type=click.Choice(NORMAL_CONVENTIONS)),
                     tuple: dict(metavar="A,B,...")}.get(type(f.default), dict(type=float))
         default = ",".join(f"{v:g}" for v in f.default) if isinstance(f.default, tuple) else f.default
-        shown = f" [default: the model's, else {str(default).lower()}]"
+        shown = f" [default: {start}, else {str(default).lower()}]"
         fn = click.option(opt, f.name, help=f.metadata["help"] + shown, **kind)(fn)
     return fn
 
@@ -157,7 +157,7 @@ def _surface(texel_size, exemplar_width, exemplar, given: dict, base=None):
                    "color, normal (OpenGL, green up), height, roughness, ao.")
 @_texnet_options
 @_surface_options
-@_map_param_options
+@functools.partial(_map_param_options, start="estimated from the exemplar")
 @_friendly
 def train(images, method, preset, out, iters, patch, batch, lr, seed, resume, force, licence,
           map_paths, loss, descriptor_weight, descriptor_weights, texel_size, exemplar_width,
@@ -489,7 +489,7 @@ def _report_distortion(G, seed, w, h):
               help="The photo the model learned: map defaults are estimated from it, and "
                    "--exemplar-width is over its width.")
 @_surface_options
-@_map_param_options
+@functools.partial(_map_param_options, start="estimated from --exemplar, or kept")
 @_friendly
 def annotate(model, exemplar, texel_size, exemplar_width, **map_options):
     """Record a trained MODEL's real-world size and default map settings (what `train` records)
