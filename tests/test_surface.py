@@ -119,6 +119,10 @@ def test_train_records_texel_size_and_estimated_defaults(tmp_path, monkeypatch):
     surface = checkpoint.load_model(tmp_path / "m")[1]["surface"]
     assert surface == {"texel_size": pytest.approx(0.005),
                        "map_defaults": {**INVERTED, "normal_strength": 7.0}}
+    # --resume keeps what the first run recorded
+    r = run("train", img, "--out", tmp_path / "m", "--iters", 4, "--patch", 32, "--resume")
+    assert r.exit_code == 0, r.output
+    assert checkpoint.load_model(tmp_path / "m")[1]["surface"] == surface
     # a user's --no-height-invert wins over the estimate
     r = run("train", img, "--out", tmp_path / "n", "--iters", 2, "--patch", 32, "--no-height-invert")
     assert r.exit_code == 0, r.output

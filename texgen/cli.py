@@ -120,15 +120,16 @@ def _surface_options(fn):
     return fn
 
 
-def _surface(texel_size, exemplar_width, exemplar, given: dict, base=None):
-    """The Surface train and annotate record: the texel size from the options, map defaults
-    estimated from the exemplar (H, W, 3 colour; None: kept from base) and the map options
-    given on top."""
+def _surface(texel_size, exemplar_width, exemplar, given: dict, base=None, estimate=True):
+    """The Surface train and annotate record: the texel size from the options (else base's),
+    map defaults estimated from the exemplar (H, W, 3 colour; None or estimate=False: base's)
+    and the map options given on top."""
     from texgen.runtime.surface import Surface, estimate_map_defaults, texel_size_from
     base = base or Surface()
     texel = texel_size_from(texel_size, exemplar_width,
                             exemplar.shape[1] if exemplar is not None else None)
-    defaults = estimate_map_defaults(exemplar) if exemplar is not None else base.map_defaults
+    defaults = (estimate_map_defaults(exemplar) if exemplar is not None and estimate
+                else base.map_defaults)
     return Surface(texel if texel is not None else base.texel_size, {**defaults, **given})
 
 
@@ -179,7 +180,13 @@ def train(images, method, preset, out, iters, patch, batch, lr, seed, resume, fo
     if resume and not (out / checkpoint.TRAIN_FILE).exists():
         raise TexgenError(f"nothing to resume in {out}")
     given = _given_map_options(_pop_map_options(texnet_options))
-    surface = functools.partial(_surface, texel_size, exemplar_width, given=given)
+    if resume:      # keep what the first run recorded; options given now go on top
+        from texgen.runtime.surface import Surface
+        kept = Surface.from_dict(checkpoint.load_model(out)[1].get("surface"))
+        surface = lambda image: _surface(texel_size, exemplar_width, image, given, base=kept,
+                                         estimate=False)
+    else:
+        surface = functools.partial(_surface, texel_size, exemplar_width, given=given)
     if method in ("texnet", "stylize"):
         return _train_texnet(images, method, preset, out,
                              dict(iters=iters, patch=patch, batch=batch, lr=lr, loss=loss), seed,
