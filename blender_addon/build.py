@@ -9,7 +9,8 @@ carries its wheels for both of Blender's Pythons: 3.11 (Blender 4.2-5.0) and 3.1
     linux-x64     onnxruntime-gpu (CUDA where NVIDIA's libraries load, else the CPU; 2 x 255 MB
                   wheels) or, with --ort cpu, plain onnxruntime (2 x 24 MB)
     windows-x64   onnxruntime-directml (any DirectX 12 GPU: NVIDIA, AMD, Intel; else the CPU)
-    macos-arm64   onnxruntime (its CoreML provider paints on Apple silicon's GPU)
+    macos-arm64   onnxruntime 1.23 (its CoreML provider paints on Apple silicon's GPU; 1.24+
+                  wheels need macOS 14, 1.23's macOS 13, and there are no cp313 ones older)
 
 plus Pillow (texgen.runtime.imageio writes the PNGs; Blender does not ship it) and a pure-python
 wheel of texgen (`pip wheel --no-deps`, from a copy of the sources so no build/ litter lands in
@@ -59,7 +60,7 @@ PYTHONS = ("3.11", "3.13")              # Blender 4.2-5.0; Blender 5.1-5.3
 PLATFORMS = {
     "linux-x64": "manylinux_2_28_x86_64",
     "windows-x64": "win_amd64",
-    "macos-arm64": "macosx_14_0_arm64",
+    "macos-arm64": "macosx_13_0_arm64",       # macOS 13 Ventura and later
 }
 # The onnxruntime package each platform's zip carries: --ort gpu (default) / cpu
 ONNXRUNTIME = {
@@ -79,6 +80,12 @@ WHEELS = {
     "onnxruntime-directml": {"3.11": "1.24.4", "3.13": "1.24.3"},
     "pillow": {"3.11": "12.1.1", "3.13": "12.1.0"},
 }
+# per-platform exceptions: (package, platform) -> {Python: version}
+PLATFORM_WHEELS = {("onnxruntime", "macos-arm64"): {"3.11": "1.23.2", "3.13": "1.23.0"}}
+
+
+def wheel_version(package: str, platform: str, python: str) -> str:
+    return PLATFORM_WHEELS.get((package, platform), WHEELS[package])[python]
 # what the texgen wheel is built from (the package and what pyproject.toml needs to build it);
 # not export/ (it needs torch, and a top-level `export` package could clash in Blender's
 # shared site-packages) nor the built-ins' .safetensors weights (torch only: the add-on
@@ -127,8 +134,8 @@ def texgen_wheel(dest: Path) -> Path:
 
 def plan(platform: str, ort: str = "gpu") -> list[tuple[str, str, str]]:
     """[(package, version, Python)] of the compiled wheels a platform's zip carries."""
-    return [(pkg, WHEELS[pkg][py], py) for pkg in (ONNXRUNTIME[platform, ort], "pillow")
-            for py in PYTHONS]
+    return [(pkg, wheel_version(pkg, platform, py), py)
+            for pkg in (ONNXRUNTIME[platform, ort], "pillow") for py in PYTHONS]
 
 
 def download(package: str, version: str, python: str, platform: str, cache: Path) -> Path:

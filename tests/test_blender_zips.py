@@ -16,6 +16,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -110,7 +111,7 @@ def test_bundled_wheels_match_their_platform_and_python(zips):
     from packaging.utils import parse_wheel_filename
     arch = {"linux-x64": lambda p: p.startswith("manylinux") and p.endswith("_x86_64"),
             "windows-x64": lambda p: p == "win_amd64",
-            "macos-arm64": lambda p: p.startswith("macosx_") and p.endswith(("_arm64", "_universal2"))}
+            "macos-arm64": lambda p: re.fullmatch(r"macosx_(1[1-3])_\d+_(arm64|universal2)", p)}
     for plat, z in zips.items():
         versions: dict[str, dict[str, object]] = {}
         names = _wheels(z)
@@ -141,7 +142,8 @@ def test_each_platform_gets_its_gpu_onnxruntime():
                                        ("pillow", "12.1.1", "3.11"), ("pillow", "12.1.0", "3.13")]
     assert {p for p, _, _ in build.plan("windows-x64")} == {"onnxruntime-directml", "pillow"}
     assert {p for p, _, _ in build.plan("macos-arm64")} == {"onnxruntime", "pillow"}
-    for pkg, by_python in build.WHEELS.items():
+    assert {p: v for p, v, _ in build.plan("macos-arm64")}["onnxruntime"] == "1.23.0"
+    for pkg, by_python in [*build.WHEELS.items(), *build.PLATFORM_WHEELS.items()]:
         assert tuple(map(int, by_python["3.11"].split("."))) > \
             tuple(map(int, by_python["3.13"].split("."))), pkg
 
