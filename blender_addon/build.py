@@ -1,22 +1,42 @@
-"""Build the texgen Blender extension zip into dist/ and check it with Blender's validator.
+"""Build the texgen Blender extension zips into dist/, one per platform, and validate them.
 
-    python blender_addon/build.py              # dist/texgen-0.1.0-linux-x64.zip, CUDA-capable
-    python blender_addon/build.py --ort cpu    # dist/texgen-0.1.0-linux-x64-cpu.zip, CPU only
-    python blender_addon/build.py --platform linux-x64 --platform windows-x64
+    python blender_addon/build.py                       # linux-x64, windows-x64, macos-arm64
+    python blender_addon/build.py --platform linux-x64 --ort cpu   # a CPU-only Linux zip
 
-Steps: a pure-python wheel of texgen (`pip wheel --no-deps`, built from a copy of the sources so
-no build/ litter lands in the repository), the onnxruntime and Pillow wheels for each platform
-(`pip download`, cached in dist/wheels/; Pillow because texgen.runtime.imageio writes the PNGs
-and Blender does not ship it; numpy is not bundled: Blender ships its own), a staging copy of
-blender_addon/ whose manifest lists those wheels, then Blender's own extension tool
+Each zip installs from disk with no network in every Blender from 4.2 LTS to 5.3, because it
+carries its wheels for both of Blender's Pythons: 3.11 (Blender 4.2-5.0) and 3.13 (5.1-5.3):
+
+    linux-x64     onnxruntime-gpu (CUDA where NVIDIA's libraries load, else the CPU; 2 x 255 MB
+                  wheels) or, with --ort cpu, plain onnxruntime (2 x 24 MB)
+    windows-x64   onnxruntime-directml (any DirectX 12 GPU: NVIDIA, AMD, Intel; else the CPU)
+    macos-arm64   onnxruntime 1.23 (its CoreML provider paints on Apple silicon's GPU; 1.24+
+                  wheels need macOS 14, 1.23's macOS 13, and there are no cp313 ones older)
+
+plus Pillow (texgen.runtime.imageio writes the PNGs; Blender does not ship it) and a pure-python
+wheel of texgen (`pip wheel --no-deps`, from a copy of the sources so no build/ litter lands in
+the repository). numpy is never bundled: Blender ships its own (1.x up to 5.0, 2.x from 5.1),
+and the runtime works with both. The CUDA 13 and cuDNN 9 libraries onnxruntime-gpu loads are
+not bundled either (over 1 GB; NVIDIA's installers bring them).
+
+How Blender picks wheels (read from its own bl_pkg code, in the bpy wheels):
+* Blender 4.2.0 (bl_extension_ops._extensions_wheel_filter_for_platform) filters the manifest's
+  wheels by platform only ("TODO: Match Python & ABI tags"); its wheel_manager then keeps, per
+  package name, the wheel with the highest version, ties going to the greater file name, which
+  would be the cp313 one. Blender 5.0 (_extensions_wheel_filter_for_this_system) also drops
+  wheels for another Python, and its validator derives the manifest's python_versions from the
+  wheels (5.1+ refuses an extension whose wheels are all cp311: "This Python version (3.13)
+  isn't compatible with (3.11)").
+* So one zip may list wheels for both Pythons, provided that, for each compiled package, the
+  cp311 wheel is a newer release than the cp313 one (WHEELS below): a Blender that filters by
+  Python takes its own, and one that does not takes the newest, which is the cp311 wheel it
+  needs. test_blender_zips.py checks this rule on every zip it builds.
+
+Steps: the wheels (`pip download`, cached in --wheel-cache), a staging copy of blender_addon/
+per platform whose manifest lists that platform's wheels and `platforms = [that one]` (the
+same split as Blender's `build --split-platforms`), then Blender's own extension tool
 (bpy/<version>/scripts/addons_core/bl_pkg/cli/blender_ext.py from the bpy wheel, or
---blender-ext) builds the zip and validates it. Exit status 0 only if the validator passes.
-
-Which onnxruntime (measured with 1.31.1): onnxruntime-gpu is the default, a 255 MB wheel and
-a 270 MB zip, because the add-on must use CUDA where there is one, and the same wheel paints on
-the CPU where there is not (the install test runs it that way). The CUDA 13 and cuDNN 9
-libraries it loads are not bundled (over 1 GB; NVIDIA's CUDA toolkit and cuDNN installers
-bring them). --ort cpu: plain onnxruntime, 24 MB, a 38 MB zip for machines without an NVIDIA GPU.
+--blender-ext) validates the source, builds the zip and validates the zip. Exit status 0 only
+if every validation passes.
 
 Only the stdlib here: this runs outside Blender.
 """
@@ -35,16 +55,37 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-PYTHON = "3.11"                         # Blender 4.2 .. 5.0 run Python 3.11
-ONNXRUNTIME = "1.31.1"
-PILLOW = "12.0.0"
-# Blender platform -> pip platform tag (pip also accepts older tags, e.g. manylinux_2_27)
+PYTHONS = ("3.11", "3.13")              # Blender 4.2-5.0; Blender 5.1-5.3
+# Blender platform -> pip platform tag (pip also takes older tags, e.g. manylinux_2_27)
 PLATFORMS = {
     "linux-x64": "manylinux_2_28_x86_64",
     "windows-x64": "win_amd64",
-    "macos-arm64": "macosx_14_0_arm64",
+    "macos-arm64": "macosx_13_0_arm64",       # macOS 13 Ventura and later
 }
-NO_GPU_WHEEL = {"macos-arm64"}          # onnxruntime-gpu exists for Linux and Windows only
+# The onnxruntime package each platform's zip carries: --ort gpu (default) / cpu
+ONNXRUNTIME = {
+    ("linux-x64", "gpu"): "onnxruntime-gpu",
+    ("windows-x64", "gpu"): "onnxruntime-directml",
+    ("macos-arm64", "gpu"): "onnxruntime",        # CoreML is in the plain macOS wheel
+    ("linux-x64", "cpu"): "onnxruntime",
+    ("windows-x64", "cpu"): "onnxruntime",
+    ("macos-arm64", "cpu"): "onnxruntime",
+}
+# package -> {Python: version}. The cp311 release is newer than the cp313 one on purpose: see
+# the module docstring (Blender 4.2.0 keeps the newest wheel of each package, whatever its
+# Python tag). onnxruntime-directml's newest release is 1.24.4.
+WHEELS = {
+    "onnxruntime": {"3.11": "1.31.1", "3.13": "1.31.0"},
+    "onnxruntime-gpu": {"3.11": "1.31.1", "3.13": "1.31.0"},
+    "onnxruntime-directml": {"3.11": "1.24.4", "3.13": "1.24.3"},
+    "pillow": {"3.11": "12.1.1", "3.13": "12.1.0"},
+}
+# per-platform exceptions: (package, platform) -> {Python: version}
+PLATFORM_WHEELS = {("onnxruntime", "macos-arm64"): {"3.11": "1.23.2", "3.13": "1.23.0"}}
+
+
+def wheel_version(package: str, platform: str, python: str) -> str:
+    return PLATFORM_WHEELS.get((package, platform), WHEELS[package])[python]
 # what the texgen wheel is built from (the package and what pyproject.toml needs to build it);
 # not export/ (it needs torch, and a top-level `export` package could clash in Blender's
 # shared site-packages) nor the built-ins' .safetensors weights (torch only: the add-on
@@ -52,7 +93,7 @@ NO_GPU_WHEEL = {"macos-arm64"}          # onnxruntime-gpu exists for Linux and W
 SOURCES = ("pyproject.toml", "README.md", "texgen")
 
 
-def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+def run(cmd: list, **kw) -> subprocess.CompletedProcess:
     print("+", " ".join(str(c) for c in cmd), flush=True)
     return subprocess.run([str(c) for c in cmd], check=True, **kw)
 
@@ -83,25 +124,38 @@ def texgen_wheel(dest: Path) -> Path:
                 src.mkdir(exist_ok=True)
                 shutil.copy2(p, src / name)
         out = Path(tmp) / "wheel"
-        run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", out, src])
+        # setuptools at hand: build with it (no isolated environment to download)
+        local = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+        run([sys.executable, "-m", "pip", "wheel", "--no-deps", *local, "-q", "-w", out, src])
         (wheel,) = out.glob("texgen-*.whl")
         dest.mkdir(parents=True, exist_ok=True)
         return Path(shutil.copy2(wheel, dest / wheel.name))
 
 
-def download(package: str, version: str, platform: str, cache: Path) -> Path:
-    """The package's cp311 wheel for a Blender platform (kept in cache/<platform>/)."""
+def plan(platform: str, ort: str = "gpu") -> list[tuple[str, str, str]]:
+    """[(package, version, Python)] of the compiled wheels a platform's zip carries."""
+    return [(pkg, wheel_version(pkg, platform, py), py)
+            for pkg in (ONNXRUNTIME[platform, ort], "pillow") for py in PYTHONS]
+
+
+def download(package: str, version: str, python: str, platform: str, cache: Path) -> Path:
+    """The package's wheel for a Python and a Blender platform (kept in cache/<platform>/)."""
     folder = cache / platform
-    pattern = f"{package.replace('-', '_')}-{version}-*.whl"
+    tag = "cp" + python.replace(".", "")
+    pattern = f"{package.replace('-', '_')}-{version}-{tag}-*.whl"
     if not any(folder.glob(pattern)):
         run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
-             "--python-version", PYTHON, "--platform", PLATFORMS[platform], "-q", "-d", folder,
+             "--python-version", python, "--platform", PLATFORMS[platform], "-q", "-d", folder,
              f"{package}=={version}"])
-    return sorted(folder.glob(pattern))[0]
+    found = sorted(folder.glob(pattern))
+    if not found:
+        sys.exit(f"build.py: pip found no {package} {version} wheel for Python {python} on "
+                 f"{platform}")
+    return found[0]
 
 
-def stage(dest: Path, wheels: list[Path], platforms: list[str]) -> Path:
-    """blender_addon/ plus its wheels, with a manifest that lists them."""
+def stage(dest: Path, wheels: list[Path], platform: str) -> Path:
+    """blender_addon/ plus its wheels, with a manifest that lists them and the platform."""
     shutil.copytree(HERE, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "build.py",
                                                                "wheels"))
     (dest / "wheels").mkdir()
@@ -109,26 +163,30 @@ def stage(dest: Path, wheels: list[Path], platforms: list[str]) -> Path:
         shutil.copy2(w, dest / "wheels" / w.name)
     manifest = (dest / "blender_manifest.toml").read_text()
     listing = ("wheels = [\n" + "".join(f'  "./wheels/{w.name}",\n' for w in wheels) + "]\n"
-               f"platforms = {platforms!r}\n".replace("'", '"'))
+               f'platforms = ["{platform}"]\n')
     # top-level keys must come before the first [table]
     at = re.search(r"^\[", manifest, re.M).start()
     (dest / "blender_manifest.toml").write_text(manifest[:at] + listing + "\n" + manifest[at:])
     return dest
 
 
+def zip_name(version: str, platform: str, ort: str) -> str:
+    return f"texgen-{version}-{platform}{'-cpu' if ort == 'cpu' else ''}.zip"
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--ort", choices=("gpu", "cpu"), default="gpu",
-                    help="gpu: onnxruntime-gpu (CUDA when the computer has it, else CPU); "
-                         "cpu: plain onnxruntime, a 7x smaller zip (38 MB)")
+                    help="gpu: each platform's GPU onnxruntime (CUDA, DirectML, CoreML); "
+                         "cpu: plain onnxruntime everywhere (the Linux zip is 10x smaller)")
     ap.add_argument("--platform", action="append", choices=sorted(PLATFORMS),
-                    help="Blender platform(s) to bundle wheels for (default: linux-x64)")
-    ap.add_argument("--out", type=Path, default=ROOT / "dist", help="where the zip goes")
+                    help="Blender platform(s) to build a zip for (default: all three)")
+    ap.add_argument("--out", type=Path, default=ROOT / "dist", help="where the zips go")
     ap.add_argument("--wheel-cache", type=Path, default=ROOT / "dist" / "wheels",
                     help="downloaded wheels are kept here for the next build")
     ap.add_argument("--blender-ext", type=Path, help="Blender's blender_ext.py (default: from bpy)")
     args = ap.parse_args(argv)
-    platforms = args.platform or ["linux-x64"]
+    platforms = args.platform or list(PLATFORMS)
     tool = args.blender_ext or find_blender_ext()
     args.out.mkdir(parents=True, exist_ok=True)
     args.wheel_cache.mkdir(parents=True, exist_ok=True)
@@ -138,13 +196,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         runtime = texgen_wheel(Path(tmp) / "texgen")
         for plat in platforms:      # one zip per platform: each carries only its own wheels
-            gpu = args.ort == "gpu" and plat not in NO_GPU_WHEEL
-            ort = "onnxruntime-gpu" if gpu else "onnxruntime"
-            wheels = [runtime, download(ort, ONNXRUNTIME, plat, args.wheel_cache),
-                      download("pillow", PILLOW, plat, args.wheel_cache)]
-            src = stage(Path(tmp) / plat / "texgen", wheels, [plat])
+            wheels = [runtime] + [download(pkg, ver, py, plat, args.wheel_cache)
+                                  for pkg, ver, py in plan(plat, args.ort)]
+            src = stage(Path(tmp) / plat / "texgen", wheels, plat)
             run([sys.executable, tool, "validate", src])
-            z = args.out / f"texgen-{version}-{plat}{'-cpu' if ort == 'onnxruntime' else ''}.zip"
+            z = args.out / zip_name(version, plat, args.ort)
             run([sys.executable, tool, "build", "--source-dir", src, "--output-filepath", z])
             run([sys.executable, tool, "validate", z])
             built.append(z)

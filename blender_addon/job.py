@@ -1,24 +1,33 @@
 """One Generate run: paint -> material maps -> PNG files, on a worker thread. No bpy here.
 
-compute() and save_maps() are plain functions (headless Blender and the tests call them
-directly); Job runs them on a thread so Blender's UI keeps drawing: onnxruntime, numpy's big
-array operations, zlib and Pillow's encoder release the GIL (the longest wait they cause the
-main thread is in benchmarks/out/blender_speed.md), and onnxruntime gets all cores but one
+run_job() is a plain function (headless Blender and the tests call it directly); Job runs it
+on a thread so Blender's UI keeps drawing: onnxruntime, numpy's big array operations (the FFTs
+included), zlib and Pillow's encoder release the GIL (the longest wait they cause the main
+thread is in benchmarks/out/blender_speed.md), and onnxruntime gets all cores but one
 (models.default_threads). The PNG files are written here, off the main thread, because
 Blender's own image saving would block the UI (measured: 2.1 s for a 4K PNG, 0.5 s for 2K,
 after 0.1 s of pixels.foreach_set); the main thread then only loads them, lazily (material.py).
+Each map is encoded on a second thread as soon as it is derived, while the next is derived.
+
+Files are named for what they hold: model, seed, size and a hash of everything else that
+decides their pixels (file_base), so two materials, two sessions or two .blend files never
+write over each other's textures, and a saved .blend always finds its own pixels.
 
 Painting, tiling, noise and the derived maps all come from texgen.runtime.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import re
 import shutil
 import tempfile
 import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -32,16 +41,18 @@ from texgen.runtime.tiling import Cancelled
 # Tiles of 16 cells (512 px with the usual 32 px cells): the progress bar moves and Cancel
 # answers within one tile, and 16 divides every size offered (1K..8K = 32..256 cells), so no
 # tile overlaps another. No slower than one shot on the CPU (bricks, one thread: 1K 0.28 s
-# tiled vs 0.38 s; 2K 1.04 vs 1.07 s). CUDA gets bigger tiles to keep a GPU busy (not
-# measured here: no GPU).
-TILE_CELLS = {"cpu": 16, "cuda": 64}
+# tiled vs 0.38 s; 2K 1.04 vs 1.07 s). GPUs get bigger tiles to keep them busy (not measured
+# here: no GPU).
+CPU_TILE_CELLS, GPU_TILE_CELLS = 16, 64
 MIN_TILE_CELLS = 4          # out-of-memory retries halve the tile down to this
 # 16-bit height: 8 bits terrace a displacement visibly; the other maps are fine in 8 bits
 # (and a 16-bit PNG costs Blender 4 floats per pixel once loaded).
 BITS = {"color": 8, "normal": 8, "height": 16, "roughness": 8, "ao": 8}
-# Where each phase starts on the progress bar: their shares of a 4K run on one CPU thread
-# (painting 6.3 s, deriving the maps 6.1 s, writing the PNGs 12.4 s).
-PHASES = (("load", 0.0), ("paint", 0.02), ("maps", 0.3), ("write", 0.55), ("done", 1.0))
+# zlib level of the PNGs: 1 encodes 2-4x faster than the default 6 for files 5-20 % bigger
+# (2K, one core: colour 0.48 s vs 0.61 s, normal 0.29 s vs 1.26 s, roughness 0.10 s vs 0.41 s)
+PNG_LEVEL = 1
+# Where each phase starts on the progress bar; the maps then advance it file by file.
+PHASES = (("load", 0.0), ("paint", 0.02), ("maps", 0.4), ("done", 1.0))
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,23 @@ class Request:
     params: MapParams = field(default_factory=MapParams)
     device: str = "auto"
     threads: int | None = None
-    tile: int | None = None         # cells; None: TILE_CELLS for the device that paints
+    tile: int | None = None         # cells; None: CPU_TILE_CELLS or GPU_TILE_CELLS
+
+
+def file_base(req: Request, model_digest: str) -> str:
+    """The texture files' common name: model_s<seed>_<size>_<hash>, e.g. bricks_s3_2048_1a2b3c4d.
+    The hash covers everything else that decides the pixels (the model file's own SHA-256, the
+    morph, the map settings, the bit depths, texgen's version), so equal names mean equal
+    pixels and files never overwrite different ones."""
+    from texgen import __version__
+    stem = req.model.stem if req.model.stem != "model" else req.model.parent.name
+    stem = re.sub(r"[^\w.-]+", "_", stem)[:40] or "texgen"
+    key = {"model": model_digest, "seed": req.seed, "morph": req.morph_seed,
+           "size": [req.width, req.height], "params": req.params.to_dict(), "bits": BITS,
+           "png_level": PNG_LEVEL, "texgen": __version__}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
+    size = str(req.width) if req.width == req.height else f"{req.width}x{req.height}"
+    return f"{stem}_s{req.seed}_{size}_{digest}"
 
 
 # --------------------------------------------------------------------------- painting
@@ -67,7 +94,7 @@ _painters_lock = threading.Lock()
 
 def get_painter(path, device: str = "auto", threads: int | None = None):
     """An OnnxPainter, kept for the next run with the same file and settings: re-generating
-    with another seed skips loading the model (and CUDA's start-up)."""
+    with another seed skips loading the model (and the GPU's start-up and test run)."""
     from texgen.runtime.onnx_painter import OnnxPainter
     path = Path(path)
     try:
@@ -85,11 +112,12 @@ def get_painter(path, device: str = "auto", threads: int | None = None):
         return _painters[key]
 
 
-def release_cuda_painter() -> None:
-    """Drop a cached painter that holds GPU memory: onnxruntime's CUDA arena would otherwise
-    keep it from Cycles and EEVEE until Blender quits (the next run pays CUDA's start-up)."""
+def release_gpu_painter() -> None:
+    """Drop a cached painter that holds GPU memory: onnxruntime's CUDA or DirectML arena would
+    otherwise keep it from Cycles and EEVEE until Blender quits (the next run pays the GPU's
+    start-up)."""
     with _painters_lock:
-        for key in [k for k, p in _painters.items() if p.device == "cuda"]:
+        for key in [k for k, p in _painters.items() if p.device != "cpu"]:
             del _painters[key]
 
 
@@ -99,13 +127,14 @@ def is_out_of_memory(e: BaseException) -> bool:
         return True
     text = str(e).lower()
     return any(s in text for s in ("out of memory", "failed to allocate", "bad_alloc",
-                                   "cudaerrormemoryallocation", "cuda_error_out_of_memory"))
+                                   "cudaerrormemoryallocation", "cuda_error_out_of_memory",
+                                   "e_outofmemory"))
 
 
 def paint(painter, req: Request, progress=None, cancel=None, notice=None) -> np.ndarray:
     """painter.paint for the request; out of memory -> retry in tiles half the size, down to
     MIN_TILE_CELLS cells, telling notice(text) each time. (C, H, W) in [-1, 1]."""
-    tile = req.tile or TILE_CELLS.get(painter.device, 16)
+    tile = req.tile or (CPU_TILE_CELLS if painter.device == "cpu" else GPU_TILE_CELLS)
     while True:
         try:
             return painter.paint(req.width, req.height, seed=req.seed, morph_seed=req.morph_seed,
@@ -123,71 +152,110 @@ def paint(painter, req: Request, progress=None, cancel=None, notice=None) -> np.
                 notice(f"out of memory: retrying in tiles of {tile * painter.scale} px")
 
 
-def compute(req: Request, progress: Callable[[float, str], None] | None = None,
-            cancel: Callable[[], bool] | None = None, notice=None) -> dict[str, np.ndarray]:
-    """Paint the request and derive its maps: {name: (H, W, 3) or (H, W) float32 in [0, 1]}
-    (runtime/maps.material_maps: color sRGB-encoded, the rest linear data, normals OpenGL).
-    progress(fraction, phase) and cancel() as in Job; raises Cancelled or TexgenError."""
-    from texgen.runtime.maps import check_wanted, material_maps
+@dataclass
+class Result:
+    files: dict[str, Path]          # {map: PNG path}
+    device: str                     # where it painted ("cpu", "cuda", ...)
+    device_note: str                # one line on a GPU that was skipped, or ""
+    surface: object                 # the model's runtime.surface.Surface (texel size)
+
+
+def run_job(req: Request, folder, progress: Callable[[float, str], None] | None = None,
+            cancel: Callable[[], bool] | None = None, notice=None,
+            encoders: int = 1) -> Result:
+    """Paint the request, derive its maps and write them as PNGs `folder/<file_base>_<suffix>
+    .png` (Poly Haven suffixes). Each map is handed to one of `encoders` threads as soon as it
+    is derived (zlib and Pillow release the GIL, so encoding runs beside the next map's
+    derivation). All files go to a scratch folder first and are moved in together at the end,
+    so a failure or Cancel never leaves a mix of old and new files. progress(fraction, phase);
+    raises Cancelled or TexgenError."""
+    from texgen.runtime.imageio import save_image
+    from texgen.runtime.maps import check_wanted, iter_material_maps
     say = progress or (lambda f, phase: None)
+    stop = cancel or (lambda: False)
     say(_start("load"), "loading model")
     painter = get_painter(req.model, req.device, req.threads)
-    if req.device == "cuda" and painter.device != "cuda" and notice:
-        notice("CUDA is unavailable (the system console says why): painting on the CPU")
     check_wanted(req.maps, painter.maps)        # before painting: a wrong map fails at once
+    base = file_base(req, painter.metadata.get("texgen_sha256", ""))
     a, b = _start("paint"), _start("maps")
+    label = device_label(painter.device)
     image = paint(painter, req, lambda done, total: say(a + (b - a) * done / total,
-                                                        f"painting on {painter.device.upper()}"),
-                  cancel, notice)
-    if cancel and cancel():
+                                                        f"painting on {label}"), stop, notice)
+    if stop():
         raise Cancelled()
-    say(b, "deriving maps")
-    try:
-        return material_maps(image, painter.maps, req.maps, req.params)
-    except MemoryError:
-        raise TexgenError(f"out of memory deriving the maps of a {req.width}x{req.height} "
-                          f"texture: choose a smaller size or fewer maps") from None
-
-
-def save_maps(maps: dict[str, np.ndarray], folder, base: str, progress=None, cancel=None,
-              threads: int = 1) -> dict[str, Path]:
-    """Write each map as a PNG `folder/base_<suffix>.png` (maps.map_file_name, Poly Haven
-    names) and return {name: path}. All maps are written to a scratch folder first and moved
-    in together at the end, so a failure or Cancel never leaves a mix of old and new files.
-    threads: maps encoded at once (Pillow and zlib release the GIL; PNG encoding is the slowest
-    step at 4K: 2.7 s for colour, 6.5 s for a normal map, one core)."""
-    from concurrent.futures import ThreadPoolExecutor
-    from texgen.runtime.imageio import save_image
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".texgen-", dir=folder))
     except OSError as e:
         raise TexgenError(f"cannot write textures to {folder}: {e.strerror or e}") from None
-    a, b = _start("write"), _start("done")
-    done = []
+    done: list[str] = []
+    step = (_start("done") - b) / (2 * len(req.maps))      # half per map made, half per file
 
-    def write(name: str) -> None:
-        if cancel and cancel():
+    def write(name: str, pixels: np.ndarray) -> None:
+        if stop():
             raise Cancelled()
-        save_image(scratch / map_file_name(base, name), maps[name], bits=BITS[name])
+        save_image(scratch / map_file_name(base, name), pixels, bits=BITS[name],
+                   png_level=PNG_LEVEL)
         done.append(name)
-        if progress:
-            progress(a + (b - a) * len(done) / len(maps), f"wrote {name}")
+        say(b + step * (len(req.maps) + len(done)), f"wrote {name}")
 
     try:
-        if progress:
-            progress(a, "writing PNGs")
-        with ThreadPoolExecutor(max(1, min(threads, len(maps)))) as pool:
-            for f in [pool.submit(write, name) for name in maps]:
+        say(b, "deriving maps")
+        with ThreadPoolExecutor(max(1, encoders)) as pool:
+            pending = []
+            try:
+                for i, (name, pixels) in enumerate(
+                        iter_material_maps(image, painter.maps, req.maps, req.params), 1):
+                    pending.append(pool.submit(write, name, pixels))
+                    say(b + step * (i + len(done)), f"derived {name}")
+                    if stop():
+                        raise Cancelled()
+                del image
+            except BaseException:
+                for f in pending:       # not started yet: never started
+                    f.cancel()
+                raise
+            for f in pending:
                 f.result()              # the first failure (or Cancelled) propagates
-        out = {}
-        for name in maps:
-            out[name] = folder / map_file_name(base, name)
-            os.replace(scratch / out[name].name, out[name])
-        return out
+        files = {}
+        for name in req.maps:
+            files[name] = folder / map_file_name(base, name)
+            os.replace(scratch / files[name].name, files[name])
+    except MemoryError:
+        raise TexgenError(f"out of memory deriving the maps of a {req.width}x{req.height} "
+                          f"texture: choose a smaller size or fewer maps") from None
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+    return Result(files, painter.device, painter.device_note, painter.surface)
+
+
+PREVIEW_WINDOW, PREVIEW_SIDE = 256, 128     # px painted per seed, px shown
+
+
+def paint_previews(req: Request, seeds) -> dict[int, np.ndarray]:
+    """{seed: (PREVIEW_SIDE, PREVIEW_SIDE, 3) sRGB colour in [0, 1]} for the seed browser: the
+    top-left PREVIEW_WINDOW px of each seed's texture at the request's size (painter.paint's
+    window: the same torus, noise and model as Generate, so these are the very pixels Generate
+    paints there), shrunk 2x by area averaging."""
+    from texgen.runtime.maps import map_slices
+    painter = get_painter(req.model, req.device, req.threads)
+    side = min(PREVIEW_WINDOW, req.width, req.height)
+    k = max(1, side // PREVIEW_SIDE)
+    colour = map_slices(painter.maps).get("color", slice(0, 1))
+    out = {}
+    for seed in seeds:
+        img = painter.paint(req.width, req.height, seed=seed, morph_seed=req.morph_seed,
+                            window=(0, 0, side, side))[colour]
+        rgb = np.clip(img.transpose(1, 2, 0) * np.float32(0.5) + np.float32(0.5), 0, 1)
+        rgb = rgb.reshape(side // k, k, side // k, k, -1).mean(axis=(1, 3))
+        out[seed] = np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else rgb
+    return out
+
+
+def device_label(device: str) -> str:
+    from texgen.runtime.devices import LABELS
+    return LABELS.get(device, device)
 
 
 def _start(phase: str) -> float:
@@ -197,20 +265,23 @@ def _start(phase: str) -> float:
 # --------------------------------------------------------------------------- the thread
 
 class Job:
-    """compute + save_maps on a daemon thread. The main thread polls the public fields
-    (plain attributes: each is one assignment, safe to read from another thread)."""
+    """run_job on a daemon thread. The main thread polls the public fields (plain attributes:
+    each is one assignment, safe to read from another thread)."""
 
-    def __init__(self, req: Request, folder, base: str):
-        self.req, self.folder, self.base = req, Path(folder), base
+    def __init__(self, req: Request, folder):
+        self.req, self.folder = req, Path(folder)
         self.fraction, self.phase = 0.0, "starting"
         self.notices: list[str] = []        # one-line warnings for the user (OOM retries)
-        self.files: dict[str, Path] | None = None   # set when finished
+        self.result: Result | None = None   # set when finished
         self.error: str | None = None       # set when failed
         self.cancelled = False              # set when it stopped on cancel()
-        self.device = ""
         self.seconds = 0.0
         self._cancel = threading.Event()
         self._thread = threading.Thread(target=self.run, name="texgen-generate", daemon=True)
+
+    @property
+    def files(self) -> dict[str, Path] | None:
+        return self.result.files if self.result else None
 
     def start(self) -> "Job":
         self._thread.start()
@@ -221,7 +292,7 @@ class Job:
 
     @property
     def finished(self) -> bool:
-        return self.files is not None or self.error is not None or self.cancelled
+        return self.result is not None or self.error is not None or self.cancelled
 
     def _progress(self, fraction: float, phase: str) -> None:
         self.fraction, self.phase = fraction, phase
@@ -229,16 +300,12 @@ class Job:
     def run(self) -> None:
         """The whole job; runs on the thread (or directly, headless)."""
         t0 = time.perf_counter()
-        stop = self._cancel.is_set
         try:
-            maps = compute(self.req, self._progress, stop, self.notices.append)
-            files = save_maps(maps, self.folder, self.base, self._progress, stop,
-                              self.req.threads or 1)
-            del maps
-            self.device = get_painter(self.req.model, self.req.device, self.req.threads).device
+            result = run_job(self.req, self.folder, self._progress, self._cancel.is_set,
+                             self.notices.append, encoders=encoder_threads())
             self.seconds = time.perf_counter() - t0
             self.fraction, self.phase = 1.0, "done"
-            self.files = files
+            self.result = result
         except Cancelled:
             self.cancelled = True
         except TexgenError as e:
@@ -250,4 +317,9 @@ class Job:
             traceback.print_exc()
             self.error = f"unexpected error ({type(e).__name__}: {e}); see the system console"
         finally:
-            release_cuda_painter()
+            release_gpu_painter()
+
+
+def encoder_threads() -> int:
+    """PNG encoders beside the thread deriving the maps: all cores but one (Blender's)."""
+    return max(1, (os.cpu_count() or 2) - 1)

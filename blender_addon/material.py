@@ -6,9 +6,12 @@ milliseconds even at 8K) and referenced by path, not packed, so a .blend stays s
 
 The node tree, the way Blender's own Node Wrangler "Principled Setup" builds one:
 
-    Texture Coordinate (UV) -> Mapping (Scale = repeat) -> every Image Texture
+    UV Map "texgen" (metres: uvs.py) -> Mapping (Scale = 1 / (tile metres x Scale)) -> every
+                                        Image Texture: a tile of W px covers W x texel size
+                                        metres, so bricks keep their real size at any W
     color     (sRGB)      -> Base Color
-    normal    (Non-Color) -> Normal Map (tangent space; maps are OpenGL, as Blender) -> Normal
+    normal    (Non-Color) -> Normal Map (tangent space of the "texgen" UV map; maps are
+                             OpenGL, as Blender) -> Normal
     roughness (Non-Color) -> Roughness
     height    (Non-Color) -> Displacement (midlevel 0.5) -> Material Output Displacement
     ao        (Non-Color) -> not connected: Cycles and EEVEE compute occlusion themselves, and
@@ -19,6 +22,9 @@ The node tree, the way Blender's own Node Wrangler "Principled Setup" builds one
 Re-generating finds the material by name and updates it in place: its images get the new files,
 and only texgen's own nodes (named "texgen ...") are added, moved or removed, so settings an
 artist changed on the Principled BSDF or nodes they added survive.
+
+Images show their files through paths relative to the .blend once it is saved (files.py
+moves maps of an unsaved session beside it on Save As), or are packed into it on request.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from pathlib import Path
 import bpy
 
 from texgen.runtime.maps import colour_space
+
+from . import uvs
 
 TAG = "texgen"              # custom property on materials and images that texgen made
 NODE = "texgen {}"          # names of texgen's nodes in the tree
@@ -43,8 +51,11 @@ LABELS = {"color": "Color", "ao": "AO (not connected)", "roughness": "Roughness"
 @dataclass
 class Look:
     """Material settings that are not baked into the maps (they update live)."""
-    repeat: float = 1.0                 # Mapping scale: how often the texture repeats per UV unit
-    displacement_scale: float = 0.05    # metres of relief for the height range 0..1
+    scale: float = 1.0                  # texture size on the surface: 1 = the model's real size
+    displacement_scale: float = 0.02    # metres of relief for the height range 0..1
+    tile_metres: float | None = None    # metres one repeat covers (texel size x px); None:
+                                        # the value the material recorded when it was made
+    pack: bool = False                  # images packed into the .blend
 
 
 def blender_colour_space(map_name: str) -> str:
@@ -55,7 +66,7 @@ def image_name(material: str, map_name: str) -> str:
     return f"{material} {map_name}"
 
 
-def load_image(name: str, path: Path, map_name: str) -> bpy.types.Image:
+def load_image(name: str, path: Path, map_name: str, pack: bool = False) -> bpy.types.Image:
     """The image datablock `name` showing `path`: re-pointed and reloaded if texgen made it
     before, else loaded fresh. The colour space is set before any pixel is read (loading is
     lazy), so Blender never decodes data maps as sRGB."""
@@ -72,6 +83,11 @@ def load_image(name: str, path: Path, map_name: str) -> bpy.types.Image:
         img.filepath = _blend_relative(path)
         img[TAG] = True
     img.alpha_mode = "NONE"             # opaque maps: no straight/premultiplied guessing
+    if pack:
+        img.pack()                      # the file's bytes into the .blend: nothing to lose
+    elif img.packed_file is not None:
+        img.unpack(method="REMOVE")     # packed before, a file now: show the file
+        img.filepath = _blend_relative(path)
     return img
 
 
@@ -91,27 +107,34 @@ def find_material(name: str) -> bpy.types.Material | None:
 
 
 def apply(files: dict[str, Path], objects, name: str = "texgen", look: Look | None = None,
-          about: dict | None = None) -> bpy.types.Material:
+          about: dict | None = None) -> tuple[bpy.types.Material, dict[str, str]]:
     """Build (or update) material `name` from map files {map: path} and give it to `objects`
-    (their active slot; a slot is added when they have none). Returns the material.
+    (their active slot; a slot is added when they have none), each with its "texgen" UV map in
+    metres (uvs.py). Returns the material and {object name: "uv" | "box" | ""}, how each got
+    its coordinates.
 
     about: settings to record on the material (model, seed, size) for the user and re-runs.
     """
     look = look or Look()
     # every image first (lazily: only a missing file fails here), before the material changes
-    images = {m: load_image(image_name(name, m), p, m) for m, p in files.items()}
+    images = {m: load_image(image_name(name, m), p, m, look.pack) for m, p in files.items()}
     # a material of that name that texgen did not make is adopted: its Principled BSDF gets
     # the maps (the artist named it in the panel), its other nodes stay
     mat = bpy.data.materials.get(name) or bpy.data.materials.new(name)
     if mat.node_tree is None:           # Blender < 5 creates materials without nodes
         mat.use_nodes = True
-    build_tree(mat.node_tree, images, look)
+    if look.tile_metres:
+        mat[f"{TAG}_tile_metres"] = look.tile_metres
+    build_tree(mat.node_tree, images, look, mat.get(f"{TAG}_tile_metres", 1.0))
     mat[TAG] = True
     for k, v in (about or {}).items():
         mat[f"{TAG}_{k}"] = v
+    unit = bpy.context.scene.unit_settings.scale_length if bpy.context.scene else 1.0
+    projections = {}
     for obj in objects:
-        assign(obj, mat)
-    return mat
+        if assign(obj, mat):
+            projections[obj.name] = uvs.apply(obj, unit)
+    return mat, projections
 
 
 def assign(obj, mat) -> bool:
@@ -152,14 +175,15 @@ def _output_and_bsdf(tree):
     return out, bsdf
 
 
-def build_tree(tree, images: dict, look: Look) -> None:
+def build_tree(tree, images: dict, look: Look, tile_metres: float) -> None:
     """Wire the images into the Principled BSDF (see the module docstring)."""
     out, bsdf = _output_and_bsdf(tree)
     x0, y0 = bsdf.location.x, bsdf.location.y
-    coord = _node(tree, "coordinates", "ShaderNodeTexCoord", (x0 - 1100, y0 - 200))
+    coord = _node(tree, "coordinates", "ShaderNodeUVMap", (x0 - 1100, y0 - 200))
+    coord.uv_map = uvs.UV_NAME
     mapping = _node(tree, "mapping", "ShaderNodeMapping", (x0 - 900, y0 - 200))
     tree.links.new(coord.outputs["UV"], mapping.inputs["Vector"])
-    set_repeat(mapping, look.repeat)
+    set_scale(mapping, tile_metres * look.scale)
 
     for row, m in enumerate(k for k in ROWS if k in images):
         tex = _node(tree, m, "ShaderNodeTexImage", (x0 - 600, y0 - 280 * row))
@@ -172,6 +196,7 @@ def build_tree(tree, images: dict, look: Look) -> None:
         elif m == "normal":
             nmap = _node(tree, "normal map", "ShaderNodeNormalMap", (x0 - 250, tex.location.y))
             nmap.space = "TANGENT"
+            nmap.uv_map = uvs.UV_NAME
             tree.links.new(tex.outputs["Color"], nmap.inputs["Color"])
             tree.links.new(nmap.outputs["Normal"], bsdf.inputs["Normal"])
         elif m == "height":
@@ -195,9 +220,11 @@ def build_tree(tree, images: dict, look: Look) -> None:
                 bpy.data.images.remove(img)     # texgen's, and nothing else shows it
 
 
-def set_repeat(mapping, repeat: float) -> None:
+def set_scale(mapping, metres: float) -> None:
+    """One repeat of the texture over `metres` of the "texgen" UV map (which is in metres)."""
     mapping.vector_type = "POINT"
-    mapping.inputs["Scale"].default_value = (repeat, repeat, 1.0)
+    k = 1.0 / max(metres, 1e-9)
+    mapping.inputs["Scale"].default_value = (k, k, 1.0)
 
 
 def update_look(mat, look: Look) -> None:
@@ -206,6 +233,6 @@ def update_look(mat, look: Look) -> None:
     if tree is None:
         return
     if (n := tree.nodes.get(NODE.format("mapping"))) is not None:
-        set_repeat(n, look.repeat)
+        set_scale(n, mat.get(f"{TAG}_tile_metres", 1.0) * look.scale)
     if (n := tree.nodes.get(NODE.format("displacement"))) is not None:
         n.inputs["Scale"].default_value = look.displacement_scale

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from texgen.errors import TexgenError
+from texgen.runtime.surface import Surface
 
 EXPORT_HINT = "export one with `texgen export MODEL --out NAME.onnx`"
 
@@ -81,12 +82,16 @@ class ModelInfo:
     maps: tuple[str, ...]           # the maps the model paints (its ONNX "channels")
     can_make: tuple[str, ...]       # the maps material_maps can give from those
     n_global: int                   # > 0: a seed picks a point of the texture manifold
-    exemplars: tuple[str, ...]      # training images (provenance); > 1: a manifold model
+    exemplars: tuple[str, ...]      # training images or folders (provenance)
+    images: int                     # textures it learned (provenance "images", else exemplars)
     exemplar_png: bytes | None
+    surface: Surface                # texel size and map defaults (runtime/surface.py)
 
     @property
     def manifold(self) -> bool:
-        return len(self.exemplars) > 1
+        """Trained on several textures: a seed picks one, Morph blends two (a model with a
+        global code trained on one texture has nothing to morph to)."""
+        return self.images > 1 and self.n_global > 0
 
 
 _INFO: dict[tuple, ModelInfo | str] = {}     # str: why the file cannot be read
@@ -109,8 +114,10 @@ def model_info(path) -> ModelInfo:
             # a one-thread CPU session: only the metadata is wanted, read once per file
             p = OnnxPainter(path, device="cpu", threads=1)
             ex = p.provenance.get("exemplars") or []
+            images = int(p.provenance.get("images") or len(ex))
             _INFO[key] = ModelInfo(tuple(p.maps), available_maps(p.maps), p.layout.n_global,
-                                   tuple(str(e) for e in ex), p.exemplar_png())
+                                   tuple(str(e) for e in ex), images, p.exemplar_png(),
+                                   p.surface)
         except TexgenError as e:
             _INFO[key] = str(e)
     if isinstance(_INFO[key], str):

@@ -1,4 +1,5 @@
-"""Generate and Cancel: the threaded job (job.py) driven from Blender's main thread.
+"""Generate, Cancel, the seed browser and the map-settings reset: the threaded job (job.py)
+driven from Blender's main thread.
 
 Generate is a modal operator: invoke() starts the worker thread and a window-manager timer;
 each timer tick calls step(), which only reads the job's progress, updates the panel and, once
@@ -18,7 +19,7 @@ import bpy
 
 from texgen.errors import TexgenError
 
-from . import material, preferences, properties
+from . import job, material, models, preferences, properties, seeds
 from .job import Job
 
 TICK = 0.1          # seconds between main-thread steps while a job runs
@@ -36,6 +37,7 @@ class Run:
     about: dict
     notices_shown: int = 0
     folder_note: str = ""
+    size_note: str = ""             # the model does not know its real-world size
     timer: object = field(default=None, repr=False)
 
 
@@ -66,9 +68,15 @@ def prepare(context) -> Run:
     req = properties.request(s, prefs)
     name = s.material_name.strip() or "texgen"
     folder, note = texture_folder(prefs)
-    j = Job(req, folder, bpy.path.clean_name(name))
-    return Run(j, target_objects(context), name, properties.look(s), properties.about(req),
-               folder_note=note)
+    surface = models.model_info(req.model).surface
+    look = properties.look(s, tile_metres=surface.texel_size_or_default * req.width)
+    look.pack = s.pack_images
+    size_note = "" if surface.texel_size else (
+        f"the model does not say how big its texture is in reality: "
+        f"{surface.texel_size_or_default * 1000:g} mm per pixel assumed "
+        f"(texgen annotate MODEL --exemplar-width, then export it again)")
+    return Run(Job(req, folder), target_objects(context), name, look, properties.about(req),
+               folder_note=note, size_note=size_note)
 
 
 def _redraw(context) -> None:
@@ -98,17 +106,31 @@ def step(run: Run, context, report) -> set | None:
     if j.error:
         report({"ERROR"}, f"texgen: {j.error}")
         return {"CANCELLED"}
+    result = j.result
     objects = [bpy.data.objects[n] for n in run.objects if n in bpy.data.objects]
+    run.look.tile_metres = result.surface.texel_size_or_default * j.req.width
     try:
-        mat = material.apply(j.files, objects, run.material, run.look, run.about)
+        mat, projections = material.apply(result.files, objects, run.material, run.look,
+                                          run.about)
     except (RuntimeError, OSError) as e:    # Blender could not read a file we just wrote
         report({"ERROR"}, f"texgen: {e}")
         return {"CANCELLED"}
+    device = job.device_label(result.device)
+    state.last_run = (f"seed {j.req.seed}, {j.req.width} px: painted on {device} in "
+                      f"{j.seconds:.1f} s")
+    state.device_note = result.device_note
     where = f" on {len(objects)} object(s)" if objects else " (no object selected)"
+    boxed = sorted(n for n, mode in projections.items() if mode == "box")
     report({"INFO"}, f"texgen: material '{mat.name}'{where}: {j.req.width} px, seed "
-                     f"{j.req.seed}, painted on {j.device.upper()} in {j.seconds:.1f} s")
+                     f"{j.req.seed}, painted on {device} in {j.seconds:.1f} s; "
+                     f"{run.look.tile_metres:.2f} m per repeat"
+                     + (f"; box-projected (no usable UVs): {', '.join(boxed)}" if boxed else ""))
+    if result.device_note:
+        report({"WARNING"}, f"texgen: {result.device_note}")
+    if run.size_note:
+        report({"WARNING"}, f"texgen: {run.size_note}")
     if run.folder_note:
-        report({"WARNING"}, f"texgen: {run.folder_note}; save the .blend to keep them beside it")
+        report({"WARNING"}, f"texgen: {run.folder_note}; saving the .blend moves them beside it")
     return {"FINISHED"}
 
 
@@ -196,4 +218,64 @@ class TEXGEN_OT_cancel(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (TEXGEN_OT_generate, TEXGEN_OT_cancel)
+class TEXGEN_OT_seed_previews(bpy.types.Operator):
+    """Paint small previews of the next seeds (the corner of each texture at the chosen size)"""
+    bl_idname = "texgen.seed_previews"
+    bl_label = "Show seeds"
+
+    step: bpy.props.IntProperty(default=0, options={"SKIP_SAVE"},
+                                description="Pages to move: -1 the previous seeds, 1 the next")
+
+    @classmethod
+    def poll(cls, context):
+        return _active is None and context.scene is not None
+
+    def execute(self, context):
+        s = context.scene.texgen
+        s.preview_page = max(0, s.preview_page + self.step * seeds.GRID)
+        try:
+            req = properties.request(s, preferences.get(context))
+            seeds.show(req, range(s.preview_page, s.preview_page + seeds.GRID))
+        except TexgenError as e:
+            self.report({"ERROR"}, f"texgen: {e}")
+            return {"CANCELLED"}
+        _redraw(context)
+        return {"FINISHED"}
+
+
+class TEXGEN_OT_pick_seed(bpy.types.Operator):
+    """Generate this seed at full size"""
+    bl_idname = "texgen.pick_seed"
+    bl_label = "Pick seed"
+
+    seed: bpy.props.IntProperty(min=0)
+
+    @classmethod
+    def poll(cls, context):
+        return _active is None and context.scene is not None
+
+    def invoke(self, context, event):
+        context.scene.texgen.seed = self.seed
+        return bpy.ops.texgen.generate("INVOKE_DEFAULT")
+
+    def execute(self, context):
+        context.scene.texgen.seed = self.seed
+        return bpy.ops.texgen.generate()
+
+
+class TEXGEN_OT_reset_map_settings(bpy.types.Operator):
+    """Set the map settings to the chosen model's defaults"""
+    bl_idname = "texgen.reset_map_settings"
+    bl_label = "Model defaults"
+
+    def execute(self, context):
+        try:
+            properties.reset_knobs(context.scene.texgen, force=True)
+        except TexgenError as e:
+            self.report({"ERROR"}, f"texgen: {e}")
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+classes = (TEXGEN_OT_generate, TEXGEN_OT_cancel, TEXGEN_OT_seed_previews, TEXGEN_OT_pick_seed,
+           TEXGEN_OT_reset_map_settings)

@@ -3,24 +3,22 @@
 import hashlib
 
 import bpy
-import bpy.utils.previews
 
 from texgen.errors import TexgenError
 
-from . import models, preferences, properties
-
-_previews = None        # exemplar thumbnails of the models, as Blender icons
+from . import icons, models, preferences, properties, seeds
 
 
 def _thumbnail(png: bytes) -> int:
     """Icon id of a model's exemplar thumbnail (PNG bytes from the ONNX file)."""
     key = hashlib.sha1(png).hexdigest()
-    if key not in _previews:
+    coll = icons.collection()
+    if key not in coll:
         path = preferences.user_dir("thumbnails") / f"{key}.png"
         if not path.exists():
             path.write_bytes(png)
-        _previews.load(key, str(path), "IMAGE")
-    return _previews[key].icon_id
+        coll.load(key, str(path), "IMAGE")
+    return coll[key].icon_id
 
 
 def current_model(s):
@@ -54,18 +52,22 @@ def draw_main(layout, context):
         col.label(text=error, icon="ERROR")
     else:
         row = col.row()
-        if info.exemplar_png and _previews is not None:
+        if info.exemplar_png and icons.collection() is not None:
             row.template_icon(icon_value=_thumbnail(info.exemplar_png), scale=3)
         sub = row.column(align=True)
         sub.label(text=f"paints {', '.join(info.maps)}")
         if info.manifold:
-            sub.label(text=f"manifold of {len(info.exemplars)} textures")
+            sub.label(text=f"manifold of {info.images} textures")
+        texel = info.surface.texel_size_or_default
+        known = "" if info.surface.texel_size else " (assumed)"
+        sub.label(text=f"1 px = {texel * 1000:.3g} mm{known}: {int(s.size) * texel:.2f} m "
+                       f"per repeat")
 
     col.separator()
     col.row().prop(s, "size", expand=True)
     row = col.row(align=True)
     row.prop(s, "seed")
-    if info is not None and info.n_global:
+    if info is not None and info.manifold:          # morphing needs several textures
         row.prop(s, "use_morph", toggle=True)
         if s.use_morph:
             col.prop(s, "morph_seed")
@@ -80,9 +82,10 @@ def draw_main(layout, context):
 
     col.separator()
     col.prop(s, "material_name")
-    col.prop(s, "repeat")
+    col.prop(s, "texture_scale")
     if "height" in s.maps:
         col.prop(s, "displacement_scale")
+    col.prop(s, "pack_images")
 
     col.separator()
     if state.running:
@@ -92,6 +95,33 @@ def draw_main(layout, context):
         row.operator("texgen.cancel", text="", icon="CANCEL")
     else:
         col.operator("texgen.generate", icon="TEXTURE")
+    if state.last_run:
+        col.label(text=state.last_run, icon="CHECKMARK")
+    if state.device_note:
+        col.label(text=state.device_note, icon="INFO")
+
+
+def draw_seeds(layout, context):
+    """The seed browser: a 3 x 3 grid of previews; a click generates that seed."""
+    s = context.scene.texgen
+    col = layout.column()
+    info, _ = current_model(s)
+    shown = []
+    if info is not None:
+        morph = s.morph_seed if s.use_morph and info.manifold else None
+        n = int(s.size)
+        shown = seeds.grid(seeds.key(properties.model_path(s), n, n, morph))
+    row = col.row(align=True)
+    row.operator("texgen.seed_previews", text="", icon="TRIA_LEFT").step = -1
+    row.operator("texgen.seed_previews", text=f"Seeds {s.preview_page}-"
+                                              f"{s.preview_page + seeds.GRID - 1}").step = 0
+    row.operator("texgen.seed_previews", text="", icon="TRIA_RIGHT").step = 1
+    grid = col.grid_flow(row_major=True, columns=3, even_columns=True, align=True)
+    for seed, icon in shown:
+        cell = grid.column(align=True)
+        cell.template_icon(icon_value=icon, scale=4)
+        cell.operator("texgen.pick_seed", text=str(seed),
+                      depress=seed == s.seed).seed = seed
 
 
 def draw_map_settings(layout, context):
@@ -100,22 +130,34 @@ def draw_map_settings(layout, context):
     col.use_property_split = True
     for name in properties.KNOBS:
         col.prop(s, name)
+    try:
+        stale = s.knobs_model != str(properties.model_path(s))
+    except TexgenError:
+        stale = False
+    if stale:                       # set on Generate (drawing may not write properties)
+        col.label(text="Generate starts from the model's defaults", icon="INFO")
+    col.operator("texgen.reset_map_settings", icon="LOOP_BACK")
 
 
 def _make(space: str, poll=None):
-    """The texgen panel and its map-settings subpanel for one editor's sidebar."""
+    """The texgen panel and its subpanels (seeds, map settings) for one editor's sidebar."""
     prefix = f"TEXGEN_PT_{space.lower()}"
     main = type(f"{prefix}_main", (_Panel, bpy.types.Panel), {
         "bl_idname": f"{prefix}_main", "bl_label": "texgen", "bl_space_type": space,
         "draw": lambda self, context: draw_main(self.layout, context),
         **({"poll": classmethod(poll)} if poll else {}),
     })
+    browse = type(f"{prefix}_seeds", (_Panel, bpy.types.Panel), {
+        "bl_idname": f"{prefix}_seeds", "bl_label": "Seeds", "bl_space_type": space,
+        "bl_parent_id": f"{prefix}_main",
+        "draw": lambda self, context: draw_seeds(self.layout, context),
+    })
     sub = type(f"{prefix}_maps", (_Panel, bpy.types.Panel), {
         "bl_idname": f"{prefix}_maps", "bl_label": "Map settings", "bl_space_type": space,
         "bl_parent_id": f"{prefix}_main", "bl_options": {"DEFAULT_CLOSED"},
         "draw": lambda self, context: draw_map_settings(self.layout, context),
     })
-    return main, sub
+    return main, browse, sub
 
 
 def _shader_editor(cls, context):
@@ -123,15 +165,3 @@ def _shader_editor(cls, context):
 
 
 classes = (*_make("VIEW_3D"), *_make("NODE_EDITOR", _shader_editor))
-
-
-def register_previews():
-    global _previews
-    _previews = bpy.utils.previews.new()
-
-
-def unregister_previews():
-    global _previews
-    if _previews is not None:
-        bpy.utils.previews.remove(_previews)
-        _previews = None

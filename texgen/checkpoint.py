@@ -88,6 +88,17 @@ def load_model(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
     return _read(model_path(path))
 
 
+def update_model_info(path: str | Path, **info) -> dict:
+    """Set entries of a model file's metadata (e.g. surface=...), weights untouched: the file
+    is read (checksum verified), then rewritten atomically with a new checksum. Returns the
+    metadata now stored."""
+    target = model_path(path)
+    tensors, meta = _read(target)
+    meta.update(info)
+    _write(target, tensors, meta)
+    return meta
+
+
 def save_training(folder: Path, G, D, opt_g, opt_d, rng: np.random.Generator, info: dict,
                   extra: dict | None = None) -> None:
     """D and opt_d may be None: methods without a discriminator (texnet, stylize). extra:

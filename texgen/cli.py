@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from texgen.errors import TexgenError
+from texgen.runtime.devices import CHOICES as DEVICES
 from texgen.runtime.tiling import DEFAULT_TILE
 
 
@@ -61,6 +62,77 @@ def _texnet_options(fn):
     return fn
 
 
+def _map_param_options(fn, start: str = "the model's"):
+    """One click option per MapParams field (--normal-strength, --height-scales 1,4,16, ...),
+    built from the dataclass so its help and defaults live in one place."""
+    from dataclasses import fields
+    from texgen.runtime.maps import NORMAL_CONVENTIONS, MapParams
+    for f in reversed(fields(MapParams)):
+        opt = "--" + f.name.replace("_", "-")
+        if isinstance(f.default, bool):         # --x / --no-x: either can override the model
+            opt, kind = f"{opt}/--no-{opt[2:]}", dict(default=None)
+        else:
+            kind = {str: dict(type=click.Choice(NORMAL_CONVENTIONS)),
+                    tuple: dict(metavar="A,B,...")}.get(type(f.default), dict(type=float))
+        default = ",".join(f"{v:g}" for v in f.default) if isinstance(f.default, tuple) else f.default
+        shown = f" [default: {start}, else {str(default).lower()}]"
+        fn = click.option(opt, f.name, help=f.metadata["help"] + shown, **kind)(fn)
+    return fn
+
+
+def _given_map_options(options: dict) -> dict:
+    """The MapParams options _map_param_options added that the user gave, parsed."""
+    from texgen.runtime.maps import MapParams
+    given = {k: v for k, v in options.items() if v is not None}
+    for k, v in given.items():
+        if isinstance(getattr(MapParams, k, None), tuple):
+            try:
+                given[k] = tuple(float(x) for x in v.split(","))
+            except ValueError:
+                raise TexgenError(f"--{k.replace('_', '-')} {v!r}: expected numbers like 1,4,16") from None
+    return given
+
+
+def _map_params(options: dict, surface=None):
+    """MapParams: the generic defaults, then the model's (its Surface), then the options the
+    user gave."""
+    from texgen.runtime.surface import Surface
+    return (surface or Surface()).params(**_given_map_options(options))
+
+
+def _pop_map_options(kwargs: dict) -> dict:
+    """Take _map_param_options' values out of a command's **kwargs."""
+    from dataclasses import fields
+    from texgen.runtime.maps import MapParams
+    return {f.name: kwargs.pop(f.name) for f in fields(MapParams) if f.name in kwargs}
+
+
+def _surface_options(fn):
+    """train's and annotate's real-world size options."""
+    for opt in reversed([
+        click.option("--texel-size", type=float, metavar="METRES",
+                     help="Metres of surface per exemplar pixel (the add-on maps textures at "
+                          "this scale)."),
+        click.option("--exemplar-width", metavar="LENGTH",
+                     help="Or: how wide the (first) exemplar is in reality, e.g. 2.4m, 60cm."),
+    ]):
+        fn = opt(fn)
+    return fn
+
+
+def _surface(texel_size, exemplar_width, exemplar, given: dict, base=None, estimate=True):
+    """The Surface train and annotate record: the texel size from the options (else base's),
+    map defaults estimated from the exemplar (H, W, 3 colour; None or estimate=False: base's)
+    and the map options given on top."""
+    from texgen.runtime.surface import Surface, estimate_map_defaults, texel_size_from
+    base = base or Surface()
+    texel = texel_size_from(texel_size, exemplar_width,
+                            exemplar.shape[1] if exemplar is not None else None)
+    defaults = (estimate_map_defaults(exemplar) if exemplar is not None and estimate
+                else base.map_defaults)
+    return Surface(texel if texel is not None else base.texel_size, {**defaults, **given})
+
+
 @main.command()
 @click.argument("images", nargs=-1, type=click.Path())
 @click.option("--method", type=click.Choice(["psgan", "sgan", "texnet", "stylize"]), default="psgan",
@@ -85,13 +157,21 @@ def _texnet_options(fn):
                    "for pixel, e.g. normal=wall_nor_gl.png,roughness=wall_rough.png. Maps: "
                    "color, normal (OpenGL, green up), height, roughness, ao.")
 @_texnet_options
+@_surface_options
+@functools.partial(_map_param_options, start="estimated from the exemplar")
 @_friendly
 def train(images, method, preset, out, iters, patch, batch, lr, seed, resume, force, licence,
-          map_paths, loss, descriptor_weight, descriptor_weights, **texnet_options):
-    """Train a generator on IMAGES (files or folders; several images make a texture manifold)."""
+          map_paths, loss, descriptor_weight, descriptor_weights, texel_size, exemplar_width,
+          **texnet_options):
+    """Train a generator on IMAGES (files or folders; several images make a texture manifold).
+
+    The model records its real-world size (--texel-size or --exemplar-width) and default map
+    settings: estimated from the exemplar (thin bright joints around darker faces, like light
+    mortar, are taken as recessed and matte) unless the map options here say otherwise."""
     from dataclasses import replace
     from texgen import checkpoint
     from texgen.data import load_exemplars
+    from texgen.runtime.maps import map_slices
     from texgen.train.psgan import PRESETS, train as run_train
 
     out = Path(out)
@@ -99,10 +179,19 @@ def train(images, method, preset, out, iters, patch, batch, lr, seed, resume, fo
         raise TexgenError(f"{out} already holds a model: pass --resume to continue it or --force to overwrite")
     if resume and not (out / checkpoint.TRAIN_FILE).exists():
         raise TexgenError(f"nothing to resume in {out}")
+    given = _given_map_options(_pop_map_options(texnet_options))
+    if resume:      # keep what the first run recorded; options given now go on top
+        from texgen.runtime.surface import Surface
+        kept = Surface.from_dict(checkpoint.load_model(out)[1].get("surface"))
+        surface = lambda image: _surface(texel_size, exemplar_width, image, given, base=kept,
+                                         estimate=False)
+    else:
+        surface = functools.partial(_surface, texel_size, exemplar_width, given=given)
     if method in ("texnet", "stylize"):
         return _train_texnet(images, method, preset, out,
                              dict(iters=iters, patch=patch, batch=batch, lr=lr, loss=loss), seed,
-                             resume, licence, descriptor_weights=descriptor_weights, **texnet_options)
+                             resume, licence, descriptor_weights=descriptor_weights,
+                             surface=surface, **texnet_options)
     if not images:
         raise TexgenError("train needs IMAGES (files or folders)")
     model_cfg, cfg = PRESETS[preset]
@@ -119,15 +208,19 @@ def train(images, method, preset, out, iters, patch, batch, lr, seed, resume, fo
         imgs, model_cfg = [stack], replace(model_cfg, maps=names)
     else:
         imgs = load_exemplars(list(images))
-    prov = {"method": method, "preset": preset,
-            "exemplars": [Path(p).name for p in images], "licence": licence}
+    # images: how many textures it learned (a folder argument holds several): > 1 is a manifold
+    prov = {"method": method, "preset": preset, "exemplars": [Path(p).name for p in images],
+            "images": len(imgs), "licence": licence}
+    colour = imgs[0][..., map_slices(model_cfg.maps)["color"]]
     _interrupt_on_sigterm()             # a scheduler's kill saves a checkpoint like Ctrl-C
-    run_train(imgs, out, model_cfg, cfg, resume=resume, provenance=prov)
+    run_train(imgs, out, model_cfg, cfg, resume=resume, provenance=prov,
+              surface=surface(colour).to_dict())
     click.echo(f"saved {out}")
 
 
 def _train_texnet(images, method, preset, out, overrides, seed, resume, licence, style_paths,
-                  content_paths, style_scale, descriptor_weights, diversity, content_weight):
+                  content_paths, style_scale, descriptor_weights, diversity, content_weight,
+                  surface):
     from dataclasses import replace
     from texgen.data import load_exemplars
     from texgen.models.texnet import TexNetConfig
@@ -144,10 +237,11 @@ def _train_texnet(images, method, preset, out, overrides, seed, resume, licence,
                   **{k: v for k, v in overrides.items() if v})
     prov = {"method": method, "preset": preset, "exemplars": [Path(p).name for p in style],
             "licence": licence}
+    exemplars = load_exemplars(style)
     _interrupt_on_sigterm()
-    run_train(load_exemplars(style), out, TexNetConfig(content=3 if stylize else 0), cfg,
+    run_train(exemplars, out, TexNetConfig(content=3 if stylize else 0), cfg,
               content=load_exemplars(list(content_paths)) if stylize else None,
-              resume=resume, provenance=prov)
+              resume=resume, provenance=prov, surface=surface(exemplars[0]).to_dict())
     click.echo(f"saved {out}")
 
 
@@ -177,34 +271,6 @@ def _resolve_model(model: str | None) -> Path:
     return builtin_path(model)
 
 
-def _map_param_options(fn):
-    """One click option per MapParams field (--normal-strength, --height-scales 1,4,16, ...),
-    built from the dataclass so its help and defaults live in one place."""
-    from dataclasses import fields
-    from texgen.runtime.maps import NORMAL_CONVENTIONS, MapParams
-    for f in reversed(fields(MapParams)):
-        opt = "--" + f.name.replace("_", "-")
-        kind = {bool: dict(is_flag=True, default=None), str: dict(type=click.Choice(NORMAL_CONVENTIONS)),
-                tuple: dict(metavar="A,B,...")}.get(type(f.default), dict(type=float))
-        default = ",".join(f"{v:g}" for v in f.default) if isinstance(f.default, tuple) else f.default
-        shown = "" if isinstance(f.default, bool) else f" [default: {default}]"
-        fn = click.option(opt, f.name, help=f.metadata["help"] + shown, **kind)(fn)
-    return fn
-
-
-def _map_params(options: dict):
-    """MapParams from the options _map_param_options added (those not given keep defaults)."""
-    from texgen.runtime.maps import MapParams
-    given = {k: v for k, v in options.items() if v is not None}
-    for k, v in given.items():
-        if isinstance(getattr(MapParams, k, None), tuple):
-            try:
-                given[k] = tuple(float(x) for x in v.split(","))
-            except ValueError:
-                raise TexgenError(f"--{k.replace('_', '-')} {v!r}: expected numbers like 1,4,16") from None
-    return MapParams(**given)
-
-
 def _map_list(text: str) -> tuple:
     from texgen.runtime.maps import check_map_names
     return check_map_names(t.strip().lower() for t in text.split(",") if t.strip())
@@ -221,8 +287,9 @@ def _map_list(text: str) -> tuple:
 @click.option("--tile", type=click.IntRange(min=1), default=DEFAULT_TILE, show_default=True,
               help="Largest tile edge in noise cells: bounds memory; tiles give the same pixels as one shot.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="ONNX models only: where onnxruntime paints (auto: CUDA when it works).")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
+              help="ONNX models only: where onnxruntime paints (auto: the first of CUDA, DirectML, "
+                   "CoreML whose test run works, else the CPU).")
 @click.option("--threads", type=click.IntRange(min=1), help="ONNX models only: CPU threads per operator (default: one per core).")
 @click.option("--maps", "map_names", metavar="NAME,...",
               help="Also write these maps beside --out (normal, height, roughness, ao; learned "
@@ -241,8 +308,11 @@ def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, t
     from texgen.runtime.imageio import save_image
 
     w, h = parse_size(size)
-    wanted, params = (_map_list(map_names) if map_names else ()), _map_params(map_options)
+    wanted = _map_list(map_names) if map_names else ()
+    _map_params(map_options)            # bad map options fail before the model is opened
     painter = open_painter(model, device=device, threads=threads)   # no torch for .onnx
+    _say_device(painter)
+    params = _map_params(map_options, painter.surface)      # the model's defaults, then ours
     if wanted:                          # a bad map name fails before the painting, not after
         from texgen.runtime.maps import check_wanted
         check_wanted(wanted, painter.maps)
@@ -265,7 +335,18 @@ def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, t
     from texgen.runtime.maps import map_slices
     save_image(out, img[..., map_slices(painter.maps).get("color", slice(0, img.shape[2]))],
                bits=int(bits))
-    click.echo(f"wrote {out} ({w}x{h}, seed {seed})")
+    click.echo(f"wrote {out} ({w}x{h}, seed {seed}, painted on {_device_label(painter)})")
+
+
+def _device_label(painter) -> str:
+    from texgen.runtime.devices import LABELS
+    return LABELS.get(painter.device, painter.device)
+
+
+def _say_device(painter) -> None:
+    """One line on stderr when a GPU was skipped and that is worth knowing (devices.py)."""
+    if painter.device_note:
+        click.echo(f"note: {painter.device_note}", err=True)
 
 
 @main.command("export")
@@ -322,7 +403,7 @@ def synth(images, method, size, iters, optimizer, lr, seed, style_scale, descrip
 @click.option("--tile", type=click.IntRange(min=1), default=DEFAULT_TILE, show_default=True,
               help="Largest tile edge in cells: bounds memory; tiles give the same pixels as one shot.")
 @click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="ONNX models only: where onnxruntime paints.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 @_friendly
@@ -357,7 +438,7 @@ def stylize_cmd(model, content, seed, stroke_scale, tile, bits, device, out):
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Library folder.")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Sets painted in parallel processes (each uses cores / jobs threads).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
 @click.option("--tile", type=click.IntRange(min=1), help="Painting tile in noise cells (bounds memory).")
 @click.option("--overwrite", is_flag=True, help="Redo sets in --out made with other settings.")
 @_map_param_options
@@ -369,9 +450,13 @@ def export_set(model, seeds, size, map_names, fmt, naming, prefix, out, jobs, de
     from texgen.runtime.canvas import parse_size
     from texgen.runtime.texture_set import SetSpec, export_library, parse_seeds
 
+    from texgen.painters import model_surface
+
     w, h = parse_size(size)
+    _map_params(map_options)            # bad map options fail before the model is opened
     spec = SetSpec(width=w, height=h, maps=_map_list(map_names), format=fmt, naming=naming,
-                   params=_map_params(map_options), prefix=prefix, tile=tile)
+                   params=_map_params(map_options, model_surface(model)), prefix=prefix,
+                   tile=tile)
     bars = []                   # opened at the first count: a refused request prints no bar
 
     def progress(done, total):
@@ -384,9 +469,13 @@ def export_set(model, seeds, size, map_names, fmt, naming, prefix, out, jobs, de
     finally:
         for bar in bars:
             bar.close()
+    if result["device_note"]:
+        click.echo(f"note: {result['device_note']}", err=True)
+    from texgen.runtime.devices import LABELS
+    where = f", painted on {LABELS[result['device']]}" if result["device"] else ""
     click.echo(f"wrote {len(result['done'])} sets to {out}, {len(result['skipped'])} already "
-               f"finished" + (f"; contact sheet {result['contact_sheet']}"
-                              if result["contact_sheet"] else ""))
+               f"finished{where}" + (f"; contact sheet {result['contact_sheet']}"
+                                     if result["contact_sheet"] else ""))
 
 
 def _report_distortion(G, seed, w, h):
@@ -403,16 +492,42 @@ def _report_distortion(G, seed, w, h):
 
 @main.command()
 @click.argument("model")
+@click.option("--exemplar", type=click.Path(dir_okay=False),
+              help="The photo the model learned: map defaults are estimated from it, and "
+                   "--exemplar-width is over its width.")
+@_surface_options
+@functools.partial(_map_param_options, start="estimated from --exemplar, or kept")
+@_friendly
+def annotate(model, exemplar, texel_size, exemplar_width, **map_options):
+    """Record a trained MODEL's real-world size and default map settings (what `train` records)
+    without retraining; export it again afterwards for the runtime and Blender."""
+    import json
+    from texgen import checkpoint
+    from texgen.runtime.imageio import read_image
+    from texgen.runtime.surface import Surface
+    path = _resolve_model(model)
+    meta = checkpoint.load_model(path)[1]
+    image = read_image(exemplar) if exemplar else None
+    surface = _surface(texel_size, exemplar_width, image, _given_map_options(map_options),
+                       base=Surface.from_dict(meta.get("surface")))
+    checkpoint.update_model_info(path, surface=surface.to_dict())
+    click.echo(f"{path}: {json.dumps(surface.to_dict())}")
+
+
+@main.command()
+@click.argument("model")
 @_friendly
 def info(model):
-    """Describe a model: method, channels, noise layout, periods, provenance."""
+    """Describe a model: method, channels, noise layout, periods, provenance, real-world size
+    and map defaults."""
     import json
     from texgen import checkpoint
     _, meta = checkpoint.load_model(_resolve_model(model))
     cfg = meta["config"]
     click.echo(json.dumps({"config": cfg, "train": meta.get("train"),
                            "iteration": meta.get("iteration"),
-                           "provenance": meta.get("provenance")}, indent=2))
+                           "provenance": meta.get("provenance"),
+                           "surface": meta.get("surface")}, indent=2))
 
 
 @main.command()
@@ -431,7 +546,7 @@ def models():
 @click.option("--image", type=click.Path(dir_okay=False), help="Score one image's tileability instead of a model.")
 @click.option("--seeds", default="1-4", show_default=True, help="Samples to paint: 1-4 or 1,5,9.")
 @click.option("--size", type=click.IntRange(min=64, max=4096), default=512, show_default=True, help="Sample edge in px.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @_friendly
 def eval_cmd(model, exemplar, report, image, seeds, size, device):
     """Measure a model's texture quality against its exemplar, or (--image) one image's seams."""

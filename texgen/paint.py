@@ -10,6 +10,7 @@ from texgen.errors import TexgenError
 from texgen.models.psgan import Generator, PSGANConfig
 from texgen.runtime.canvas import check_paints_textures, synthesize
 from texgen.runtime.maps import map_channels
+from texgen.runtime.surface import Surface
 from texgen.runtime.tiling import DEFAULT_TILE
 
 
@@ -68,6 +69,8 @@ class TorchPainter:
         cfg = self.G.cfg
         self.layout, self.scale, self.margin, self.maps = cfg.layout, cfg.scale, self.G.margin, list(cfg.maps)
         self.method = (self.meta.get("provenance") or {}).get("method", "psgan")
+        self.surface = Surface.from_dict(self.meta.get("surface"))
+        self.device, self.device_note = "cpu", ""       # PyTorch paints on the CPU here
         self.run = torch_runner(self.G)
 
     @property
@@ -82,9 +85,9 @@ class TorchPainter:
 
     def paint(self, width: int, height: int, seed: int = 0, morph_seed: int | None = None,
               tile: int | None = DEFAULT_TILE, progress=None, cancel=None,
-              out: np.ndarray | None = None) -> np.ndarray:
+              out: np.ndarray | None = None, window=None) -> np.ndarray:
         """(channels, height, width) float32 in [-1, 1]; see runtime.canvas.synthesize."""
         check_paints_textures(self.method)
         return synthesize(self.run, self.layout, self.scale, self.margin, width, height,
                           seed=seed, morph_seed=morph_seed, tile=tile, progress=progress,
-                          cancel=cancel, out=out)
+                          cancel=cancel, out=out, window=window)

@@ -20,6 +20,16 @@ def list_builtin() -> list[tuple[str, str]]:
     return out
 
 
+def builtin_onnx(model: str | None) -> Path | None:
+    """The ONNX export a built-in model ships (None: the default one), or None when `model`
+    is not a built-in name (a path of the user's wins) or the built-in has no export."""
+    name = DEFAULT if model is None else str(model)
+    if model is not None and Path(model).exists():
+        return None
+    onnx = HERE / name / "model.onnx"
+    return onnx if "/" not in name and "\\" not in name and onnx.is_file() else None
+
+
 def builtin_path(model: str | None) -> Path:
     """A user's path, or a built-in model's folder when `model` is a built-in name or None."""
     if model is None:

@@ -1,6 +1,11 @@
 """Procedural exemplars for the built-in models: ours to ship, reproducible from a seed.
 
-    python -m texgen.builtin.procedural bricks.png      # the bricks exemplar
+    python -m texgen.builtin.procedural bricks.png      # the bricks exemplar (and its width)
+
+Their real-world size is known by construction: a brick course (BRICK px high) is a 65 mm
+brick plus a 10 mm joint, so the wall's texel size is BRICK_COURSE_M / BRICK[1] metres per
+pixel and the 576 px exemplar is 1.8 m wide (`texgen train --exemplar-width 1.8m`, as
+README's rebuild commands give it).
 """
 
 from __future__ import annotations
@@ -30,7 +35,13 @@ def fbm(rng, h, w, octaves=(64, 32, 16, 8, 4, 2)):
     return sum(_smooth_noise(rng, h, w, c) * (c / octaves[0]) ** 0.6 for c in octaves)
 
 
-def bricks(size: int = 576, seed: int = 0, brick=(64, 24), mortar: int = 4) -> np.ndarray:
+BRICK = (64, 24)            # brick module (length, course height) in px, joint included
+BRICK_COURSE_M = 0.075      # metres per course: a 65 mm brick and a 10 mm joint
+BRICKS_SIZE = 576           # px: 9 bricks by 24 courses
+BRICKS_TEXEL_SIZE = BRICK_COURSE_M / BRICK[1]           # 3.125 mm per pixel
+
+
+def bricks(size: int = BRICKS_SIZE, seed: int = 0, brick=BRICK, mortar: int = 4) -> np.ndarray:
     """A tileable running-bond brick wall, size x size x 3 in [0, 1]."""
     rng = np.random.default_rng(seed)
     bw, bh = brick
@@ -63,4 +74,7 @@ def bricks(size: int = 576, seed: int = 0, brick=(64, 24), mortar: int = 4) -> n
 
 if __name__ == "__main__":
     from texgen.runtime.imageio import save_image
-    save_image(sys.argv[1] if len(sys.argv) > 1 else "bricks.png", bricks())
+    out = sys.argv[1] if len(sys.argv) > 1 else "bricks.png"
+    save_image(out, bricks())
+    print(f"wrote {out}: {BRICKS_SIZE} px = {BRICKS_SIZE * BRICKS_TEXEL_SIZE:g} m wide "
+          f"(texgen train {out} --exemplar-width {BRICKS_SIZE * BRICKS_TEXEL_SIZE:g}m ...)")

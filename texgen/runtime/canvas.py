@@ -14,7 +14,7 @@ import numpy as np
 
 from texgen.errors import TexgenError
 from texgen.runtime.noise import NoiseLayout, cyclic_morph, draw_codes, sample_noise
-from texgen.runtime.tiling import paint, resample_periodic, to_pixels
+from texgen.runtime.tiling import paint, resample_periodic, tile_noise, to_pixels
 
 MAX_SIDE = 65536
 
@@ -60,7 +60,8 @@ def torus_cells(w: int, h: int, scale: int) -> tuple[int, int]:
 def synthesize(run: Callable, layout: NoiseLayout, scale: int, margin: int, width: int,
                height: int, seed: int = 0, morph_seed: int | None = None,
                tile: int | None = None, progress=None, cancel=None,
-               out: np.ndarray | None = None) -> np.ndarray:
+               out: np.ndarray | None = None,
+               window: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Paint (channels, height, width) in the model's output range.
 
     run(z, ys, xs, torus) paints a noise tile's interior; tile, progress and cancel: see
@@ -70,6 +71,9 @@ def synthesize(run: Callable, layout: NoiseLayout, scale: int, margin: int, widt
     (tiling.to_pixels); filled and returned instead. When the size is a whole number of cells
     each tile goes straight into it (memory: out plus one tile), else the float
     canvas is resampled first.
+    window: (y, x, h, w) px, multiples of `scale` on a canvas of whole cells: paint only that
+    part of the canvas, (channels, h, w): the very pixels of that crop of the whole canvas (one
+    tile of the same torus), e.g. a seed's preview at the size it will be painted.
     """
     check_size(width, height)
     H, W = torus_cells(width, height, scale)
@@ -81,6 +85,13 @@ def synthesize(run: Callable, layout: NoiseLayout, scale: int, margin: int, widt
     z = sample_noise(layout, H, W, seed=seed, codes=codes, morph=morph)
     torus = np.array([H, W], np.float32)
     painter = lambda zt, ys, xs: run(zt, ys, xs, torus)
+    if window is not None:
+        y, x, h, w = window
+        if (H * scale, W * scale) != (height, width) or any(v % scale for v in window) \
+                or min(h, w) < scale or y + h > height or x + w > width:
+            raise TexgenError(f"window {window} must be whole {scale} px cells inside a canvas "
+                              f"of whole cells, not {width}x{height}")
+        return painter(*tile_noise(z, y // scale, x // scale, h // scale, w // scale, margin))[0]
     if out is not None and out.shape[:2] != (height, width):
         raise ValueError(f"out must be ({height}, {width}, channels), not {out.shape}")
     whole = (H * scale, W * scale) == (height, width)

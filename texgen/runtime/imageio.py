@@ -223,13 +223,15 @@ def _png_unfilter(raw: bytes, h: int, w: int, bpp: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------- writing
 
-def save_image(path, array, bits: int = 8) -> None:
+def save_image(path, array, bits: int = 8, png_level: int = 6) -> None:
     """Write ``array`` (H x W or H x W x C, C in 1/3/4) atomically.
 
     Float arrays are clipped to [0, 1]. uint8 (0..255) and uint16 (0..65535) arrays are written
     as they are when their depth is ``bits`` (no float copy of a huge canvas), else rescaled.
     Format by suffix: .png (8 or 16 bit), .jpg/.jpeg/.webp/.tif/.tiff/.tga (8 bit).
     JPEG has no alpha, so a 4th channel is dropped there.
+    png_level: zlib level 0-9 of PNGs. 1 encodes a 2K normal map 4x faster than 6 (0.29 s vs
+    1.26 s, 22 % bigger file): the Blender add-on's choice, where Generate waits on it.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -246,7 +248,7 @@ def save_image(path, array, bits: int = 8) -> None:
     pixels = _quantize(arr, bits)
 
     if bits == 16:
-        atomic_write_bytes(path, _png16_bytes(pixels))
+        atomic_write_bytes(path, _png16_bytes(pixels, level=png_level))
         return
     fmt = _SAVE_FORMATS[suffix]
     if fmt == "JPEG" and pixels.shape[2] == 4:
@@ -257,7 +259,8 @@ def save_image(path, array, bits: int = 8) -> None:
     # encode straight into the temp file: no in-memory copy of the (possibly huge) file
     with atomic_path(path) as tmp:
         try:
-            im.save(tmp, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+            im.save(tmp, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else
+                                        {"compress_level": png_level} if fmt == "PNG" else {}))
         except OSError as e:
             if e.errno is not None:     # disk full, permissions: atomic_path says which
                 raise
@@ -294,11 +297,11 @@ def float_to_uint(x: np.ndarray, dtype) -> np.ndarray:
     return x.astype(dtype)
 
 
-def _png16_bytes(pixels: np.ndarray, band: int = 256) -> bytes:
+def _png16_bytes(pixels: np.ndarray, band: int = 256, level: int = 6) -> bytes:
     """Encode uint16 H x W x C (C = 1..4) as a 16-bit PNG, `band` rows at a time (the only
-    full-size copy is the compressed stream)."""
+    full-size copy is the compressed stream); level: zlib's."""
     h, w, n = pixels.shape
-    z = zlib.compressobj(6)
+    z = zlib.compressobj(level)
     parts, prev = [], np.zeros((1, w * n * 2), np.uint8)
     for y in range(0, h, band):
         rows = pixels[y:y + band].astype(">u2").reshape(-1, w * n).view(np.uint8)  # big-endian

@@ -20,7 +20,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import sys
 from pathlib import Path
 from typing import Callable
 
@@ -28,7 +27,9 @@ import numpy as np
 
 from texgen.errors import TexgenError
 from texgen.runtime.canvas import check_paints_textures, synthesize
+from texgen.runtime.devices import check_device, choose
 from texgen.runtime.noise import NoiseLayout
+from texgen.runtime.surface import Surface
 from texgen.runtime.tiling import DEFAULT_TILE
 
 FORMAT = "2"      # 2: the graph paints a tile's interior from its context (1: wrapped a whole torus)
@@ -52,6 +53,10 @@ METADATA = {
     "provenance": "JSON: method, preset, exemplar names, licence, as recorded at training",
     "precision": '"fp32" or "fp16" (fp16: weights and the conv trunk in half precision; '
                  "inputs, wave numbers and output stay float32)",
+    "texel_size": 'metres of surface per painted pixel (decimal), "" when unknown '
+                  "(runtime/surface.py; missing in files exported before it: unknown)",
+    "map_defaults": 'JSON {MapParams field: value}: the map settings this texture wants '
+                    'by default, e.g. {"height_invert": true} for light mortar (missing: {})',
     "texgen_sha256": "SHA-256 (hex) of the whole file with this value replaced by 64 '0's: "
                      "detects damaged or edited files without parsing them",
 }
@@ -85,16 +90,15 @@ def _ort():
 class OnnxPainter:
     """A texgen ONNX model ready to paint.
 
-    device: "cpu"; "cuda" or "auto": CUDA when onnxruntime offers it and a test run on it
-    works, else the CPU with one line on stderr saying why ("auto" stays quiet only when this
-    onnxruntime has no CUDA at all). threads: CPU threads per operator (None: onnxruntime's
-    default, one per core). Damaged, edited or foreign files raise
+    device: "auto" (the first GPU whose test run works, else the CPU), "cuda", "directml",
+    "coreml" or "cpu" (runtime/devices.py chooses; .device says where it paints and
+    .device_note, one line or "", why a GPU was skipped). threads: CPU threads per operator
+    (None: onnxruntime's default, one per core). Damaged, edited or foreign files raise
     TexgenError with a one-line reason.
     """
 
     def __init__(self, path, device: str = "auto", threads: int | None = None):
-        if device not in ("auto", "cpu", "cuda"):
-            raise TexgenError(f"device must be auto, cpu or cuda, not {device!r}")
+        check_device(device)
         if threads is not None and threads < 1:
             raise TexgenError(f"threads must be at least 1, not {threads}")
         self.path = Path(path)
@@ -109,17 +113,9 @@ class OnnxPainter:
         if stored is not None and stored != actual:
             raise TexgenError(f"{self.path} has been modified or damaged: it fails its checksum")
 
-        opts = ort.SessionOptions()
-        # The arena lets the tiles of a canvas reuse their buffers: without it every tensor is
-        # fresh zeroed pages (measured 1.7x slower on 2 cores); paint() hands it back after
-        # each canvas (release_memory), so memory is still returned between canvases.
-        opts.enable_cpu_mem_arena = True
-        opts.log_severity_level = 3
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-        self._opts = opts
         try:
-            self._session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+            self._session = ort.InferenceSession(data, self._options(ort, threads),
+                                                 providers=["CPUExecutionProvider"])
             meta = dict(self._session.get_modelmeta().custom_metadata_map)
         except Exception as e:                   # onnxruntime raises its own exception types
             msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -141,39 +137,29 @@ class OnnxPainter:
             self.maps = list(json.loads(meta["channels"]))
             self.colour_space = dict(json.loads(meta["colour_space"]))
             self.provenance = json.loads(meta.get("provenance") or "{}")
-        except (KeyError, ValueError, TypeError) as e:
+            self.surface = Surface.from_metadata(meta)
+        except (KeyError, ValueError, TypeError, TexgenError) as e:
             raise TexgenError(f"{self.path} has broken texgen metadata ({type(e).__name__}: {e})") from None
         self.metadata = meta
         self.method = meta.get("method", "psgan")
         self.precision = meta.get("precision", "fp32")
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._output = self._session.get_outputs()[0].name
-        self.device = "cpu"
-        if device != "cpu":
-            self._try_cuda(ort, data, loud=device == "cuda")
+        self._session, choice = choose(ort, data, lambda: self._options(ort, threads), device,
+                                       self._session, self._probe)
+        self.device, self.device_note = choice.device, choice.note
 
-    def _try_cuda(self, ort, data: bytes, loud: bool) -> None:
-        if "CUDAExecutionProvider" not in ort.get_available_providers():
-            if loud:
-                print("texgen: CUDA is not available in this onnxruntime; painting on the CPU",
-                      file=sys.stderr)
-            return
-        ort.set_default_logger_severity(4)      # a failed CUDA load logs ERRORs in red: we say it once
-        try:
-            # every new input shape costs cuDNN an algorithm search: tiles all have one shape
-            # (tiling.tile_shape) and the heuristic search is cheap
-            cuda = ("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})
-            sess = ort.InferenceSession(data, self._opts, providers=[cuda, "CPUExecutionProvider"])
-            if sess.get_providers()[0] != "CUDAExecutionProvider":
-                raise RuntimeError("onnxruntime could not start it: no GPU, driver or CUDA libraries?")
-            self._probe(sess)
-        except Exception as e:
-            msg = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-            print(f"texgen: CUDA unavailable ({msg}); painting on the CPU", file=sys.stderr)
-            return
-        finally:
-            ort.set_default_logger_severity(3)
-        self._session, self.device = sess, "cuda"
+    @staticmethod
+    def _options(ort, threads: int | None):
+        opts = ort.SessionOptions()
+        # The arena lets the tiles of a canvas reuse their buffers: without it every tensor is
+        # fresh zeroed pages (measured 1.7x slower on 2 cores); paint() hands it back after
+        # each canvas (release_memory), so memory is still returned between canvases.
+        opts.enable_cpu_mem_arena = True
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        return opts
 
     def _session_run(self, sess, z, ys, xs, torus, options=None) -> np.ndarray:
         feed = {"z": z, "ys": ys, "xs": xs, "torus": torus}
@@ -181,9 +167,10 @@ class OnnxPainter:
         return sess.run([self._output], feed, options)[0]
 
     def _probe(self, sess, options=None) -> np.ndarray:
-        """Paint a single cell: a cheap run to test a provider, size the output or shrink the arena."""
+        """Paint a single cell from fixed noise: a cheap run to test a provider against the CPU
+        (devices.choose), size the output or shrink the arena."""
         n = 1 + 2 * self.margin
-        z = np.zeros((1, self.layout.channels, n, n), np.float32)
+        z = np.random.default_rng(0).uniform(-1, 1, (1, self.layout.channels, n, n)).astype(np.float32)
         cells = np.zeros(n, np.float32)             # every cell of a 1-cell torus is cell 0
         return self._session_run(sess, z, cells, cells, np.ones(2, np.float32), options)
 
@@ -216,13 +203,13 @@ class OnnxPainter:
               tile: int | None = DEFAULT_TILE,
               progress: Callable[[int, int], None] | None = None,
               cancel: Callable[[], bool] | None = None,
-              out: np.ndarray | None = None) -> np.ndarray:
+              out: np.ndarray | None = None, window=None) -> np.ndarray:
         """(channels, height, width) float32 in [-1, 1]; the same pixels as the torch painter.
-        tile, progress, cancel, out: see canvas.synthesize."""
+        tile, progress, cancel, out, window: see canvas.synthesize."""
         check_paints_textures(self.method)
         try:
             return synthesize(self.run, self.layout, self.scale, self.margin, width, height,
                               seed=seed, morph_seed=morph_seed, tile=tile, progress=progress,
-                              cancel=cancel, out=out)
+                              cancel=cancel, out=out, window=window)
         finally:
             self.release_memory()

@@ -253,7 +253,8 @@ def export_library(model, seeds: Iterable[int], out, spec: SetSpec, jobs: int = 
                    progress: Callable[[int, int], None] | None = None,
                    cancel: Callable[[], bool] | None = None, sheet: bool = True) -> dict:
     """Export one set per seed into `out`; returns {"done": [...], "skipped": [...],
-    "contact_sheet": path or None}. progress(maps written, maps to write) after each map.
+    "contact_sheet": path or None, "device": where it painted (None with jobs > 1: each
+    worker chooses), "device_note": why a GPU was skipped or ""}. progress(maps written, maps to write) after each map.
 
     jobs > 1 paints sets in that many processes, each with its own OnnxPainter using
     cores / jobs threads. Finished sets (manifest present, checksums intact) are skipped.
@@ -291,6 +292,9 @@ def export_library(model, seeds: Iterable[int], out, spec: SetSpec, jobs: int = 
 
     if progress:
         progress(0, total)
+    # where it painted (devices.py), as the front-ends report it; parallel workers each choose
+    painted = {"device": painter.device if jobs == 1 else None,
+               "device_note": painter.device_note if jobs == 1 else ""}
     if jobs == 1 or len(todo) <= 1:
         for seed in todo:
             export_set(painter, spec, seed, out, sha, on_map=tick, cancel=cancel, threads=threads)
@@ -299,7 +303,7 @@ def export_library(model, seeds: Iterable[int], out, spec: SetSpec, jobs: int = 
         _export_parallel(model, todo, out, spec, sha, jobs, device, threads, tick, cancel)
     names = lambda ss: [set_name(spec.prefix, s) for s in ss]
     return {"done": names(todo), "skipped": names(skipped),
-            "contact_sheet": contact_sheet(out) if sheet else None}
+            "contact_sheet": contact_sheet(out) if sheet else None, **painted}
 
 
 # Each worker process keeps one painter (loading a model per set would waste seconds).

@@ -123,9 +123,10 @@ def wave_init(images: list[np.ndarray], cfg: PSGANConfig, periods: np.ndarray, m
 
 
 def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: TrainConfig,
-          resume: bool = False, provenance: dict | None = None, log=print, on_save=None) -> Path:
+          resume: bool = False, provenance: dict | None = None, log=print, on_save=None,
+          surface: dict | None = None) -> Path:
     """on_save(iteration, folder): called after each checkpoint is written (benchmarks keep
-    snapshots with it)."""
+    snapshots with it). surface: texel size and map defaults (runtime/surface.Surface.to_dict)."""
     from texgen.data import PatchSampler
 
     out = Path(out)
@@ -176,6 +177,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
     cells = cfg.patch // scale + 2 * G.margin
     info = {"config": model_cfg.to_dict(), "train": asdict(cfg),
             "provenance": provenance or {}}
+    info["surface"] = surface or {}
 
     def paint_ready(it: int) -> Generator:
         """A copy of the painting G (the average, when kept) with exact batch-norm statistics."""

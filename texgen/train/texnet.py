@@ -59,7 +59,8 @@ PRESETS = {"fast": TexNetTrainConfig(),
 
 def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: TexNetTrainConfig,
           content: list[np.ndarray] | None = None, resume: bool = False,
-          provenance: dict | None = None, log=print, on_save=None) -> Path:
+          provenance: dict | None = None, log=print, on_save=None,
+          surface: dict | None = None) -> Path:
     """images: the texture (style) exemplars, H x W x 3 in [0, 1]; content: photos for a
     stylisation network (model_cfg.content = 3), None for a texture network.
     on_save(iteration, folder): called after each checkpoint is written."""
@@ -94,6 +95,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
     cells = cfg.patch // scale
     info = {"model": "texnet", "config": model_cfg.to_dict(), "train": asdict(cfg),
             "provenance": {"method": "stylize" if content else "texnet", **(provenance or {})}}
+    info["surface"] = surface or {}         # texel size and map defaults (runtime/surface.py)
 
     def draw(r: np.random.Generator, sampler):
         """A batch of inputs: noise, and for stylisation content crops in [-1, 1]."""
