@@ -53,7 +53,8 @@ from texgen import checkpoint
 from texgen.eval import metrics as M
 from texgen.eval.report import EvalConfig, colour, evaluate_samples
 from texgen.models.vgg import VGG19
-from texgen.runtime.imageio import atomic_write_bytes, read_image, save_image
+from texgen.files import atomic_write_bytes
+from texgen.runtime.imageio import read_image, save_image
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "textures"
