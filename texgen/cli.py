@@ -634,8 +634,10 @@ def eval_cmd(model, exemplar, report, image, seeds, size, device):
     from texgen.painters import open_painter
     from texgen.runtime.texture_set import parse_seeds
     cfg = EvalConfig(seeds=tuple(parse_seeds(seeds)), size=size, crop=min(256, size))
-    painter = open_painter(model, device=device)
+    from texgen.eval.report import check_exemplar
     ex = read_image(exemplar)
+    check_exemplar(ex)                  # before the model is opened and painted
+    painter = open_painter(model, device=device)
     with _progress_bar("eval", "step") as progress:
         result = evaluate(painter, ex, cfg, progress=progress)
     with undo_on_failure(report):

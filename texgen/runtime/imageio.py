@@ -125,6 +125,9 @@ def _read_pillow(path: Path, check_size, max_pixels: float) -> tuple[np.ndarray,
         # make it strict at our limit and let read_image turn it into a TexgenError.
         Image.MAX_IMAGE_PIXELS = int(max_pixels)
         with warnings.catch_warnings():
+            # Pillow's notes on damaged metadata (corrupt EXIF, TIFF tags past the end) would
+            # be lines beside ours: the pixels decode or the read fails with one line
+            warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             try:
                 im = Image.open(path)

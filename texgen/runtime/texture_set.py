@@ -75,9 +75,10 @@ class SetSpec:
             raise TexgenError(f"unknown format {self.format!r}: use one of {', '.join(FORMATS)}")
         if self.naming not in NAMINGS:
             raise TexgenError(f"unknown naming {self.naming!r}: use one of {', '.join(NAMINGS)}")
-        if self.prefix is not None and not re.fullmatch(r"[\w.-]+", self.prefix):
+        if self.prefix is not None and not re.fullmatch(r"[\w-][\w.-]*", self.prefix):
             raise TexgenError(f"set name {self.prefix!r} may only hold letters, digits, '_', "
-                              f"'-' and '.': choose another with --name")
+                              f"'-' and '.', and not start with '.' (hidden files): choose "
+                              f"another with --name")
 
     def settings(self, model_sha256: str, seed: int) -> dict:
         """Everything that decides a set's pixels and files: a rerun compares it."""
@@ -289,7 +290,7 @@ def export_library(model, seeds: Iterable[int], out, spec: SetSpec, jobs: int = 
     threads = max(1, _cores() // jobs)
     painter = OnnxPainter(model, device=device if jobs == 1 else "cpu",
                           threads=threads if jobs == 1 else 1)
-    spec = replace(spec, prefix=spec.prefix or model.stem)
+    spec = replace(spec, prefix=model.stem if spec.prefix is None else spec.prefix)
     spec.check(painter.maps)
     sha = painter.metadata["texgen_sha256"]
     todo, skipped = [], []

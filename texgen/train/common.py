@@ -68,8 +68,10 @@ def run_iterations(step, start: int, iters: int, save, preview, ckpt_every: int,
                     saved = done
             elif done % preview_every == 0:
                 preview(done)
-    except KeyboardInterrupt:
-        bar.close()
+    except BaseException as e:
+        bar.close()                         # before the message: it starts a fresh line
+        if not isinstance(e, KeyboardInterrupt):
+            raise
         if saved == done:                   # (a Ctrl-C held through the save just made)
             log(f"\ninterrupted: iteration {done} is saved in {out} (resume with --resume)"
                 if done else "\ninterrupted before the first iteration: nothing to save")
