@@ -40,6 +40,30 @@ def stripes(h: int = 64, w: int = 64, period: float = 8.0, seed: int = 0) -> np.
     return np.clip(img, 0.0, 1.0).astype(np.float32)
 
 
+def png_bytes(w: int, h: int, depth: int, colour: int, idat: bytes, interlace: int = 0,
+              crc_ok: bool = True) -> bytes:
+    """A PNG file as bytes with any header fields and IDAT body (crc_ok False: a wrong CRC on
+    the IDAT chunk), for crafting the files a hostile user feeds the readers."""
+    import struct
+    import zlib
+
+    def chunk(kind, body, ok=True):
+        crc = zlib.crc32(kind + body) ^ (0 if ok else 1)
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, interlace)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat, crc_ok)
+            + chunk(b"IEND", b""))
+
+
+def png16_bomb(w: int = 64, h: int = 64, inflated: int = 256 << 20) -> bytes:
+    """A 16-bit RGB PNG claiming w x h whose pixel data inflates to `inflated` bytes, far more
+    than the header needs (a "zip bomb": about inflated / 1000 bytes on disk)."""
+    import zlib
+    z, block = zlib.compressobj(9), bytes(1 << 20)
+    idat = b"".join(z.compress(block) for _ in range(inflated >> 20)) + z.flush()
+    return png_bytes(w, h, 16, 2, idat)
+
+
 @pytest.fixture(scope="session")
 def tiny_cfg() -> PSGANConfig:
     return tiny_config()

