@@ -471,3 +471,20 @@ def test_period_note_only_when_it_shows_and_in_the_users_sizes():
     # half of itself barely moves
     k = np.array([[8.2268, -0.1374]])
     assert period_distortions(k, 31, 62)[0] < 0.02
+
+
+def test_an_unforeseen_exception_is_one_line_naming_a_bug(monkeypatch):
+    """The last line of defence: a bug still answers in one line, says it is one, and
+    TEXGEN_DEBUG=1 shows the traceback for the report."""
+    import texgen.builtin
+
+    def broken():
+        raise ValueError("something nobody foresaw\nsecond line")
+    monkeypatch.setattr(texgen.builtin, "list_builtin", broken)
+    res = run("models")
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit)
+    line = res.output.strip()
+    assert "\n" not in line and line.startswith("error: unexpected ValueError: something "
+                                                "nobody foresaw") and "texgen bug" in line
+    monkeypatch.setenv("TEXGEN_DEBUG", "1")
+    assert isinstance(run("models").exception, ValueError)
