@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import shutil
 import time
 from dataclasses import replace
@@ -51,10 +50,10 @@ import numpy as np
 import torch
 
 from texgen import checkpoint
-from texgen.eval import metrics as M
 from texgen.eval.report import EvalConfig, colour, evaluate_samples
 from texgen.models.vgg import VGG19
-from texgen.runtime.imageio import atomic_write_bytes, read_image, save_image
+from texgen.files import atomic_write_bytes
+from texgen.runtime.imageio import read_image, save_image
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "textures"
@@ -378,7 +377,7 @@ def table(args, found, cfg, vgg):
     names = [n for n in found if n != "tile01_2x" or "tile01_2x" in (args.only or "")]
     if args.only:
         names = [n for n in names if n in args.only.split(",")]
-    rows, summary = {}, []
+    rows = {}
     for name in names:
         img = read_image(found[name])
         res = {}

@@ -33,7 +33,7 @@ from onnx import TensorProto, helper, numpy_helper
 from texgen import checkpoint
 from texgen.errors import TexgenError
 from texgen.paint import load_generator
-from texgen.runtime.imageio import atomic_write_bytes
+from texgen.files import atomic_write_bytes
 from texgen.runtime.maps import colour_space
 from texgen.runtime.noise import sample_noise
 from texgen.runtime.surface import Surface

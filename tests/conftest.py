@@ -40,6 +40,30 @@ def stripes(h: int = 64, w: int = 64, period: float = 8.0, seed: int = 0) -> np.
     return np.clip(img, 0.0, 1.0).astype(np.float32)
 
 
+def png_bytes(w: int, h: int, depth: int, colour: int, idat: bytes, interlace: int = 0,
+              crc_ok: bool = True) -> bytes:
+    """A PNG file as bytes with any header fields and IDAT body (crc_ok False: a wrong CRC on
+    the IDAT chunk), for crafting the files a hostile user feeds the readers."""
+    import struct
+    import zlib
+
+    def chunk(kind, body, ok=True):
+        crc = zlib.crc32(kind + body) ^ (0 if ok else 1)
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+    ihdr = struct.pack(">IIBBBBB", w, h, depth, colour, 0, 0, interlace)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat, crc_ok)
+            + chunk(b"IEND", b""))
+
+
+def png16_bomb(w: int = 64, h: int = 64, inflated: int = 256 << 20) -> bytes:
+    """A 16-bit RGB PNG claiming w x h whose pixel data inflates to `inflated` bytes, far more
+    than the header needs (a "zip bomb": about inflated / 1000 bytes on disk)."""
+    import zlib
+    z, block = zlib.compressobj(9), bytes(1 << 20)
+    idat = b"".join(z.compress(block) for _ in range(inflated >> 20)) + z.flush()
+    return png_bytes(w, h, 16, 2, idat)
+
+
 @pytest.fixture(scope="session")
 def tiny_cfg() -> PSGANConfig:
     return tiny_config()
@@ -52,3 +76,75 @@ def tiny_G(tiny_cfg) -> Generator:
     G = Generator(tiny_cfg)
     calibrate_batchnorm(G, cells=3, batches=2, batch=2)
     return G.eval()
+
+
+# ----------------------------------------------------------------------------- the command line
+
+@pytest.fixture(scope="session")
+def tiny_models(tiny_G, tmp_path_factory):
+    """(exemplar PNG, model folder trained 2 iterations on it, its .onnx export): the tiny
+    PSGAN every command-line robustness test paints with."""
+    from export.onnx_export import export_onnx
+    from texgen.runtime.imageio import save_image
+    from texgen.train.psgan import TrainConfig, train
+    d = tmp_path_factory.mktemp("tiny_models")
+    ex = d / "stripes.png"
+    save_image(ex, stripes(64, 64))
+    cfg = TrainConfig(iters=2, batch=2, patch=32, ckpt_every=2, preview_every=2)
+    train([stripes(64, 64)], d / "model", tiny_config(), cfg, log=lambda *a: None,
+          provenance={"method": "psgan", "preset": "fast", "exemplars": [ex.name]})
+    export_onnx(d / "model", d / "tiny.onnx")
+    return ex, d / "model", d / "tiny.onnx"
+
+
+@pytest.fixture
+def tiny_preset(monkeypatch):
+    """`texgen train` with the tiny model and 2 iterations as its "fast" preset."""
+    from texgen.train import psgan
+    from texgen.train.psgan import TrainConfig
+    monkeypatch.setitem(psgan.PRESETS, "fast", (tiny_config(), TrainConfig(
+        iters=2, batch=2, patch=32, ckpt_every=2, preview_every=2)))
+
+
+@pytest.fixture
+def unwritable(tmp_path):
+    """A folder nothing can be written into: a read-only file system when running as root
+    (mode bits do not stop root), else a folder without write permission."""
+    import os
+    import subprocess
+    d = tmp_path / "ro"
+    d.mkdir()
+    if os.geteuid() != 0:
+        d.chmod(0o555)
+        yield d
+        d.chmod(0o755)
+        return
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(d)],
+                       capture_output=True)
+    if r.returncode:
+        pytest.skip("running as root where no read-only file system can be mounted")
+    try:
+        yield d
+    finally:
+        subprocess.run(["umount", str(d)], capture_output=True)
+
+
+def one_error_line(res, match: str | None = None) -> str:
+    """A CliRunner result that refused its input the documented way: exit status 1 through
+    sys.exit (no escaped exception), the last line 'error: ...', no traceback, no other
+    error line. Returns that line."""
+    import re
+    assert res.exit_code == 1, res.output
+    assert isinstance(res.exception, SystemExit), repr(res.exception)
+    assert "Traceback" not in res.output
+    try:
+        err = res.stderr                # stdout's buffered lines may land after it in .output
+    except ValueError:                  # click < 8.2 mixing stderr into stdout
+        err = res.output
+    lines = [l for l in re.split(r"[\r\n]+", err) if l.strip()]
+    errors = [l for l in lines if "error:" in l]
+    assert len(errors) == 1 and lines[-1].startswith("error: "), res.output
+    assert "texgen bug" not in lines[-1], lines[-1]
+    if match:
+        assert re.search(match, lines[-1]), lines[-1]
+    return lines[-1]

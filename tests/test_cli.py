@@ -53,11 +53,6 @@ def model_dir(tmp_path_factory, exemplar):
     return out
 
 
-@pytest.fixture
-def tiny_preset(monkeypatch):
-    monkeypatch.setitem(train_psgan.PRESETS, "fast", TINY_PRESET)
-
-
 # ----------------------------------------------------------------------------- train
 
 def test_train_writes_a_model(model_dir, exemplar):

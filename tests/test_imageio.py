@@ -7,8 +7,10 @@ import pytest
 from PIL import Image
 
 from texgen.errors import TexgenError
+from texgen import files
 from texgen.runtime import imageio
-from texgen.runtime.imageio import atomic_path, atomic_write_bytes, read_image, save_image
+from texgen.files import atomic_path, atomic_write_bytes
+from texgen.runtime.imageio import read_image, save_image
 
 
 def _rgb8(h=20, w=30, seed=0):
@@ -154,7 +156,7 @@ def test_atomic_failure_keeps_old_file(tmp_path, monkeypatch):
     def fail(*a, **k):
         raise OSError(28, "No space left on device")  # ENOSPC
 
-    monkeypatch.setattr(imageio.os, "replace", fail)
+    monkeypatch.setattr(files.os, "replace", fail)
     with pytest.raises(TexgenError, match="disk full writing"):
         save_image(target, np.ones((8, 8, 3)))
     assert target.read_bytes() == before
@@ -176,7 +178,7 @@ def test_atomic_path_for_library_writers(tmp_path):
     atomic_write_bytes(tmp_path / "b.bin", b"abc")
     assert (tmp_path / "b.bin").read_bytes() == b"abc"
     # Final file gets umask permissions, not the temp file's private 0600.
-    assert os.stat(tmp_path / "b.bin").st_mode & 0o777 == 0o666 & ~imageio._UMASK
+    assert os.stat(tmp_path / "b.bin").st_mode & 0o777 == 0o666 & ~files._UMASK
 
 
 @pytest.mark.parametrize("bits", [8, 16])

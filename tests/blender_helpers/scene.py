@@ -256,7 +256,6 @@ def session_files(result: dict) -> None:
     blender_addon.preferences.DEFAULTS.texture_folder = ""      # the defaults: user folder
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.ops.mesh.primitive_plane_add(size=2)
-    plane = bpy.context.active_object
     result["unsaved_error"] = generate(model_source="FILE", model_file=str(MODEL), size="1024",
                                        seed=3, maps={"color", "height"}, material_name="wall")
     img = bpy.data.images["wall color"]

@@ -18,7 +18,8 @@ import numpy as np
 
 from texgen.errors import TexgenError
 from texgen.eval import metrics as M
-from texgen.runtime.imageio import atomic_write_bytes, save_image
+from texgen.files import atomic_write_bytes
+from texgen.runtime.imageio import save_image
 from texgen.runtime.maps import material_maps
 
 
@@ -65,9 +66,21 @@ def colour(painter, img: np.ndarray) -> np.ndarray:
     return material_maps(img, painter.maps, ["color"])["color"]
 
 
+# the smallest exemplar side scored: copy_score's 16 px patches of a 4x shrunk photo, two
+# patches wide (its self-reference halves); crops (2/3 of it) stay above VGG's 32 px
+MIN_EXEMPLAR = 128
+
+
+def check_exemplar(exemplar: np.ndarray) -> None:
+    if min(exemplar.shape[:2]) < MIN_EXEMPLAR:
+        raise TexgenError(f"the exemplar ({exemplar.shape[1]}x{exemplar.shape[0]}) is too small "
+                          f"to evaluate against: at least {MIN_EXEMPLAR} px a side")
+
+
 def evaluate(painter, exemplar: np.ndarray, cfg: EvalConfig = EvalConfig(), vgg=None,
              progress=None) -> EvalResult:
     """Paint one sample per seed in cfg.seeds and score them against `exemplar`."""
+    check_exemplar(exemplar)                        # before the painting, not after
     samples = []
     for i, seed in enumerate(cfg.seeds):
         samples.append(colour(painter, painter.paint(cfg.size, cfg.size, seed=seed)))
@@ -90,11 +103,9 @@ def evaluate_samples(samples: list[np.ndarray], exemplar: np.ndarray,
     """Score generated images (H, W, 3) in [0, 1], one per seed, against `exemplar`; also
     the exemplar against itself as the scale each number is read on."""
     from texgen.models.vgg import VGG19
+    check_exemplar(exemplar)
     # crops must be smaller than the photo, or every "random" crop is the same one
     crop = min(cfg.crop, *samples[0].shape[:2], min(exemplar.shape[:2]) * 2 // 3)
-    if crop < 32:
-        raise TexgenError(f"the exemplar ({exemplar.shape[1]}x{exemplar.shape[0]}) is too small "
-                          f"to evaluate against: at least 48 px a side")
     cfg = replace(cfg, crop=crop)
     vgg = vgg or VGG19(last="relu4_1")
     ex_crops = M.random_crops(exemplar, cfg.crop, cfg.exemplar_crops, seed=0)
@@ -138,6 +149,15 @@ def evaluate_image(img: np.ndarray) -> dict:
     f = M.dominant_periods(img, 3)
     return {"seam_score": M.seam_score(img),
             "dominant_periods_px": [round(1 / float(np.hypot(*v)), 2) for v in f if np.hypot(*v) > 0]}
+
+
+def write_image_report(folder, img: np.ndarray, scores: dict) -> Path:
+    """`texgen eval --image F --report DIR`: the image's scores (metrics.json) and a 2x2 repeat
+    of it (repeat_2x2.png: a seam shows as a cross). Returns metrics.json."""
+    folder = Path(folder)
+    save_image(folder / "repeat_2x2.png", np.tile(img, (2, 2, 1)))
+    atomic_write_bytes(folder / "metrics.json", json.dumps(scores, indent=2).encode())
+    return folder / "metrics.json"
 
 
 def write_report(folder, result: EvalResult, title: str = "texgen evaluation") -> Path:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 

@@ -106,34 +106,54 @@ def synthesize(run: Callable, layout: NoiseLayout, scale: int, margin: int, widt
     return out
 
 
-def period_distortion(k: np.ndarray, h_cells: int, w_cells: int) -> float:
-    """Largest relative change of a wave's period when rounded onto an h x w-cell torus.
+def period_distortions(k: np.ndarray, h_cells: int, w_cells: int) -> np.ndarray:
+    """(P,) how much rounding onto an h x w-cell torus changes each wave: |k' - k| / |k|, the
+    rounded wave vector's error relative to its length (a stretch of the period, a turn of its
+    direction, or both: how far the pattern drifts over one period, in periods).
 
     k: (P, 2) wave numbers [k_y, k_x] in radians per cell (see models/layers.PeriodicWaves).
-    Waves longer than the canvas are ignored (they round to 0, a flat band, by design).
+    A wave longer than the canvas on both axes is ignored (it rounds to 0, a flat band, by
+    design). Measured on the vector, not per axis: the tiny x part of a nearly vertical wave
+    may round to half of itself while the wave hardly moves.
     """
-    worst = 0.0
-    for n_cells, kk in ((h_cells, k[:, 0]), (w_cells, k[:, 1])):
-        periods = kk * n_cells / (2 * np.pi)          # how many periods fit, unrounded
-        fits = np.abs(periods) >= 1
-        if fits.any():
-            rel = np.abs(np.round(periods[fits]) - periods[fits]) / np.abs(periods[fits])
-            worst = max(worst, float(rel.max()))
-    return worst
+    k = np.asarray(k, np.float64).reshape(-1, 2)
+    cells = np.array([h_cells, w_cells], np.float64)
+    rounded = np.round(k * cells / (2 * np.pi)) * (2 * np.pi) / cells
+    length = np.hypot(k[:, 0], k[:, 1])
+    fits = np.any(rounded != 0, axis=1) & (length > 0)
+    out = np.zeros(len(k))
+    out[fits] = np.hypot(*(rounded - k)[fits].T) / length[fits]
+    return out
+
+
+def period_distortion(k: np.ndarray, h_cells: int, w_cells: int,
+                      weights: np.ndarray | None = None) -> float:
+    """Largest relative change of a wave's period when rounded onto an h x w-cell torus;
+    weights (P,) in [0, 1]: how much each wave shows in the texture (its change counts that
+    much). 0 for no waves."""
+    d = period_distortions(k, h_cells, w_cells)
+    if weights is not None:
+        d = d * np.asarray(weights, np.float64)
+    return float(d.max(initial=0.0))
 
 
 def whole_period_sizes(k: np.ndarray, width: int, height: int, scale: int,
-                       tolerance: float = 0.01) -> tuple[int, int] | None:
-    """The canvas size nearest to width x height (within 25 %) whose torus holds every wave
-    with a period distortion below tolerance; None if there is none."""
+                       tolerance: float = 0.01, tileable: bool = True,
+                       weights: np.ndarray | None = None) -> tuple[int, int] | None:
+    """The texture size nearest to width x height (within 25 %, at most 64 cells away) whose
+    torus (torus_size: the texture itself, or the bigger torus a --no-tileable texture is cut
+    from) holds every wave with a (weighted) period distortion below tolerance; None if there
+    is none. Sizes are the user's: what to pass as --size."""
     best = None
-    for dw in range(-width // 4, width // 4 + 1, scale):
-        for dh in range(-height // 4, height // 4 + 1, scale):
+    reach = lambda n: min(n // 4, 64 * scale)
+    for dw in range(-reach(width), reach(width) + 1, scale):
+        for dh in range(-reach(height), reach(height) + 1, scale):
             w, h = width + dw, height + dh
-            if min(w, h) < scale:
+            if min(w, h) < max(scale, 16) or max(w, h) > MAX_SIDE:
                 continue
-            H, W = torus_cells(w, h, scale)
-            if period_distortion(k, H, W) < tolerance:
-                cand = (abs(dw) + abs(dh), W * scale, H * scale)
+            H, W = torus_cells(*torus_size(w, h, scale, tileable), scale)
+            if period_distortion(k, H, W, weights) < tolerance:
+                size = (W * scale, H * scale) if tileable else (w, h)
+                cand = (abs(dw) + abs(dh), *size)
                 best = min(best or cand, cand)
     return None if best is None else best[1:]

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from texgen.errors import TexgenError
-from texgen.runtime.imageio import atomic_path
+from texgen.files import atomic_path
+from texgen.runtime.imageio import MAX_PIXELS, check_file_bytes, max_file_bytes
 
 __all__ = ["write_exr", "read_exr"]
 
@@ -35,6 +36,7 @@ _PIXEL_DTYPES = {0: np.dtype("<u4"), 1: np.dtype("<f2"), 2: np.dtype("<f4")}   #
 _FLOAT = 2
 # Channel names by count, in the order callers see them (files store them sorted).
 _NAMES = {1: ("Y",), 3: ("R", "G", "B"), 4: ("R", "G", "B", "A")}
+_MAX_CHANNELS = 4               # a texture map: Y, RGB or RGBA (bounds the planes allocated)
 
 
 # --------------------------------------------------------------------------- writing
@@ -108,7 +110,8 @@ def _zip_encode(raw: bytes, level: int) -> bytes:
 
 
 def _zip_decode(data: bytes, size: int) -> bytes:
-    d = np.frombuffer(zlib.decompress(data), np.uint8).copy()
+    # inflate at most one byte more than the chunk needs: a "zip bomb" stops there
+    d = np.frombuffer(zlib.decompressobj().decompress(data, size + 1), np.uint8).copy()
     if d.size != size:
         raise ValueError("a ZIP chunk has the wrong size")
     d[1:] -= np.uint8(128)
@@ -121,13 +124,15 @@ def _zip_decode(data: bytes, size: int) -> bytes:
 
 # --------------------------------------------------------------------------- reading
 
-def read_exr(path) -> np.ndarray:
+def read_exr(path, max_pixels: float = MAX_PIXELS) -> np.ndarray:
     """Read a scanline EXR -> float32 (H, W, C), channels R, G, B, A or Y (else file order).
-    Raises TexgenError for anything it cannot read."""
+    Raises TexgenError for anything it cannot read, and, before allocating, for a file or
+    image bigger than imageio's limits (at most 4 channels of max_pixels)."""
     path = Path(path)
     try:
+        check_file_bytes(path, max_file_bytes(max_pixels) * 2)     # float32: twice 16-bit
         data = path.read_bytes()
-        return _decode(data)
+        return _decode(data, max_pixels)
     except OSError as e:
         raise TexgenError(f"cannot read {path}: {e.strerror or e}") from None
     except TexgenError as e:
@@ -136,7 +141,7 @@ def read_exr(path) -> np.ndarray:
         raise TexgenError(f"{path} is not a readable EXR file ({type(e).__name__}: {e})") from None
 
 
-def _decode(data: bytes) -> np.ndarray:
+def _decode(data: bytes, max_pixels: float = MAX_PIXELS) -> np.ndarray:
     magic, version = struct.unpack_from("<ii", data, 0)
     if magic != _MAGIC:
         raise ValueError("no OpenEXR magic number")
@@ -151,6 +156,11 @@ def _decode(data: bytes) -> np.ndarray:
         raise TexgenError(f"EXR compression {comp} is not supported (NONE, ZIPS, ZIP only)")
     x0, y0, x1, y1 = struct.unpack("<iiii", attrs["dataWindow"])
     w, h = x1 - x0 + 1, y1 - y0 + 1
+    if w < 1 or h < 1 or w * h > max_pixels:
+        raise TexgenError(f"the image is {w}x{h}: more than the {max_pixels / 1e6:.3g} Mpx "
+                          f"limit, or empty")
+    if not 1 <= len(channels) <= _MAX_CHANNELS:
+        raise TexgenError(f"{len(channels)} channels: a texture map has 1 to {_MAX_CHANNELS}")
     lines = _LINES[comp]
     n_chunks = -(-h // lines)
     offsets = np.frombuffer(data, "<u8", n_chunks, pos)

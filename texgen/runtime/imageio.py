@@ -12,17 +12,17 @@ Conventions:
   to 8 bits and cannot write them at all, so a small numpy+zlib PNG codec
   handles every 16-bit non-interlaced PNG (interlaced ones fall back to Pillow).
 * Every write goes to a temp file in the target's directory and is renamed
-  onto the target only once complete, so a crash or a full disk never leaves a
-  half-written texture or checkpoint in place of a good one.
+  onto the target only once complete (texgen/files.py), so a crash or a full disk
+  never leaves a half-written texture in place of a good one.
+* Reading is bounded whatever a file claims: its size (MAX_FILE_BYTES), its pixels
+  (MAX_PIXELS, checked from the header before anything is decoded) and the bytes its
+  compressed data may inflate to (exactly what those pixels need) are all checked before
+  the memory is allocated, so a small crafted file cannot exhaust memory.
 """
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import os
 import struct
-import tempfile
 import warnings
 import zlib
 from pathlib import Path
@@ -31,20 +31,30 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from texgen.errors import TexgenError
+from texgen.files import atomic_path, atomic_write_bytes
 
-__all__ = ["read_image", "save_image", "resize", "atomic_write_bytes", "atomic_path"]
+__all__ = ["read_image", "save_image", "resize", "MAX_PIXELS", "MAX_FILE_BYTES"]
 
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 # PNG colour type <-> channel count (grey, grey+alpha, RGB, RGBA); no palette at 16 bits.
 _PNG_TYPE_CHANNELS = {0: 1, 4: 2, 2: 3, 6: 4}
 _CHANNELS_PNG_TYPE = {c: t for t, c in _PNG_TYPE_CHANNELS.items()}
+# Reading limits (the README's "huge images" refused in one line): 64 Mpx, e.g. 8192 x 7812,
+# and a file no bigger than such an image stored uncompressed at 16-bit RGBA (plus 1 %).
+MAX_PIXELS = 64_000_000
+BYTES_PER_PIXEL_MAX = 8
+
+
+def max_file_bytes(max_pixels: float = MAX_PIXELS) -> int:
+    """The largest image file read: max_pixels of uncompressed 16-bit RGBA, plus 1 % and 1 MiB
+    of headers and row filters; anything bigger is not an image of the allowed size."""
+    return int(max_pixels * BYTES_PER_PIXEL_MAX * 1.01) + 2 ** 20
+
+
+MAX_FILE_BYTES = max_file_bytes()
 # Suffix -> Pillow format name for 8-bit writes.
 _SAVE_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP",
                  ".tif": "TIFF", ".tiff": "TIFF", ".tga": "TGA"}
-# Read once at import: temp files are created 0600, but the final file should get
-# the same permissions an ordinary open() would have given it.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 # --------------------------------------------------------------------------- resizing
@@ -60,13 +70,14 @@ def resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
 # --------------------------------------------------------------------------- reading
 
 def read_image(path, channels: int = 3, *, min_size: int = 8,
-               max_pixels: float = 64e6) -> np.ndarray:
+               max_pixels: float = MAX_PIXELS) -> np.ndarray:
     """Read an image file as float32 H x W x ``channels`` in [0, 1].
 
     ``channels``: 3 = RGB (grey is replicated, alpha dropped), 1 = grey (colour is
     converted to luminance), 4 = RGBA (alpha 1.0 where the file has none).
-    Raises TexgenError for a missing, corrupt or truncated file, or one whose
-    sides are below ``min_size`` or whose pixel count is above ``max_pixels``.
+    Raises TexgenError for a missing, corrupt or truncated file, one whose sides are
+    below ``min_size`` or whose pixel count is above ``max_pixels``, or a file bigger than
+    such an image can be (max_file_bytes), before decoding it.
     """
     path = Path(path)
     if channels not in (1, 3, 4):
@@ -84,6 +95,7 @@ def read_image(path, channels: int = 3, *, min_size: int = 8,
             raise TexgenError(f"{path} is {w}x{h}, smaller than the {min_size} px minimum side")
 
     try:
+        check_file_bytes(path, max_file_bytes(max_pixels))
         with open(path, "rb") as f:
             head = f.read(33)
         if _is_png16(head):
@@ -97,6 +109,14 @@ def read_image(path, channels: int = 3, *, min_size: int = 8,
     return _to_channels(arr, has_alpha, channels)
 
 
+def check_file_bytes(path: Path, limit: int) -> None:
+    """TexgenError for a file bigger than `limit` bytes (before any of it is read)."""
+    size = path.stat().st_size
+    if size > limit:
+        raise TexgenError(f"{path} is {size / 2 ** 20:.0f} MiB, more than an image of the "
+                          f"allowed size can be ({limit / 2 ** 20:.0f} MiB)")
+
+
 def _read_pillow(path: Path, check_size, max_pixels: float) -> tuple[np.ndarray, bool]:
     """Decode with Pillow -> (float32 H x W x n, last channel is alpha)."""
     old_limit = Image.MAX_IMAGE_PIXELS
@@ -105,6 +125,9 @@ def _read_pillow(path: Path, check_size, max_pixels: float) -> tuple[np.ndarray,
         # make it strict at our limit and let read_image turn it into a TexgenError.
         Image.MAX_IMAGE_PIXELS = int(max_pixels)
         with warnings.catch_warnings():
+            # Pillow's notes on damaged metadata (corrupt EXIF, TIFF tags past the end) would
+            # be lines beside ours: the pixels decode or the read fails with one line
+            warnings.simplefilter("ignore", UserWarning)
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             try:
                 im = Image.open(path)
@@ -177,6 +200,8 @@ def _read_png16(data: bytes, check_size) -> tuple[np.ndarray, bool]:
         if ctype == b"IHDR":
             ihdr = struct.unpack(">IIBBBBB", body)
             check_size(ihdr[0], ihdr[1])
+        elif ihdr is None:
+            raise ValueError("PNG without an IHDR chunk first")
         elif ctype == b"IDAT":
             idat.append(body)
         elif ctype == b"IEND":
@@ -185,8 +210,12 @@ def _read_png16(data: bytes, check_size) -> tuple[np.ndarray, bool]:
     if ctype_ not in _PNG_TYPE_CHANNELS or comp or filt or interlace:
         raise ValueError(f"unsupported 16-bit PNG layout (colour type {ctype_})")
     n = _PNG_TYPE_CHANNELS[ctype_]
-    raw = zlib.decompress(b"".join(idat))
-    if len(raw) != h * (1 + w * n * 2):
+    size = h * (1 + w * n * 2)                  # filter byte + 16-bit samples, per row
+    # inflate at most one byte more than the header's size needs: a small file of highly
+    # compressible data (a "zip bomb") cannot grow past what the checked size allows
+    inflate = zlib.decompressobj()
+    raw = inflate.decompress(b"".join(idat), size + 1)
+    if len(raw) != size:
         raise ValueError("PNG pixel data has the wrong size")
     rows = _png_unfilter(raw, h, w, bpp=n * 2)
     arr = rows.view(">u2").reshape(h, w, n).astype(np.float32) / 65535.0
@@ -320,64 +349,3 @@ def _png16_bytes(pixels: np.ndarray, band: int = 256, level: int = 6) -> bytes:
 
     ihdr = struct.pack(">IIBBBBB", w, h, 16, _CHANNELS_PNG_TYPE[n], 0, 0, 0)
     return (_PNG_SIG + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file + fsync + rename)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-
-
-@contextlib.contextmanager
-def atomic_path(path):
-    """Yield a temp path next to ``path``; on success it is fsynced and renamed onto ``path``.
-
-    For code that writes files itself (torch.save, onnx export). The temp name
-    keeps the target's suffix, since some writers pick a format from it. On any
-    error the temp file is removed and ``path`` is left untouched; OSErrors
-    become TexgenError, other exceptions (bugs, Ctrl-C) propagate unchanged.
-    """
-    path = Path(path)
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, prefix=f".{path.name}.",
-                                         suffix=".tmp" + path.suffix) as f:
-            tmp = Path(f.name)
-        yield tmp
-        # Flush the (possibly library-written) file to disk before it replaces
-        # the old one: otherwise a power cut can leave an empty file behind.
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o666 & ~_UMASK
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-        tmp = None
-        _fsync_dir(path.parent)  # make the rename itself durable
-    except OSError as e:
-        raise TexgenError(_write_error(path, e)) from e
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
-
-
-def _fsync_dir(folder: Path) -> None:
-    with contextlib.suppress(OSError):  # not supported everywhere (e.g. Windows); best effort
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_error(path: Path, e: OSError) -> str:
-    if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
-        return f"disk full writing {path}"
-    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return f"permission denied writing {path}"
-    return f"cannot write {path}: {e.strerror or e}"

@@ -26,6 +26,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from texgen.errors import TexgenError
+from texgen.validate import Range
 
 __all__ = ["MAP_NAMES", "SINGLE_CHANNEL_MAPS", "DERIVED_FROM", "NAMINGS", "MapParams",
            "material_maps", "iter_material_maps", "available_maps", "check_map_names",
@@ -53,9 +54,13 @@ NORMAL_CONVENTIONS = ("gl", "dx")
 LUMA_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], np.float32)   # Rec. 709 R, G, B
 
 
-def _help(text: str, **kw):
-    """A dataclass field carrying its help text (the CLI and Blender show it)."""
-    return field(metadata={"help": text}, **kw)
+def _help(text: str, range: Range | None = None, **kw):
+    """A dataclass field carrying its help text (the CLI and Blender show it) and the range of
+    its values (of each value, for a tuple; the CLI's option refuses the rest)."""
+    return field(metadata={"help": text, "range": range}, **kw)
+
+
+_PX = Range(0, 65536)            # a length in px of the canvas: at most the largest side
 
 
 @dataclass
@@ -65,27 +70,31 @@ class MapParams:
 
     normal_strength: float = _help(
         "relief of the full height range in px, as the normals see it: higher is bumpier",
-        default=4.0)
+        Range(0, 1000), default=4.0)
     normal_convention: str = _help(
         'green channel: "gl" (OpenGL, Blender: up) or "dx" (DirectX, Unreal: down)', default="gl")
     height_scales: tuple = _help(
         "Gaussian blur radii (px) of the luminance layers summed into height: small ones keep "
-        "fine grain, large ones give broad shapes", default=(1.0, 4.0, 16.0))
-    height_weights: tuple = _help("weight of each height_scales layer", default=(0.2, 0.3, 0.5))
+        "fine grain, large ones give broad shapes", Range(0, 65536, lo_open=True),
+        default=(1.0, 4.0, 16.0))
+    height_weights: tuple = _help("weight of each height_scales layer", Range(0, 1000),
+                                  default=(0.2, 0.3, 0.5))
     height_highpass: float = _help(
         "shading broader than this (px) is removed from height, so a lighting gradient in the "
-        "photo is not read as a slope; 0 keeps it", default=64.0)
+        "photo is not read as a slope; 0 keeps it", _PX, default=64.0)
     height_invert: bool = _help("bright is low (default: dark crevices are low)", default=False)
-    roughness_base: float = _help("roughness of an average-luminance pixel, 0..1", default=0.7)
+    roughness_base: float = _help("roughness of an average-luminance pixel, 0..1", Range(0, 1),
+                                  default=0.7)
     roughness_contrast: float = _help(
-        "roughness change per standard deviation of luminance", default=0.15)
+        "roughness change per standard deviation of luminance", Range(0, 10), default=0.15)
     roughness_invert: bool = _help("bright is rough (default: dark is rough)", default=False)
-    roughness_blur: float = _help("blur (px) of the luminance first, against speckle",
+    roughness_blur: float = _help("blur (px) of the luminance first, against speckle", _PX,
                                   default=1.0)
-    ao_radius: float = _help("largest neighbourhood (px) searched for occluders", default=16.0)
+    ao_radius: float = _help("largest neighbourhood (px) searched for occluders", _PX,
+                             default=16.0)
     ao_strength: float = _help(
         "darkening per unit of cavity depth (how far below its neighbourhood's mean height a "
-        "point lies); 0 gives no AO", default=2.0)
+        "point lies); 0 gives no AO", Range(0, 1000), default=2.0)
 
     def __post_init__(self):
         self.height_scales = tuple(float(s) for s in self.height_scales)
@@ -95,11 +104,13 @@ class MapParams:
         if not self.height_scales or len(self.height_scales) != len(self.height_weights):
             raise TexgenError(f"height scales {self.height_scales} and weights "
                               f"{self.height_weights} must be non-empty and of the same length")
-        if min(self.height_scales) <= 0 or sum(self.height_weights) <= 0:
-            raise TexgenError("height scales must be positive and the weights sum above 0")
-        for name in ("height_highpass", "roughness_blur", "ao_radius", "ao_strength"):
-            if getattr(self, name) < 0:
-                raise TexgenError(f"{name} must not be negative, not {getattr(self, name)}")
+        for f in fields(self):          # NaN, inf, a roughness of 2: refused here, not painted
+            rng, value = f.metadata["range"], getattr(self, f.name)
+            if rng is not None:
+                for v in value if isinstance(value, tuple) else (value,):
+                    rng.check(f.name.replace("_", " "), v)
+        if sum(self.height_weights) <= 0:
+            raise TexgenError("the height weights must sum above 0")
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Callable
 
@@ -78,6 +79,19 @@ def file_digest(data: bytes) -> tuple[str | None, str | None]:
     return stored.decode("ascii", "replace"), hashlib.sha256(blanked).hexdigest()
 
 
+def _unreadable(path: Path, ort, e: Exception) -> str:
+    """Why onnxruntime refused a file, in one line: a valid file made for a newer onnxruntime
+    is not called corrupt."""
+    text = " ".join(str(e).split())
+    m = re.search(r"Unsupported model IR version: (\d+), max supported IR version: (\d+)", text)
+    if m:
+        return (f"{path} is an ONNX file of IR version {m[1]}, newer than this onnxruntime "
+                f"{ort.__version__} reads (up to {m[2]}): upgrade onnxruntime, or export the "
+                f"model again with this texgen (texgen export)")
+    return (f"{path} is not a readable ONNX model (corrupt or truncated): "
+            f"{text[:200] or type(e).__name__}")
+
+
 def _ort():
     try:
         import onnxruntime as ort
@@ -118,9 +132,7 @@ class OnnxPainter:
                                                  providers=["CPUExecutionProvider"])
             meta = dict(self._session.get_modelmeta().custom_metadata_map)
         except Exception as e:                   # onnxruntime raises its own exception types
-            msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise TexgenError(f"{self.path} is not a readable ONNX model (corrupt or truncated): "
-                              f"{msg[:200]}") from None
+            raise TexgenError(_unreadable(self.path, ort, e)) from None
         if "texgen_format" not in meta:
             raise TexgenError(f"{self.path} is not a texgen ONNX model (no texgen metadata)")
         if meta["texgen_format"] != FORMAT:

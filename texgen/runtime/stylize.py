@@ -16,8 +16,7 @@ from texgen.errors import TexgenError
 from texgen.runtime.imageio import resize
 from texgen.runtime.noise import NoiseLayout, sample_noise
 from texgen.runtime.tiling import paint
-
-STROKE_SCALES = (0.25, 4.0)     # beyond these the content is resized past usefulness
+from texgen.validate import RANGES
 
 
 def pack(img: np.ndarray, scale: int) -> np.ndarray:
@@ -51,9 +50,7 @@ def stylize(run, layout: NoiseLayout, scale: int, margin: int, content: np.ndarr
     """
     if content.ndim != 3 or content.shape[2] != 3:
         raise TexgenError(f"content must be an RGB image, not an array of shape {content.shape}")
-    if not STROKE_SCALES[0] <= stroke_scale <= STROKE_SCALES[1]:
-        raise TexgenError(f"stroke scale {stroke_scale:g} is out of range "
-                          f"({STROKE_SCALES[0]:g}..{STROKE_SCALES[1]:g})")
+    RANGES["stroke_scale"].check("stroke scale", stroke_scale)
     h, w = content.shape[:2]
     if stroke_scale != 1:
         small = resize(content, max(1, round(h / stroke_scale)), max(1, round(w / stroke_scale)))

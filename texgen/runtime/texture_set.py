@@ -18,6 +18,7 @@ Torch-free (numpy, Pillow, onnxruntime): the Blender add-on can use it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import multiprocessing
@@ -35,7 +36,8 @@ from texgen import __version__
 from texgen.errors import TexgenError
 from texgen.runtime.canvas import check_size
 from texgen.runtime.exr import write_exr
-from texgen.runtime.imageio import atomic_write_bytes, read_image, save_image
+from texgen.files import atomic_write_bytes, sweep_temps
+from texgen.runtime.imageio import read_image, save_image
 from texgen.runtime.maps import (NAMINGS, MapParams, check_wanted, colour_space, map_file_name,
                                  material_maps, srgb_to_linear)
 
@@ -73,9 +75,10 @@ class SetSpec:
             raise TexgenError(f"unknown format {self.format!r}: use one of {', '.join(FORMATS)}")
         if self.naming not in NAMINGS:
             raise TexgenError(f"unknown naming {self.naming!r}: use one of {', '.join(NAMINGS)}")
-        if self.prefix is not None and not re.fullmatch(r"[\w.-]+", self.prefix):
+        if self.prefix is not None and not re.fullmatch(r"[\w-][\w.-]*", self.prefix):
             raise TexgenError(f"set name {self.prefix!r} may only hold letters, digits, '_', "
-                              f"'-' and '.': choose another with --name")
+                              f"'-' and '.', and not start with '.' (hidden files): choose "
+                              f"another with --name")
 
     def settings(self, model_sha256: str, seed: int) -> dict:
         """Everything that decides a set's pixels and files: a rerun compares it."""
@@ -134,12 +137,6 @@ def _thumb(pixels: np.ndarray, side: int = PREVIEW_SIDE) -> np.ndarray:
     return np.asarray(im.resize((w, side), Image.BOX))
 
 
-def _remove_stale_temps(folder: Path) -> None:
-    """Temp files a killed run left behind (atomic_path names them .NAME.XXXX.tmp.EXT)."""
-    for tmp in folder.glob(".*.tmp*"):
-        tmp.unlink(missing_ok=True)
-
-
 def export_set(painter, spec: SetSpec, seed: int, out, model_sha256: str,
                on_map: Callable[[str], None] | None = None,
                cancel: Callable[[], bool] | None = None, threads: int = 1) -> dict:
@@ -150,8 +147,20 @@ def export_set(painter, spec: SetSpec, seed: int, out, model_sha256: str,
     prefix = spec.prefix or painter.path.stem
     name = set_name(prefix, seed)
     folder = Path(out) / name
-    folder.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(folder)
+    made = not folder.exists()          # made by the first file written (atomic_path), so a
+    sweep_temps(folder, exclusive=True)  # set killed while painting leaves no empty folder
+    try:
+        return _paint_set(painter, spec, seed, folder, name, model_sha256, on_map, cancel,
+                          threads)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            if made and not any(folder.iterdir()):  # a set that failed before its first file
+                folder.rmdir()
+        raise
+
+
+def _paint_set(painter, spec: SetSpec, seed: int, folder: Path, name: str, model_sha256: str,
+               on_map, cancel, threads: int) -> dict:
     tile = {"tile": spec.tile} if spec.tile else {}
     image = painter.paint(spec.width, spec.height, seed=seed, cancel=cancel, **tile)
     maps = material_maps(image, painter.maps, spec.maps, spec.params)
@@ -182,11 +191,13 @@ def export_set(painter, spec: SetSpec, seed: int, out, model_sha256: str,
 
 def write_maps_beside(color_path, image: np.ndarray, channels: list[str], wanted, params:
                       MapParams, naming: str = "polyhaven", bits: int = 8,
-                      size: tuple[int, int] | None = None) -> list[Path]:
+                      size: tuple[int, int] | None = None,
+                      written: list | None = None) -> list[Path]:
     """`texgen generate --maps`: the wanted maps of a painted image (C, H, W) in [-1, 1] as PNGs
     next to its colour file, named like a set: wall.png -> wall_nor_gl.png, wall_rough.png
     ("color" is the colour file itself). size (w, h): crop to it after deriving the maps on the
-    whole canvas (a --no-tileable canvas is a crop of a bigger torus)."""
+    whole canvas (a --no-tileable canvas is a crop of a bigger torus). written: a list each
+    file is appended to as soon as it exists (so a caller can remove them if a later one fails)."""
     color_path = Path(color_path)
     maps = material_maps(image, channels, [m for m in wanted if m != "color"], params)
     paths = []
@@ -197,6 +208,8 @@ def write_maps_beside(color_path, image: np.ndarray, channels: list[str], wanted
                                                   params.normal_convention, ".png"))
         write_map(path, pixels, name, "png16" if bits == 16 else "png8")
         paths.append(path)
+        if written is not None:
+            written.append(path)
     return paths
 
 
@@ -225,7 +238,12 @@ def set_is_finished(folder: Path, settings: dict, overwrite: bool = False) -> bo
     m = read_manifest(folder)
     if m is None:
         return False
-    old = m.get("settings", {})
+    old = m.get("settings")
+    if not isinstance(old, dict):               # edited or damaged: cannot tell what it holds
+        if overwrite:
+            return False
+        raise TexgenError(f"{folder}/{MANIFEST} is damaged (its settings are not a JSON "
+                          f"object): pass --overwrite to redo the set, or export elsewhere")
     if old != settings:
         if overwrite:
             return False
@@ -273,7 +291,7 @@ def export_library(model, seeds: Iterable[int], out, spec: SetSpec, jobs: int = 
     threads = max(1, _cores() // jobs)
     painter = OnnxPainter(model, device=device if jobs == 1 else "cpu",
                           threads=threads if jobs == 1 else 1)
-    spec = replace(spec, prefix=spec.prefix or model.stem)
+    spec = replace(spec, prefix=model.stem if spec.prefix is None else spec.prefix)
     spec.check(painter.maps)
     sha = painter.metadata["texgen_sha256"]
     todo, skipped = [], []
@@ -311,9 +329,25 @@ _worker: dict = {}
 
 
 def _worker_init(model, device, threads, queue) -> None:
+    import signal
+    import threading
     from texgen.runtime.onnx_painter import OnnxPainter
+    # Ctrl-C reaches the whole process group: the parent handles it (and stops the workers);
+    # a worker that raised KeyboardInterrupt itself would only print a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, daemon=True).start()
     _worker["painter"] = OnnxPainter(model, device=device, threads=threads)
     _worker["queue"], _worker["threads"] = queue, threads
+
+
+def _exit_with_parent() -> None:
+    """Worker threads' watch: end this process when the parent is gone (killed, even with -9,
+    which no handler of the parent sees); otherwise it would paint on to the end, alone."""
+    from multiprocessing.connection import wait as wait_for
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        wait_for([parent.sentinel])
+        os._exit(1)
 
 
 def _worker_export(spec: SetSpec, seed: int, out, sha: str) -> str:
@@ -344,8 +378,27 @@ def _export_parallel(model, seeds, out, spec, sha, jobs, device, threads, tick, 
                 from texgen.runtime.tiling import Cancelled
                 raise Cancelled()
         _drain(queue, tick)
+    except BaseException:                       # an error, Ctrl-C, a kill (SIGTERM): stop the
+        _stop_workers(pool)                     # workers now, not after their current sets,
+        for seed in seeds:                      # and sweep what they were writing
+            folder = Path(out) / set_name(spec.prefix, seed)
+            sweep_temps(folder, exclusive=True)
+            with contextlib.suppress(OSError):
+                folder.rmdir()                  # only if empty: nothing of it was written
+        raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Terminate a pool's worker processes (their unfinished sets are redone by a rerun)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.terminate()
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.join(timeout=10)
 
 
 def _drain(queue, tick) -> None:

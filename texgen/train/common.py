@@ -1,7 +1,12 @@
-"""What every training loop shares: the loop itself, the progress bar and the preview images."""
+"""What every training loop shares: the loop itself, whole checkpoints, --resume's checks, the
+progress bar and the preview images."""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import signal
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -36,9 +41,12 @@ def run_iterations(step, start: int, iters: int, save, preview, ckpt_every: int,
     iterations done, so --resume continues from there, and re-raises. rng: the training
     stream step draws from; a step cut short by Ctrl-C is rolled back (its draws undone) before
     that save, so the resumed run draws what an uninterrupted one would have.
+    Every save runs with Ctrl-C and SIGTERM held (uninterruptible): a second Ctrl-C waits for
+    the checkpoint to be whole (weights, optimiser state and iteration, in both files) and
+    then stops the run.
     """
     bar = Progress(total=iters, initial=start, desc=f"train {Path(out).name}")
-    done, bad = start, 0
+    done, saved, bad = start, start, 0
     try:
         for it in range(start, iters):
             drawn = rng.bit_generator.state if rng is not None else None
@@ -55,15 +63,106 @@ def run_iterations(step, start: int, iters: int, save, preview, ckpt_every: int,
             bar.update(1, **losses)
             done = it + 1
             if done % ckpt_every == 0 or done == iters:
-                save(done)
+                with uninterruptible():
+                    save(done)
+                    saved = done
             elif done % preview_every == 0:
                 preview(done)
-    except KeyboardInterrupt:
-        bar.close()
-        log(f"\ninterrupted: saving iteration {done} to {out} (resume with --resume)")
-        save(done)
+    except BaseException as e:
+        bar.close()                         # before the message: it starts a fresh line
+        if not isinstance(e, KeyboardInterrupt):
+            raise
+        if saved == done:                   # (a Ctrl-C held through the save just made)
+            log(f"\ninterrupted: iteration {done} is saved in {out} (resume with --resume)"
+                if done else "\ninterrupted before the first iteration: nothing to save")
+        else:
+            log(f"\ninterrupted: saving iteration {done} to {out} (resume with --resume)")
+            with uninterruptible():
+                save(done)
         raise
     bar.close()
+
+
+@contextlib.contextmanager
+def uninterruptible():
+    """Hold SIGINT (Ctrl-C) and SIGTERM until the block ends, then deliver the first one that
+    came: a checkpoint is written whole, or not at all (the files themselves are atomic).
+    Only the main thread receives signals; elsewhere the block just runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    old = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler = signal.getsignal(sig)
+        if handler is not None:             # None: set outside Python, cannot be restored
+            old[sig] = signal.signal(sig, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if held:
+        signal.raise_signal(held[0])        # now handled as it would have been: Ctrl-C raises
+
+
+def data_digest(images: list[np.ndarray]) -> str:
+    """SHA-256 of training images as read (shapes and pixels): --resume compares it to tell
+    the photo a run started with from another."""
+    h = hashlib.sha256()
+    for im in images:
+        h.update(repr(im.shape).encode())
+        h.update(np.ascontiguousarray(im, np.float32).tobytes())
+    return h.hexdigest()
+
+
+def check_resume(out, method: str | None, given: dict, preset: str | None,
+                 licence: str | None, iters: int | None) -> dict:
+    """What `--resume` continues, checked against what the user asked for this time; returns
+    {"method", "preset", "iters", "provenance"} of the saved run, which the resumed one keeps.
+
+    method, preset, licence, iters: as given (None: left out). given: the other settings
+    given, by TrainConfig field name ("batch", "lr", ...; None: left out). A saved run is
+    continued exactly or not at all: anything given that differs from it is a TexgenError
+    naming it, and so is an --iters the run has already reached. The images are compared by
+    check_same_data once they are read."""
+    from texgen import checkpoint
+    meta = checkpoint.training_info(out)
+    saved = dict(meta.get("provenance") or {})
+    kind = saved.get("method") or ("texnet" if meta.get("model") == "texnet" else "psgan")
+    if method is not None and method != kind:
+        raise TexgenError(f"{out} holds a {kind} model: resume it with --method {kind} (or "
+                          f"leave --method out)")
+
+    def differs(option: str, value, old) -> None:
+        raise TexgenError(f"--resume continues {out} with its saved settings: {option} {value} "
+                          f"differs from its {old} (leave it out)")
+    train_cfg = meta.get("train") or {}
+    for key, value in given.items():
+        if value is not None and key in train_cfg and train_cfg[key] != value:
+            differs("--" + key.replace("_", "-"), value, train_cfg[key])
+    for key, value in (("preset", preset), ("licence", licence)):
+        if value is not None and saved.get(key, value) != value:
+            differs("--" + key, value, saved[key])
+    done = int(meta.get("iteration", 0))
+    target = iters or int(train_cfg.get("iters", 0))
+    if target <= done:
+        raise TexgenError(f"{out} is already at iteration {done}: pass --iters above {done} "
+                          f"to train it further")
+    return {"method": kind, "preset": saved.get("preset", "fast"), "iters": target,
+            "provenance": saved}
+
+
+def check_same_data(out, saved: dict, provenance: dict) -> None:
+    """TexgenError unless this run's images (provenance: their names and data_digest) are the
+    ones the saved run (its provenance) was trained on."""
+    digest = saved.get("exemplar_sha256")
+    names = ", ".join(saved.get("exemplars") or []) or "other images"
+    if digest is not None and digest != provenance.get("exemplar_sha256"):
+        raise TexgenError(f"{out} was trained on {names}: --resume needs the same images "
+                          f"(these differ)")
+    if digest is None and saved.get("exemplars") not in (None, provenance.get("exemplars")):
+        raise TexgenError(f"{out} was trained on {names}: --resume needs the same images")
 
 
 class Progress:

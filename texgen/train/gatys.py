@@ -18,7 +18,7 @@ import torch
 
 from texgen.errors import TexgenError
 from texgen.train.common import Progress
-from texgen.train.descriptor import DescriptorLoss
+from texgen.train.descriptor import MIN_SIDE, DescriptorLoss
 
 OPTIMIZERS = ("lbfgs", "adam")
 
@@ -38,6 +38,9 @@ def synthesize(loss_fn: DescriptorLoss, width: int, height: int, cfg: GatysConfi
     the benchmark reads Gatys' whole loss-against-time curve from one run."""
     if cfg.optimizer not in OPTIMIZERS:
         raise TexgenError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, not {cfg.optimizer!r}")
+    if min(width, height) < MIN_SIDE:         # said before the progress bar starts
+        raise TexgenError(f"size {width}x{height} is too small for the VGG-19 descriptor "
+                          f"({MIN_SIDE} px a side at least)")
     dev = loss_fn.targets()[0].device
     start = np.random.default_rng(cfg.seed).uniform(0, 1, (1, 3, height, width)).astype(np.float32)
     x = torch.from_numpy(start).to(dev).requires_grad_(True)
@@ -61,19 +64,21 @@ def synthesize(loss_fn: DescriptorLoss, width: int, height: int, cfg: GatysConfi
             bar.update(1, loss=value)
         return loss
 
-    if cfg.optimizer == "lbfgs":
-        opt = torch.optim.LBFGS([x], lr=1, max_iter=cfg.iters, max_eval=cfg.iters,
-                                history_size=50, tolerance_grad=0, tolerance_change=0,
-                                line_search_fn="strong_wolfe")
-        opt.step(closure)
-    else:
-        opt = torch.optim.Adam([x], lr=cfg.lr)
-        for _ in range(cfg.iters):
+    try:
+        if cfg.optimizer == "lbfgs":
+            opt = torch.optim.LBFGS([x], lr=1, max_iter=cfg.iters, max_eval=cfg.iters,
+                                    history_size=50, tolerance_grad=0, tolerance_change=0,
+                                    line_search_fn="strong_wolfe")
             opt.step(closure)
-            with torch.no_grad():
-                x.clamp_(0, 1)
-    if bar:
-        bar.close()
+        else:
+            opt = torch.optim.Adam([x], lr=cfg.lr)
+            for _ in range(cfg.iters):
+                opt.step(closure)
+                with torch.no_grad():
+                    x.clamp_(0, 1)
+    finally:                                # an error or Ctrl-C: the bar ends its line first
+        if bar:
+            bar.close()
     if state["best"] is None:
         raise TexgenError("the optimisation produced no finite loss")
     best = state["best"].clamp(0, 1)
