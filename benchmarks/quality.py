@@ -340,13 +340,14 @@ def run_model(key, method, photo, img, cfg, vgg, tcfg=None, mcfg=None, minutes=N
         def compute():
             snaps = folder / "snapshots"
             final = timing["iters"]
-            model = variant(snaps, final, kind) if kind else folder / "model"
+            model = variant(snaps, final, kind) if kind not in (None, "ema") else folder / "model"
             samples = paint_samples(model, cfg)
-            contact_sheet(f"{key}{'_' + kind if kind else ''}", img, samples)
+            contact_sheet(f"{key.replace('/', '_')}{'_' + kind if kind else ''}", img, samples)
             r = score(samples, img, cfg, vgg)
             r.update(iters=final, train_seconds=timing["seconds"],
-                     **time_to_usable(snaps, "model" if not kind else "training", img, cfg, vgg,
-                                      r["baseline"]["texture_distance"], kind))
+                     **time_to_usable(snaps, "model" if kind in (None, "ema") else "training",
+                                      img, cfg, vgg, r["baseline"]["texture_distance"],
+                                      None if kind == "ema" else kind))
             return r
         out[kind] = result(f"{key}/{kind or 'final'}", compute)
     return out
@@ -451,51 +452,98 @@ def write_table(rows, cfg):
     print(f"wrote {path}")
 
 
-ABLATION = [
-    # label, run key, training overrides, painting variant
-    ("before", "a_before", dict(auto_patch=False, auto_waves=False), "legacy"),
-    ("+ exact statistics", "a_before", dict(auto_patch=False, auto_waves=False), "raw"),
-    ("+ period-aware", "c_period", dict(ema=0.999), "raw"),
-    ("+ EMA", "c_period", dict(ema=0.999), None),
-    ("+ R1", "e_r1", dict(ema=0.999, r1=1.0), None),
-    ("+ descriptor (gram)", "f_gram", dict(ema=0.999, r1=1.0, descriptor_weight=10.0,
-                                           descriptor_samples=2), None),
-    ("+ descriptor (swd)", "g_swd", dict(ema=0.999, r1=1.0, descriptor_weight=10.0,
-                                         descriptor_samples=2, loss="swd"), None),
-]
+# The descriptor recipe (part 4): found on floor_se01 before the ablation (15 min at 2 threads:
+# td 0.156 for the trained G against 0.273 without the term); 256 px patches because relu5_1
+# sees 16 x 16 positions of them (8 x 8 of 128 px ones), a 5x higher learning rate because
+# the texture loss converges at texnet's rates, not a GAN's.
+DESCRIPTOR = dict(descriptor_weight=100.0, lr=1e-3, patch=256, batch=2)
+
+
+def _mean_ratio(results: list[dict]) -> float:
+    """Mean over photos of texture_distance / the photo's own."""
+    return float(np.mean([r["metrics"]["texture_distance"] / r["baseline"]["texture_distance"]
+                          for r in results]))
 
 
 def ablation(args, found, cfg, vgg):
+    """Part-major: each part is trained on every photo, then kept for the following rows only
+    if it lowered the mean texture_distance ratio over the photos (EMA and R1); the
+    descriptor rows are each compared with the best before them."""
     from texgen.train.psgan import PRESETS, wave_init
     from texgen.train.texnet import PRESETS as TEXNET
     names = args.only.split(",") if args.only else list(TUNED)
+    imgs = {n: read_image(found[n]) for n in names}
+    mcfg, tcfg = PRESETS["fast"]
+    rows = {n: [] for n in names}
+    decisions = []
+
+    def psgan(key, over, kinds, label_of, m=None):
+        out = {}
+        for n in names:
+            mm = m(imgs[n]) if m else mcfg
+            res = run_model(f"ablation/{n}/{key}", "psgan", found[n], imgs[n], cfg, vgg,
+                            replace(tcfg, **over), mm, args.minutes, kinds=kinds)
+            for kind in kinds:
+                rows[n].append(_ablation_row(n, label_of[kind], res[kind]))
+                print(rows[n][-1], flush=True)
+            out[n] = res
+        return {kind: [out[n][kind] for n in names] for kind in kinds}
+
+    old = dict(auto_patch=False, auto_waves=False)
+    r = psgan("a_before", old, ("legacy", "raw"),
+              {"legacy": "before", "raw": "+ exact statistics"},
+              m=lambda img: replace(mcfg, init_k=wave_init([img], mcfg, np.zeros((0, 2)), tcfg.patch / 2)))
+    best = _mean_ratio(r["raw"])
+    kept = {}
+    r = psgan("c_period", dict(ema=0.999), ("raw", "ema"),
+              {"raw": "+ period-aware", "ema": "+ EMA (0.999)"})
+    best = min(best, _mean_ratio(r["raw"]))
+    if _mean_ratio(r["ema"]) < _mean_ratio(r["raw"]):
+        kept["ema"] = 0.999
+    decisions.append(f"EMA: mean ratio {_mean_ratio(r['ema']):.2f} painting the average against "
+                     f"{_mean_ratio(r['raw']):.2f} painting the trained G: "
+                     f"{'kept' if kept.get('ema') else 'dropped'}")
+    kind = "ema" if kept.get("ema") else "raw"
+    r1 = psgan("e_r1", dict(ema=0.999, r1=1.0), (kind,), {kind: "+ R1 (weight 1)"})[kind]
+    if _mean_ratio(r1) < best:
+        kept["r1"] = 1.0
+    decisions.append(f"R1: mean ratio {_mean_ratio(r1):.2f} against {best:.2f} before it: "
+                     f"{'kept' if kept.get('r1') else 'dropped'}")
+    best = min(best, _mean_ratio(r1))
+    for loss in ("gram", "swd"):
+        over = dict(ema=0.999, **{k: v for k, v in kept.items() if k != "ema"}, **DESCRIPTOR, loss=loss)
+        # both ways: the descriptor's higher learning rate moves G further between steps,
+        # which may change what its moving average is worth
+        d = psgan(f"desc_{loss}", over, ("raw", "ema"),
+                  {"raw": f"+ descriptor ({loss})", "ema": f"+ descriptor ({loss}), EMA"})
+        decisions.append(f"descriptor ({loss}): mean ratio {_mean_ratio(d['raw']):.2f} (trained G), "
+                         f"{_mean_ratio(d['ema']):.2f} (its average), against {best:.2f} without it")
+    for loss in ("gram", "swd"):
+        t = []
+        for n in names:
+            res = run_model(f"ablation/{n}/texnet_{loss}", "texnet", found[n], imgs[n], cfg, vgg,
+                            replace(TEXNET["fast"], loss=loss), None, args.minutes)[None]
+            rows[n].append(_ablation_row(n, f"texnet ({loss})", res))
+            print(rows[n][-1], flush=True)
+            t.append(res)
+        decisions.append(f"texnet ({loss}): mean ratio {_mean_ratio(t):.2f}")
     lines = []
-    for name in names:
-        img = read_image(found[name])
-        mcfg, tcfg = PRESETS["fast"]
-        for label, key, over, kind in ABLATION:
-            m = mcfg
-            if key == "a_before":                     # texgen 0.1's waves: peaks up to patch/2
-                m = replace(mcfg, init_k=wave_init([img], mcfg, np.zeros((0, 2)), tcfg.patch / 2))
-            r = run_model(f"ablation/{name}/{key}", "psgan", found[name], img, cfg, vgg,
-                          replace(tcfg, **over), m, args.minutes, kinds=(kind,))[kind]
-            lines.append(_ablation_row(name, label, r))
-            print(lines[-1], flush=True)
-        for loss in ("gram", "swd"):
-            r = run_model(f"ablation/{name}/texnet_{loss}", "texnet", found[name], img, cfg, vgg,
-                          replace(TEXNET["fast"], loss=loss), None, args.minutes)[None]
-            lines.append(_ablation_row(name, f"texnet ({loss})", r))
-            print(lines[-1], flush=True)
-        lines.append(_row(name, "*photo itself*", r["baseline"], r["baseline"]))
+    for n in names:
+        base = json.loads((MODELS / f"ablation/{n}/a_before/raw/result.json").read_text())["baseline"]
+        lines += rows[n] + [_row(n, "*photo itself*", base, base)]
     path = OUT / "quality_ablation.md"
     text = "\n".join([
         "# PSGAN training parts, one at a time", "",
-        f"Command: `python benchmarks/quality.py ablation --minutes {args.minutes:g}`. Each "
-        f"training gets {args.minutes:g} minutes of this 2-core CPU (iterations = the budget / "
-        "the seconds a step of that configuration takes, measured first); rows that name the "
-        "same run paint its weights two ways. Samples: seeds "
+        f"Command: `OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/quality.py ablation --minutes "
+        f"{args.minutes:g} --threads {args.threads}`. Every training gets {args.minutes:g} minutes "
+        f"on {args.threads} thread(s) (iterations = the budget / the seconds a step of that "
+        "configuration takes, measured first); rows that name the same run paint its weights "
+        "two ways (legacy or exact batch-norm statistics; the trained G or its moving average). "
+        "Parts are added in order and kept only if they lowered the mean texture_distance ratio "
+        "over the three photos. Samples: seeds "
         f"{', '.join(map(str, cfg.seeds))} at {cfg.size} px. Columns as in quality.md.", "",
-        HEADER, "|" + "---|" * (len(METRICS) + 3), *lines]) + "\n"
+        "## Decisions", "", *[f"- {d}" for d in decisions], "",
+        "## Every run", "", HEADER, "|" + "---|" * (len(METRICS) + 3), *lines]) + "\n"
     atomic_write_bytes(path, _keep_notes(path, text).encode())
     print(f"wrote {path}")
 
@@ -512,11 +560,17 @@ def main():
     ap.add_argument("--only", help="comma-separated photo names")
     ap.add_argument("--no-texnet", action="store_true")
     ap.add_argument("--minutes", type=float, default=15.0, help="ablation: budget per training")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads for training and painting")
+    ap.add_argument("--work", help="folder for models and per-run results (default benchmarks/models/quality)")
+    ap.add_argument("--out", help="folder for the results files and contact sheets (default benchmarks/out)")
     args = ap.parse_args()
+    global MODELS, OUT
+    MODELS = Path(args.work) if args.work else MODELS
+    OUT = Path(args.out) if args.out else OUT
     if not DATA.is_dir():
         print(f"{DATA} is absent: nothing to benchmark")
         return
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     found = photos()
     cfg = EvalConfig()
     vgg = VGG19(last="relu4_1")
