@@ -137,7 +137,7 @@ def probe_seconds(method: str, img: np.ndarray, tcfg, mcfg=None, steps: int = 4)
 
 
 def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mcfg=None,
-              minutes: float | None = None) -> Path:
+              minutes: float | None = None, snapshots: int = 10) -> Path:
     """Train (or finish training) benchmarks/models/quality/<key>; keeps a snapshot of the
     model (and of the training state, for the no-average variant) at every checkpoint and
     the wall time of training in timing.json. minutes: iterations from that budget."""
@@ -162,7 +162,7 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
         folder.mkdir(parents=True, exist_ok=True)
         _json(timing_path, timing)
     iters = timing["iters"]
-    every = max(50, iters // 10 // 50 * 50)
+    every = max(50, iters // snapshots // 50 * 50)
     tcfg = replace(tcfg, iters=iters, ckpt_every=every, preview_every=every)
     snaps = folder / "snapshots"
     snaps.mkdir(parents=True, exist_ok=True)
@@ -330,10 +330,10 @@ def _crop_or_tile(img, size, rng):
 
 
 def run_model(key, method, photo, img, cfg, vgg, tcfg=None, mcfg=None, minutes=None,
-              kinds=(None,)) -> dict:
+              kinds=(None,), snapshots: int = 10) -> dict:
     """Train key and score it; kinds: None (the saved model) and/or 'raw' / 'legacy'
     variants of a psgan run. Returns {kind: result}."""
-    folder = train_run(key, method, photo, img, tcfg, mcfg, minutes)
+    folder = train_run(key, method, photo, img, tcfg, mcfg, minutes, snapshots)
     timing = json.loads((folder / "timing.json").read_text())
     out = {}
     for kind in kinds:
@@ -482,7 +482,8 @@ def ablation(args, found, cfg, vgg):
         for n in names:
             mm = m(imgs[n]) if m else mcfg
             res = run_model(f"ablation/{n}/{key}", "psgan", found[n], imgs[n], cfg, vgg,
-                            replace(tcfg, **over), mm, args.minutes, kinds=kinds)
+                            replace(tcfg, **over), mm, args.minutes, kinds=kinds,
+                            snapshots=args.snapshots)
             for kind in kinds:
                 rows[n].append(_ablation_row(n, label_of[kind], res[kind]))
                 print(rows[n][-1], flush=True)
@@ -522,7 +523,8 @@ def ablation(args, found, cfg, vgg):
         t = []
         for n in names:
             res = run_model(f"ablation/{n}/texnet_{loss}", "texnet", found[n], imgs[n], cfg, vgg,
-                            replace(TEXNET["fast"], loss=loss), None, args.minutes)[None]
+                            replace(TEXNET["fast"], loss=loss), None, args.minutes,
+                            snapshots=args.snapshots)[None]
             rows[n].append(_ablation_row(n, f"texnet ({loss})", res))
             print(rows[n][-1], flush=True)
             t.append(res)
@@ -534,8 +536,8 @@ def ablation(args, found, cfg, vgg):
     path = OUT / "quality_ablation.md"
     text = "\n".join([
         "# PSGAN training parts, one at a time", "",
-        f"Command: `OMP_NUM_THREADS=1 taskset -c 0 python benchmarks/quality.py ablation --minutes "
-        f"{args.minutes:g} --threads {args.threads}`. Every training gets {args.minutes:g} minutes "
+        f"Command: `python benchmarks/quality.py ablation --minutes {args.minutes:g} --threads "
+        f"{args.threads} --snapshots {args.snapshots}`. Every training gets {args.minutes:g} minutes "
         f"on {args.threads} thread(s) (iterations = the budget / the seconds a step of that "
         "configuration takes, measured first); rows that name the same run paint its weights "
         "two ways (legacy or exact batch-norm statistics; the trained G or its moving average). "
@@ -560,6 +562,8 @@ def main():
     ap.add_argument("--only", help="comma-separated photo names")
     ap.add_argument("--no-texnet", action="store_true")
     ap.add_argument("--minutes", type=float, default=15.0, help="ablation: budget per training")
+    ap.add_argument("--snapshots", type=int, default=10,
+                    help="checkpoints scored per training for time-to-usable")
     ap.add_argument("--threads", type=int, default=2, help="torch threads for training and painting")
     ap.add_argument("--work", help="folder for models and per-run results (default benchmarks/models/quality)")
     ap.add_argument("--out", help="folder for the results files and contact sheets (default benchmarks/out)")
