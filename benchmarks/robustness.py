@@ -108,7 +108,7 @@ def make_inputs(folder: Path, src: Path) -> None:
     # a valid ONNX file of a newer IR version than onnxruntime reads
     import onnx
     sys.path.insert(0, str(ROOT))
-    from export.onnx_export import _seal
+    from texgen.export.onnx_export import _seal
     from texgen.runtime.onnx_painter import DIGEST_KEY, DIGEST_PLACEHOLDER
     mp = onnx.load(str(folder / "model.onnx"))
     mp.ir_version = 14

@@ -131,7 +131,7 @@ def is_out_of_memory(e: BaseException) -> bool:
                                    "e_outofmemory"))
 
 
-def paint(painter, req: Request, progress=None, cancel=None, notice=None) -> np.ndarray:
+def paint_retrying(painter, req: Request, progress=None, cancel=None, notice=None) -> np.ndarray:
     """painter.paint for the request; out of memory -> retry in tiles half the size, down to
     MIN_TILE_CELLS cells, telling notice(text) each time. (C, H, W) in [-1, 1]."""
     tile = req.tile or (CPU_TILE_CELLS if painter.device == "cpu" else GPU_TILE_CELLS)
@@ -179,7 +179,7 @@ def run_job(req: Request, folder, progress: Callable[[float, str], None] | None 
     base = file_base(req, painter.metadata.get("texgen_sha256", ""))
     a, b = _start("paint"), _start("maps")
     label = device_label(painter.device)
-    image = paint(painter, req, lambda done, total: say(a + (b - a) * done / total,
+    image = paint_retrying(painter, req, lambda done, total: say(a + (b - a) * done / total,
                                                         f"painting on {label}"), stop, notice)
     if stop():
         raise Cancelled()
@@ -246,7 +246,7 @@ def paint_previews(req: Request, seeds) -> dict[int, np.ndarray]:
     out = {}
     for seed in seeds:
         img = painter.paint(req.width, req.height, seed=seed, morph_seed=req.morph_seed,
-                            window=(0, 0, side, side))[colour]
+                            window=(0, 0, side, side))[colour]   # x, y, w, h
         rgb = np.clip(img.transpose(1, 2, 0) * np.float32(0.5) + np.float32(0.5), 0, 1)
         rgb = rgb.reshape(side // k, k, side // k, k, -1).mean(axis=(1, 3))
         out[seed] = np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else rgb

@@ -198,7 +198,7 @@ def models(tiny_models, tmp_path_factory):
     """The tiny PSGAN (folder, .onnx), a tiny stylisation model (folder, .onnx), and damaged,
     foreign and missing model files."""
     import torch
-    from export.onnx_export import export_onnx
+    from texgen.export.onnx_export import export_onnx
     from texgen import checkpoint
     from texgen.models.texnet import TexNet, TexNetConfig
     from texgen.train.batchnorm import calibrate_batchnorm

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from export.onnx_export import export_onnx
+from texgen.export.onnx_export import export_onnx
 from texgen import checkpoint
 from texgen.cli import main as cli
 from texgen.errors import TexgenError
