@@ -327,9 +327,9 @@ def save_image(path, array, bits: int = 8, png_level: int = 6) -> None:
         raise TexgenError(f"cannot save {path}: expected H x W x 1/3/4 pixels, got shape {arr.shape}")
     pixels = _quantize(arr, bits)
 
-    if bits == 16:                      # Pillow cannot write 16-bit colour: runtime/png.py
-        with PngWriter(path, pixels.shape[1], pixels.shape[0], pixels.shape[2], 16,
-                       png_level) as png:
+    if suffix == ".png":                # one PNG codec, streamed by bands (runtime/png.py):
+        with PngWriter(path, pixels.shape[1], pixels.shape[0], pixels.shape[2], bits,
+                       png_level) as png:   # Pillow cannot write 16-bit colour
             for y in range(0, len(pixels), 256):    # bands: the filtered copy stays small
                 png.write(y, pixels[y:y + 256])
         return
@@ -343,7 +343,7 @@ def save_image(path, array, bits: int = 8, png_level: int = 6) -> None:
     with atomic_path(path) as tmp:
         try:
             im.save(tmp, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else
-                                        {"compress_level": png_level} if fmt == "PNG" else {}))
+                                        {}))
         except OSError as e:
             if e.errno is not None:     # disk full, permissions: atomic_path says which
                 raise
