@@ -144,21 +144,24 @@ def evaluate_samples(samples: list[np.ndarray], exemplar: np.ndarray,
     return result
 
 
+# Periods come from the image's top-left PERIOD_CROP px at full resolution (a texture's
+# periods are those of any big piece of it, up to a third of the piece): the spectrum of a
+# whole 8K image needs several GB (measured 3.0 GB peak for 4096 px). An image too big to
+# hold is scored from bands, its 2x2 repeat from a box-averaged copy of <= PREVIEW_SIDE px.
+PERIOD_CROP = 2048
+PREVIEW_SIDE = 2048
+
+
 def evaluate_image(img: np.ndarray) -> dict:
-    """Tileability of one image: its seam score and dominant periods (px)."""
-    return {"seam_score": M.seam_score(img), "dominant_periods_px": _periods(img)}
+    """Tileability of one image: its seam score and dominant periods (px; of its top-left
+    PERIOD_CROP px)."""
+    return {"seam_score": M.seam_score(img),
+            "dominant_periods_px": _periods(img[:PERIOD_CROP, :PERIOD_CROP])}
 
 
 def _periods(img: np.ndarray) -> list[float]:
     f = M.dominant_periods(img, 3)
     return [round(1 / float(np.hypot(*v)), 2) for v in f if np.hypot(*v) > 0]
-
-
-# an image too big to hold is scored from bands: its periods from its top-left corner at full
-# resolution (a texture's periods are those of any big piece of it: up to a third of this),
-# its 2x2 repeat from a box-averaged copy of at most PREVIEW_SIDE px
-PERIOD_CROP = 4096
-PREVIEW_SIDE = 2048
 
 
 def score_image_file(path, max_pixels: float | None = None) -> tuple[dict, np.ndarray]:
@@ -172,7 +175,7 @@ def score_image_file(path, max_pixels: float | None = None) -> tuple[dict, np.nd
     if size is None or size[0] * size[1] <= max_pixels:
         img = read_image(path)
         return evaluate_image(img), img
-    (w, h), rows = read_image_bands(path)
+    (w, h), rows = read_image_bands(path, band=max(1, 2 ** 20 // size[0]))   # ~1 Mpx a band
     seam = M.SeamMeter()
     crop = np.empty((min(h, PERIOD_CROP), min(w, PERIOD_CROP), 3), np.float32)
     shrink = Shrinker(h, w, -(-max(h, w) // PREVIEW_SIDE))
