@@ -80,6 +80,10 @@ def main() -> None:
                     help="where the PNGs go (deleted after each row)")
     ap.add_argument("--threads", type=int, default=1, help="onnxruntime threads (--threads)")
     ap.add_argument("--no-eval", action="store_true", help="skip texgen eval --image")
+    ap.add_argument("--skip", action="append", default=[], metavar="LABEL:SIZE",
+                    help="leave out one row, e.g. texnet:65000")
+    ap.add_argument("--note", default="", help="a sentence for the results file (how the "
+                                               "models were made)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     models = dict(m.split("=", 1) for m in args.model)
@@ -102,7 +106,7 @@ def main() -> None:
         f"process streaming a PNG (8-bit RGB), then one `texgen eval --image` process reading it "
         f"back; peak RSS is that process's own (os.wait4), Mpx/s the texture's pixels over the "
         f"whole command's wall time. Models: "
-        + ", ".join(f"{k} = `{v}`" for k, v in models.items()) + ".",
+        + ", ".join(f"{k} = `{v}`" for k, v in models.items()) + ". " + args.note,
         "",
         "| model | size | whole cells | peak RSS generate | seconds | Mpx/s | PNG size | peak RSS eval --image | eval seconds | seam score |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -116,6 +120,8 @@ def main() -> None:
     sizes = [*args.sizes, *args.odd]
     for label, path in models.items():
         for text in sizes:
+            if f"{label}:{text}" in args.skip:
+                continue
             w, h = parse_size(text)
             whole = w % 32 == 0 and h % 32 == 0
             png = args.tmp / f"{label}_{w}x{h}.png"
