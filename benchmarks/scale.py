@@ -84,6 +84,8 @@ def main() -> None:
                     help="leave out one row, e.g. texnet:65000")
     ap.add_argument("--note", default="", help="a sentence for the results file (how the "
                                                "models were made)")
+    ap.add_argument("--commit", help="the texgen commit measured (default: this checkout's "
+                                     "HEAD; give it when running from a `git archive` copy)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     models = dict(m.split("=", 1) for m in args.model)
@@ -93,8 +95,8 @@ def main() -> None:
         cores = sorted(os.sched_getaffinity(0))
     except AttributeError:
         cores = list(range(os.cpu_count() or 1))
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
-                            capture_output=True, text=True).stdout.strip()
+    commit = args.commit or subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short",
+                                            "HEAD"], capture_output=True, text=True).stdout.strip()
     head = [
         "# Painting at scale: peak memory and speed against canvas size",
         "",

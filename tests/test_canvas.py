@@ -20,7 +20,7 @@ from texgen import checkpoint
 from texgen.cli import main as cli
 from texgen.errors import TexgenError
 from texgen.runtime.canvas import Canvas, PixelSink, paint_to_file
-from texgen.runtime.imageio import read_image, save_image
+from texgen.runtime.imageio import read_image
 from texgen.runtime.onnx_painter import OnnxPainter
 from texgen.runtime.resample import Axis, resample
 from texgen.runtime.tiling import Cancelled, to_pixels
@@ -203,23 +203,28 @@ def test_streaming_reader_refuses_average_and_paeth_rows(tmp_path):
         pass                                            # Average/Paeth rows: said, not guessed
 
 
-def test_eval_image_reads_big_pngs_in_bands(onnx_painter, tmp_path):
-    """Past the in-memory limit eval --image streams the PNG: the same seam score as reading
-    it whole (periods from its top-left corner)."""
+def test_eval_image_reads_pngs_in_bands(onnx_painter, tmp_path):
+    """eval --image streams a PNG texgen wrote (any size: past read_image's MAX_PIXELS too),
+    with the scores of reading it whole; a PNG with Average/Paeth rows is read whole."""
     from texgen.eval.report import evaluate_image, score_image_file
+    from texgen.runtime import imageio
     path = paint_to_file(onnx_painter, tmp_path / "t.png", 160, 96, seed=2)
     whole = evaluate_image(read_image(path))
-    streamed, preview = score_image_file(path, max_pixels=1000)
+    found = imageio.read_image_bands(path, band=7)
+    assert found is not None and found[0] == (160, 96)
+    streamed, preview = score_image_file(path)
     assert streamed["seam_score"] == pytest.approx(whole["seam_score"], rel=1e-9)
     assert streamed["dominant_periods_px"] == whole["dominant_periods_px"]
-    assert preview.shape == (96, 160, 3)
-    # a PNG past the reader's MAX_PIXELS is refused by read_image but scored in bands
-    from texgen.runtime import imageio
-    with pytest.raises(TexgenError, match="limit"):
-        read_image(path, max_pixels=1000)
+    np.testing.assert_allclose(preview, read_image(path), atol=1e-6)
     res = run("eval", "--image", path)
     assert res.exit_code == 0 and json.loads(res.output)["seam_score"] == pytest.approx(
         whole["seam_score"])
+    # other encoders: Pillow's adaptive filters (Paeth on noise) -> the whole-image reader
+    noisy = (np.random.default_rng(0).random((96, 160, 3)) * 255).astype(np.uint8)
+    Image.fromarray(noisy).save(tmp_path / "pil.png")
+    assert score_image_file(tmp_path / "pil.png")[0] == evaluate_image(read_image(tmp_path / "pil.png"))
+    Image.fromarray(noisy).save(tmp_path / "j.jpg")
+    assert imageio.read_image_bands(tmp_path / "j.jpg") is None
     assert imageio.STREAM_MAX_SIDE == 65536
 
 

@@ -491,6 +491,7 @@ def generate(model, size, seed, morph_seed, tileable, window, udim, tile_size, b
         check_wanted(wanted, painter.maps)
         params = _map_params(map_options, painter.surface)      # the model's defaults, then ours
     what = dict(morph_seed=morph_seed, tile=tile)
+    _interrupt_on_sigterm()             # a kill ends the painting like Ctrl-C: no temp left
     with _progress_bar("paint", "tile") as progress:
         if udim is not None:
             from texgen.runtime.udim import paint_udim

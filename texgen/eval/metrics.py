@@ -37,7 +37,10 @@ def seam_score(img: np.ndarray) -> float:
     far higher. SeamMeter computes it from bands of rows (an image too big to hold).
     """
     meter = SeamMeter()
-    meter.add(img)
+    a = np.asarray(img)
+    band = max(1, 2 ** 20 // max(1, a.shape[1]))     # ~1 Mpx at a time: float64 temporaries
+    for y in range(0, len(a), band):
+        meter.add(a[y:y + band])
     return meter.score()
 
 

@@ -164,22 +164,30 @@ def _periods(img: np.ndarray) -> list[float]:
     return [round(1 / float(np.hypot(*v)), 2) for v in f if np.hypot(*v) > 0]
 
 
-def score_image_file(path, max_pixels: float | None = None) -> tuple[dict, np.ndarray]:
+def score_image_file(path) -> tuple[dict, np.ndarray]:
     """(evaluate_image's scores, the image or a shrunk copy of it for the report) of an image
-    file. Up to max_pixels (default imageio.MAX_PIXELS) it is read whole (read_image); a
-    bigger PNG (every PNG texgen writes, up to 65536 px a side) band by band, in bounded
-    memory (imageio.read_image_bands)."""
-    from texgen.runtime.imageio import MAX_PIXELS, image_size, read_image, read_image_bands
-    max_pixels = MAX_PIXELS if max_pixels is None else max_pixels
-    size = image_size(path)
-    if size is None or size[0] * size[1] <= max_pixels:
-        img = read_image(path)
-        return evaluate_image(img), img
-    (w, h), rows = read_image_bands(path, band=max(1, 2 ** 20 // size[0]))   # ~1 Mpx a band
+    file, in bounded memory whatever its size: a PNG runtime/png.py streams (every PNG texgen
+    writes, up to 65536 px a side) is read band by band (imageio.read_image_bands); another
+    file, or a PNG with Average or Paeth rows, whole through imageio.read_image (its
+    MAX_PIXELS limit)."""
+    from texgen.runtime.imageio import read_image, read_image_bands
+    from texgen.runtime.png import PngUnsupported
+    found = read_image_bands(path)
+    if found is not None:
+        try:
+            return _score_bands(*found)
+        except PngUnsupported:
+            pass
+    img = read_image(path)
+    return evaluate_image(img), img
+
+
+def _score_bands(size: tuple[int, int], bands) -> tuple[dict, np.ndarray]:
+    w, h = size
     seam = M.SeamMeter()
     crop = np.empty((min(h, PERIOD_CROP), min(w, PERIOD_CROP), 3), np.float32)
     shrink = Shrinker(h, w, -(-max(h, w) // PREVIEW_SIDE))
-    for y, band in rows:
+    for y, band in bands:
         seam.add(band)
         if y < len(crop):
             crop[y:y + len(band)] = band[:len(crop) - y, :crop.shape[1]]

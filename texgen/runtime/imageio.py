@@ -126,35 +126,35 @@ def image_size(path) -> tuple[int, int] | None:
     return struct.unpack(">II", head[16:24])
 
 
-def read_image_bands(path, band: int = 64, *, min_size: int = 8):
+def read_image_bands(path, band: int | None = None, *, min_size: int = 8):
     """A PNG read band by band: ((width, height), iterator of (y, float32 rows (n, w, 3) in
     [0, 1])) as read_image(path) would give them (grey replicated, alpha dropped), in the
-    memory of a band, for images up to STREAM_MAX_SIDE px a side. TexgenError for what it
-    cannot read: a file that is not such a PNG, or rows filtered with Average or Paeth (other
-    encoders' PNGs: read_image reads them, up to MAX_PIXELS)."""
+    memory of a band (default about a megapixel), for images up to STREAM_MAX_SIDE px a side;
+    None for a file that is not
+    a PNG runtime/png.py streams (read_image reads those, up to MAX_PIXELS). The iterator
+    raises png.PngUnsupported at a row filtered with Average or Paeth (other encoders' PNGs:
+    read_image reads them too), TexgenError for a damaged file."""
     from texgen.runtime.png import PngUnsupported, read_header, read_png_rows
     path = Path(path)
     if not path.is_file():
         raise TexgenError(f"{path}: no such image file")
     try:
-        check_file_bytes(path, max_file_bytes(STREAM_MAX_SIDE ** 2))
         with open(path, "rb") as f:
             w, h, bits, n = read_header(f)
-    except TexgenError:
-        raise
-    except (OSError, ValueError) as e:
-        raise TexgenError(f"{path} is not a PNG this reader streams ({e})") from None
+    except (OSError, ValueError):           # not a PNG, or palette / interlaced / < 8 bits
+        return None
+    check_file_bytes(path, max_file_bytes(STREAM_MAX_SIDE ** 2))
     if max(w, h) > STREAM_MAX_SIDE or min(w, h) < min_size:
         raise TexgenError(f"{path} is {w}x{h}: each side must be {min_size}..{STREAM_MAX_SIDE} px")
     scale = np.float32(65535.0 if bits == 16 else 255.0)
+    band = band or max(1, 2 ** 20 // w)
 
     def rows():
         try:
             for y, px in read_png_rows(path, band):
                 yield y, _to_channels(px.astype(np.float32) / scale, n in (2, 4), 3)
-        except PngUnsupported as e:
-            raise TexgenError(f"{path}: {e}, which only the in-memory reader decodes (up to "
-                              f"{MAX_PIXELS / 1e6:.3g} Mpx): save it with texgen") from None
+        except PngUnsupported:
+            raise
         except (OSError, ValueError, zlib.error) as e:
             raise TexgenError(f"{path} is not a readable image ({type(e).__name__}: {e})") from None
     return (w, h), rows()

@@ -27,7 +27,6 @@ from typing import BinaryIO, Iterator
 
 import numpy as np
 
-from texgen.errors import TexgenError
 from texgen.files import atomic_path
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -245,6 +244,8 @@ def read_png_rows(path, band: int = 64) -> Iterator[tuple[int, np.ndarray]]:
             out = np.empty((len(raw), w * bpp), np.uint8)
             for i, row in enumerate(raw):
                 prev = out[i] = _unfilter(row[0], row[1:], prev, bpp)
+            if y + band >= h and (data or next(stream, b"")):   # a piece more: bounded
+                raise ValueError("PNG pixel data has the wrong size (more than its header's)")
             if bits == 16:
                 yield y, out.view(">u2").astype(np.uint16).reshape(len(raw), w, n)
             else:
