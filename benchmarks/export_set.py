@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
-from export.onnx_export import export_onnx
+from texgen.export.onnx_export import export_onnx
 from texgen.builtin import builtin_path
 from texgen.eval.metrics import seam_score
 from texgen.runtime.maps import MAP_NAMES, material_maps

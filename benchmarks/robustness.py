@@ -108,7 +108,7 @@ def make_inputs(folder: Path, src: Path) -> None:
     # a valid ONNX file of a newer IR version than onnxruntime reads
     import onnx
     sys.path.insert(0, str(ROOT))
-    from export.onnx_export import _seal
+    from texgen.export.onnx_export import _seal
     from texgen.runtime.onnx_painter import DIGEST_KEY, DIGEST_PLACEHOLDER
     mp = onnx.load(str(folder / "model.onnx"))
     mp.ir_version = 14
@@ -175,9 +175,14 @@ def cases() -> list[Case]:
         add("generate", f"--model {model}", g("--model", model, "--out", "x.png"), "error")
     add("generate", "--out through a symlink", g("--out", "link.png"), "ok", ["link.png", "target.png"],
         scenario="symlink")
-    add("generate", "65536 x 65536 (the documented maximum) under a 4 GiB memory limit",
-        ["generate", *onnx_cpu, "--size", "65536", "--out", "big.png"], "error",
+    # a PNG is streamed (a band in memory): a TGA holds the 12 GiB image, which must fail in one line
+    add("generate", "65536 x 65536 TGA (held in memory) under a 4 GiB memory limit",
+        ["generate", *onnx_cpu, "--size", "65536", "--out", "big.tga"], "error",
         limit_as=4 << 30)
+    add("generate", "--window outside the texture", g("--size", "64", "--window", "60,0,8,8",
+                                                      "--out", "x.png"), "error")
+    add("generate", "--udim with 11 columns", g("--udim", "11x1", "--tile-size", "32", "--out",
+                                                 "x.png"), "error")
     add("generate", "unknown option", g("--colour", "red", "--out", "x.png"), "error")
 
     # stylize ----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.onnx_export import export_onnx
+from texgen.export.onnx_export import export_onnx
 from texgen import checkpoint
 from texgen.train.batchnorm import calibrate_batchnorm
 from texgen.models.psgan import Generator, PSGANConfig

@@ -42,7 +42,7 @@ def main():
     args = ap.parse_args()
 
     import torch
-    from export.onnx_export import export_onnx
+    from texgen.export.onnx_export import export_onnx
     from texgen import checkpoint
     from texgen.data import IMAGE_SUFFIXES
     from texgen.models.texnet import TexNetConfig

@@ -115,7 +115,7 @@ def main():
     args = ap.parse_args()
 
     import torch
-    from export.onnx_export import export_onnx
+    from texgen.export.onnx_export import export_onnx
     from texgen.runtime.imageio import read_image, save_image
     from texgen.train.descriptor import DescriptorLoss
     torch.set_num_threads(2)

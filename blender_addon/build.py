@@ -86,11 +86,11 @@ PLATFORM_WHEELS = {("onnxruntime", "macos-arm64"): {"3.11": "1.23.2", "3.13": "1
 
 def wheel_version(package: str, platform: str, python: str) -> str:
     return PLATFORM_WHEELS.get((package, platform), WHEELS[package])[python]
-# what the texgen wheel is built from (the package and what pyproject.toml needs to build it);
-# not export/ (it needs torch, and a top-level `export` package could clash in Blender's
-# shared site-packages) nor the built-ins' .safetensors weights (torch only: the add-on
-# paints their model.onnx)
-SOURCES = ("pyproject.toml", "README.md", "texgen")
+# what the texgen wheel is built from (the package and what pyproject.toml needs to build it:
+# export/ installs as texgen.export, never a top-level `export` that could clash in Blender's
+# shared site-packages; it imports torch only when used, which the add-on never does); not
+# the built-ins' .safetensors weights (torch only: the add-on paints their model.onnx)
+SOURCES = ("pyproject.toml", "README.md", "texgen", "export")
 
 
 def run(cmd: list, **kw) -> subprocess.CompletedProcess:

@@ -37,6 +37,7 @@ import numpy as np
 from texgen.errors import TexgenError
 from texgen.runtime.maps import MapParams, map_file_name
 from texgen.runtime.tiling import Cancelled
+from texgen.runtime.udim import tile_path
 
 # Tiles of 16 cells (512 px with the usual 32 px cells): the progress bar moves and Cancel
 # answers within one tile, and 16 divides every size offered (1K..8K = 32..256 cells), so no
@@ -68,6 +69,13 @@ class Request:
     device: str = "auto"
     threads: int | None = None
     tile: int | None = None         # cells; None: CPU_TILE_CELLS or GPU_TILE_CELLS
+    udim: tuple[int, int] | None = None     # (columns, rows): the width x height texture as a
+                                            # UDIM set of tiles (runtime/udim.py)
+
+    @property
+    def tile_px(self) -> int:
+        """px of the image that one repeat of the material shows: a UDIM tile, or the texture."""
+        return self.width // self.udim[0] if self.udim else self.width
 
 
 def file_base(req: Request, model_digest: str) -> str:
@@ -80,9 +88,11 @@ def file_base(req: Request, model_digest: str) -> str:
     stem = re.sub(r"[^\w.-]+", "_", stem)[:40] or "texgen"
     key = {"model": model_digest, "seed": req.seed, "morph": req.morph_seed,
            "size": [req.width, req.height], "params": req.params.to_dict(), "bits": BITS,
-           "png_level": PNG_LEVEL, "texgen": __version__}
+           "png_level": PNG_LEVEL, "texgen": __version__, "udim": req.udim}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:8]
     size = str(req.width) if req.width == req.height else f"{req.width}x{req.height}"
+    if req.udim:                    # bricks_s3_udim2x2_1024_...: 2 x 2 tiles of 1024 px
+        size = f"udim{req.udim[0]}x{req.udim[1]}_{req.tile_px}"
     return f"{stem}_s{req.seed}_{size}_{digest}"
 
 
@@ -131,14 +141,16 @@ def is_out_of_memory(e: BaseException) -> bool:
                                    "e_outofmemory"))
 
 
-def paint(painter, req: Request, progress=None, cancel=None, notice=None) -> np.ndarray:
-    """painter.paint for the request; out of memory -> retry in tiles half the size, down to
-    MIN_TILE_CELLS cells, telling notice(text) each time. (C, H, W) in [-1, 1]."""
+def paint_retrying(painter, req: Request, progress=None, cancel=None, notice=None,
+                   window=None) -> np.ndarray:
+    """painter.paint for the request (window: x, y, w, h px of it, e.g. a UDIM tile); out of
+    memory -> retry in tiles half the size, down to MIN_TILE_CELLS cells, telling
+    notice(text) each time. (C, H, W) in [-1, 1]."""
     tile = req.tile or (CPU_TILE_CELLS if painter.device == "cpu" else GPU_TILE_CELLS)
     while True:
         try:
             return painter.paint(req.width, req.height, seed=req.seed, morph_seed=req.morph_seed,
-                                 tile=tile, progress=progress, cancel=cancel)
+                                 tile=tile, progress=progress, cancel=cancel, window=window)
         except (Cancelled, TexgenError):
             raise
         except Exception as e:
@@ -154,7 +166,7 @@ def paint(painter, req: Request, progress=None, cancel=None, notice=None) -> np.
 
 @dataclass
 class Result:
-    files: dict[str, Path]          # {map: PNG path}
+    files: dict[str, Path]          # {map: PNG path} (UDIM: the path of tile 1001)
     device: str                     # where it painted ("cpu", "cuda", ...)
     device_note: str                # one line on a GPU that was skipped, or ""
     surface: object                 # the model's runtime.surface.Surface (texel size)
@@ -164,31 +176,54 @@ def run_job(req: Request, folder, progress: Callable[[float, str], None] | None 
             cancel: Callable[[], bool] | None = None, notice=None,
             encoders: int = 1) -> Result:
     """Paint the request, derive its maps and write them as PNGs `folder/<file_base>_<suffix>
-    .png` (Poly Haven suffixes). Each map is handed to one of `encoders` threads as soon as it
-    is derived (zlib and Pillow release the GIL, so encoding runs beside the next map's
-    derivation). All files go to a scratch folder first and are moved in together at the end,
-    so a failure or Cancel never leaves a mix of old and new files. progress(fraction, phase);
-    raises Cancelled or TexgenError."""
-    from texgen.runtime.imageio import save_image
-    from texgen.runtime.maps import check_wanted, iter_material_maps
+    .png` (Poly Haven suffixes; a UDIM set: `..._<suffix>.1001.png` and on, one per tile).
+    Each map is handed to one of `encoders` threads as soon as it is derived (zlib releases
+    the GIL, so encoding runs beside the next map's derivation). All files go to a scratch
+    folder first and are moved in together at the end, so a failure or Cancel never leaves a
+    mix of old and new files. progress(fraction, phase); raises Cancelled or TexgenError."""
+    from texgen.runtime.maps import check_wanted
     say = progress or (lambda f, phase: None)
     stop = cancel or (lambda: False)
     say(_start("load"), "loading model")
     painter = get_painter(req.model, req.device, req.threads)
     check_wanted(req.maps, painter.maps)        # before painting: a wrong map fails at once
+    if req.udim and not set(req.maps) <= set(painter.maps):
+        raise TexgenError("a UDIM set paints the maps the model learned: the others are "
+                          "derived from the whole texture")
     base = file_base(req, painter.metadata.get("texgen_sha256", ""))
-    a, b = _start("paint"), _start("maps")
-    label = device_label(painter.device)
-    image = paint(painter, req, lambda done, total: say(a + (b - a) * done / total,
-                                                        f"painting on {label}"), stop, notice)
-    if stop():
-        raise Cancelled()
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=".texgen-", dir=folder))
     except OSError as e:
         raise TexgenError(f"cannot write textures to {folder}: {e.strerror or e}") from None
+    try:
+        write = _write_udim if req.udim else _write_texture
+        names = write(painter, req, base, scratch, say, stop, notice, encoders)
+        for name in names:
+            os.replace(scratch / name, folder / name)
+    except MemoryError:
+        raise TexgenError(f"out of memory deriving the maps of a {req.width}x{req.height} "
+                          f"texture: choose a smaller size or fewer maps") from None
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    first = (lambda p: tile_path(p, 1001)) if req.udim else (lambda p: p)
+    files = {name: first(folder / map_file_name(base, name)) for name in req.maps}
+    return Result(files, painter.device, painter.device_note, painter.surface)
+
+
+def _write_texture(painter, req: Request, base: str, scratch: Path, say, stop, notice,
+                   encoders: int) -> list[str]:
+    """Paint the whole texture, derive each map and write it into scratch; the file names."""
+    from texgen.runtime.imageio import save_image
+    from texgen.runtime.maps import iter_material_maps
+    a, b = _start("paint"), _start("maps")
+    label = device_label(painter.device)
+    image = paint_retrying(painter, req, lambda done, total: say(a + (b - a) * done / total,
+                                                                f"painting on {label}"),
+                           stop, notice)
+    if stop():
+        raise Cancelled()
     done: list[str] = []
     step = (_start("done") - b) / (2 * len(req.maps))      # half per map made, half per file
 
@@ -200,34 +235,52 @@ def run_job(req: Request, folder, progress: Callable[[float, str], None] | None 
         done.append(name)
         say(b + step * (len(req.maps) + len(done)), f"wrote {name}")
 
-    try:
-        say(b, "deriving maps")
-        with ThreadPoolExecutor(max(1, encoders)) as pool:
-            pending = []
-            try:
-                for i, (name, pixels) in enumerate(
-                        iter_material_maps(image, painter.maps, req.maps, req.params), 1):
-                    pending.append(pool.submit(write, name, pixels))
-                    say(b + step * (i + len(done)), f"derived {name}")
-                    if stop():
-                        raise Cancelled()
-                del image
-            except BaseException:
-                for f in pending:       # not started yet: never started
-                    f.cancel()
-                raise
-            for f in pending:
-                f.result()              # the first failure (or Cancelled) propagates
-        files = {}
-        for name in req.maps:
-            files[name] = folder / map_file_name(base, name)
-            os.replace(scratch / files[name].name, files[name])
-    except MemoryError:
-        raise TexgenError(f"out of memory deriving the maps of a {req.width}x{req.height} "
-                          f"texture: choose a smaller size or fewer maps") from None
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return Result(files, painter.device, painter.device_note, painter.surface)
+    say(b, "deriving maps")
+    with ThreadPoolExecutor(max(1, encoders)) as pool:
+        pending = []
+        try:
+            for i, (name, pixels) in enumerate(
+                    iter_material_maps(image, painter.maps, req.maps, req.params), 1):
+                pending.append(pool.submit(write, name, pixels))
+                say(b + step * (i + len(done)), f"derived {name}")
+                if stop():
+                    raise Cancelled()
+            del image
+        except BaseException:
+            for f in pending:       # not started yet: never started
+                f.cancel()
+            raise
+        for f in pending:
+            f.result()              # the first failure (or Cancelled) propagates
+    return [map_file_name(base, name) for name in req.maps]
+
+
+def _write_udim(painter, req: Request, base: str, scratch: Path, say, stop, notice,
+                encoders: int) -> list[str]:
+    """Paint the UDIM set tile by tile (windows of one texture: runtime/udim.py) and write each
+    map of each tile into scratch; the file names. Only learned maps: they are made pixel by
+    pixel, so a tile's maps are the crop of the whole texture's."""
+    from texgen.runtime.imageio import save_image
+    from texgen.runtime.maps import material_maps
+    from texgen.runtime.udim import udim_tiles
+    cols, rows = req.udim
+    tiles = udim_tiles(cols, rows, req.tile_px)
+    a, z = _start("paint"), _start("done")
+    label = device_label(painter.device)
+    names = []
+    for i, t in enumerate(tiles):
+        at = lambda f, i=i: a + (z - a) * (i + f) / len(tiles)
+        image = paint_retrying(painter, req, lambda done, total: say(
+            at(0.8 * done / total), f"painting tile {t.number} on {label}"), stop, notice,
+            window=t.window)
+        for name, pixels in material_maps(image, painter.maps, req.maps, req.params).items():
+            if stop():
+                raise Cancelled()
+            path = tile_path(scratch / map_file_name(base, name), t.number)
+            save_image(path, pixels, bits=BITS[name], png_level=PNG_LEVEL)
+            names.append(path.name)
+        say(at(1.0), f"wrote tile {t.number}")
+    return names
 
 
 PREVIEW_WINDOW, PREVIEW_SIDE = 256, 128     # px painted per seed, px shown
@@ -246,7 +299,7 @@ def paint_previews(req: Request, seeds) -> dict[int, np.ndarray]:
     out = {}
     for seed in seeds:
         img = painter.paint(req.width, req.height, seed=seed, morph_seed=req.morph_seed,
-                            window=(0, 0, side, side))[colour]
+                            window=(0, 0, side, side))[colour]   # x, y, w, h
         rgb = np.clip(img.transpose(1, 2, 0) * np.float32(0.5) + np.float32(0.5), 0, 1)
         rgb = rgb.reshape(side // k, k, side // k, k, -1).mean(axis=(1, 3))
         out[seed] = np.repeat(rgb, 3, axis=2) if rgb.shape[2] == 1 else rgb

@@ -9,6 +9,8 @@ The node tree, the way Blender's own Node Wrangler "Principled Setup" builds one
     UV Map "texgen" (metres: uvs.py) -> Mapping (Scale = 1 / (tile metres x Scale)) -> every
                                         Image Texture: a tile of W px covers W x texel size
                                         metres, so bricks keep their real size at any W
+                                        (a UDIM set: -> Vector Math Wrap into [0, columns) x
+                                        [0, rows) tiles -> tiled Image Textures)
     color     (sRGB)      -> Base Color
     normal    (Non-Color) -> Normal Map (tangent space of the "texgen" UV map; maps are
                              OpenGL, as Blender) -> Normal
@@ -45,7 +47,7 @@ BSDF_INPUT = {"color": "Base Color", "roughness": "Roughness"}
 # rows of the image nodes, top to bottom, for a readable tree
 ROWS = ("color", "ao", "roughness", "normal", "height")
 LABELS = {"color": "Color", "ao": "AO (not connected)", "roughness": "Roughness",
-          "normal": "Normal", "height": "Height"}
+          "normal": "Normal", "height": "Height", "udim wrap": "UDIM set: wrap"}
 
 
 @dataclass
@@ -66,21 +68,31 @@ def image_name(material: str, map_name: str) -> str:
     return f"{material} {map_name}"
 
 
-def load_image(name: str, path: Path, map_name: str, pack: bool = False) -> bpy.types.Image:
+def load_image(name: str, path: Path, map_name: str, pack: bool = False,
+               tiled: bool = False) -> bpy.types.Image:
     """The image datablock `name` showing `path`: re-pointed and reloaded if texgen made it
     before, else loaded fresh. The colour space is set before any pixel is read (loading is
-    lazy), so Blender never decodes data maps as sRGB."""
+    lazy), so Blender never decodes data maps as sRGB. tiled: path is tile 1001 of a UDIM
+    set: the image becomes a tiled one (source 'TILED'), which finds the set's other tiles
+    beside it and names them with the <UDIM> token."""
     path = Path(path)
     img = bpy.data.images.get(name)
-    if img is not None and img.get(TAG) and img.source == "FILE":
+    if img is not None and img.get(TAG) and img.source in ("FILE", "TILED"):
         img.colorspace_settings.name = blender_colour_space(map_name)
+        if img.packed_file is not None:
+            img.unpack(method="REMOVE")
+        img.source = "FILE"             # re-pointed at tile 1001 (or the file), then tiled
         img.filepath = _blend_relative(path)
+        if tiled:
+            img.source = "TILED"
         img.reload()                    # the file may be the same path with new pixels
     else:
         img = bpy.data.images.load(str(path), check_existing=False)
         img.name = name
         img.colorspace_settings.name = blender_colour_space(map_name)
         img.filepath = _blend_relative(path)
+        if tiled:
+            img.source = "TILED"
         img[TAG] = True
     img.alpha_mode = "NONE"             # opaque maps: no straight/premultiplied guessing
     if pack:
@@ -107,17 +119,21 @@ def find_material(name: str) -> bpy.types.Material | None:
 
 
 def apply(files: dict[str, Path], objects, name: str = "texgen", look: Look | None = None,
-          about: dict | None = None) -> tuple[bpy.types.Material, dict[str, str]]:
+          about: dict | None = None,
+          udim: tuple[int, int] | None = None) -> tuple[bpy.types.Material, dict[str, str]]:
     """Build (or update) material `name` from map files {map: path} and give it to `objects`
     (their active slot; a slot is added when they have none), each with its "texgen" UV map in
     metres (uvs.py). Returns the material and {object name: "uv" | "box" | ""}, how each got
     its coordinates.
 
     about: settings to record on the material (model, seed, size) for the user and re-runs.
+    udim: (columns, rows) when files are the 1001 tiles of UDIM sets: tiled images, and the
+    coordinates wrap around the whole set (look.tile_metres is then one tile's).
     """
     look = look or Look()
     # every image first (lazily: only a missing file fails here), before the material changes
-    images = {m: load_image(image_name(name, m), p, m, look.pack) for m, p in files.items()}
+    images = {m: load_image(image_name(name, m), p, m, look.pack, tiled=udim is not None)
+              for m, p in files.items()}
     # a material of that name that texgen did not make is adopted: its Principled BSDF gets
     # the maps (the artist named it in the panel), its other nodes stay
     mat = bpy.data.materials.get(name) or bpy.data.materials.new(name)
@@ -125,7 +141,7 @@ def apply(files: dict[str, Path], objects, name: str = "texgen", look: Look | No
         mat.use_nodes = True
     if look.tile_metres:
         mat[f"{TAG}_tile_metres"] = look.tile_metres
-    build_tree(mat.node_tree, images, look, mat.get(f"{TAG}_tile_metres", 1.0))
+    build_tree(mat.node_tree, images, look, mat.get(f"{TAG}_tile_metres", 1.0), udim)
     mat[TAG] = True
     for k, v in (about or {}).items():
         mat[f"{TAG}_{k}"] = v
@@ -175,22 +191,35 @@ def _output_and_bsdf(tree):
     return out, bsdf
 
 
-def build_tree(tree, images: dict, look: Look, tile_metres: float) -> None:
-    """Wire the images into the Principled BSDF (see the module docstring)."""
+def build_tree(tree, images: dict, look: Look, tile_metres: float,
+               udim: tuple[int, int] | None = None) -> None:
+    """Wire the images into the Principled BSDF (see the module docstring). udim: (columns,
+    rows) of tiled images: a Vector Math Wrap after the Mapping keeps the coordinates (in
+    tiles) inside the set, so it repeats as a whole over a surface of any size."""
     out, bsdf = _output_and_bsdf(tree)
     x0, y0 = bsdf.location.x, bsdf.location.y
-    coord = _node(tree, "coordinates", "ShaderNodeUVMap", (x0 - 1100, y0 - 200))
+    coord = _node(tree, "coordinates", "ShaderNodeUVMap", (x0 - 1300, y0 - 200))
     coord.uv_map = uvs.UV_NAME
-    mapping = _node(tree, "mapping", "ShaderNodeMapping", (x0 - 900, y0 - 200))
+    mapping = _node(tree, "mapping", "ShaderNodeMapping", (x0 - 1100, y0 - 200))
     tree.links.new(coord.outputs["UV"], mapping.inputs["Vector"])
     set_scale(mapping, tile_metres * look.scale)
+    vector = mapping.outputs["Vector"]
+    if udim:
+        wrap = _node(tree, "udim wrap", "ShaderNodeVectorMath", (x0 - 850, y0 - 200))
+        wrap.operation = "WRAP"
+        tree.links.new(vector, wrap.inputs[0])
+        wrap.inputs[1].default_value = (udim[0], udim[1], 1.0)      # max
+        wrap.inputs[2].default_value = (0.0, 0.0, 0.0)              # min
+        vector = wrap.outputs["Vector"]
+    elif (old := tree.nodes.get(NODE.format("udim wrap"))) is not None:
+        tree.nodes.remove(old)
 
     for row, m in enumerate(k for k in ROWS if k in images):
         tex = _node(tree, m, "ShaderNodeTexImage", (x0 - 600, y0 - 280 * row))
         tex.image = images[m]
         tex.extension = "REPEAT"        # the texture wraps: it is seamless
         tex.interpolation = "Linear"
-        tree.links.new(mapping.outputs["Vector"], tex.inputs["Vector"])
+        tree.links.new(vector, tex.inputs["Vector"])
         if m in BSDF_INPUT:
             tree.links.new(tex.outputs["Color"], bsdf.inputs[BSDF_INPUT[m]])
         elif m == "normal":

@@ -38,6 +38,7 @@ class Run:
     notices_shown: int = 0
     folder_note: str = ""
     size_note: str = ""             # the model does not know its real-world size
+    udim_note: str = ""             # maps a UDIM set leaves out
     timer: object = field(default=None, repr=False)
 
 
@@ -69,14 +70,17 @@ def prepare(context) -> Run:
     name = s.material_name.strip() or "texgen"
     folder, note = texture_folder(prefs)
     surface = models.model_info(req.model).surface
-    look = properties.look(s, tile_metres=surface.texel_size_or_default * req.width)
+    look = properties.look(s, tile_metres=surface.texel_size_or_default * req.tile_px)
     look.pack = s.pack_images
     size_note = "" if surface.texel_size else (
         f"the model does not say how big its texture is in reality: "
         f"{surface.texel_size_or_default * 1000:g} mm per pixel assumed "
         f"(texgen annotate MODEL --exemplar-width, then export it again)")
+    dropped = [m for m in properties.MAP_NAMES if m in s.maps and m not in req.maps]
+    udim_note = (f"a UDIM set holds the maps the model paints: {', '.join(dropped)} left out "
+                 f"(derived maps filter the whole texture)" if dropped else "")
     return Run(Job(req, folder), target_objects(context), name, look, properties.about(req),
-               folder_note=note, size_note=size_note)
+               folder_note=note, size_note=size_note, udim_note=udim_note)
 
 
 def _redraw(context) -> None:
@@ -108,27 +112,37 @@ def step(run: Run, context, report) -> set | None:
         return {"CANCELLED"}
     result = j.result
     objects = [bpy.data.objects[n] for n in run.objects if n in bpy.data.objects]
-    run.look.tile_metres = result.surface.texel_size_or_default * j.req.width
+    run.look.tile_metres = result.surface.texel_size_or_default * j.req.tile_px
     try:
         mat, projections = material.apply(result.files, objects, run.material, run.look,
-                                          run.about)
+                                          run.about, udim=j.req.udim)
     except (RuntimeError, OSError) as e:    # Blender could not read a file we just wrote
         report({"ERROR"}, f"texgen: {e}")
         return {"CANCELLED"}
     device = job.device_label(result.device)
-    state.last_run = (f"seed {j.req.seed}, {j.req.width} px: painted on {device} in "
+    udim = f" (UDIM {j.req.udim[0]}x{j.req.udim[1]})" if j.req.udim else ""
+    state.last_run = (f"seed {j.req.seed}, {j.req.tile_px} px{udim}: painted on {device} in "
                       f"{j.seconds:.1f} s")
     state.device_note = result.device_note
     where = f" on {len(objects)} object(s)" if objects else " (no object selected)"
     boxed = sorted(n for n, mode in projections.items() if mode == "box")
-    report({"INFO"}, f"texgen: material '{mat.name}'{where}: {j.req.width} px, seed "
-                     f"{j.req.seed}, painted on {device} in {j.seconds:.1f} s; "
-                     f"{run.look.tile_metres:.2f} m per repeat"
+    if j.req.udim:
+        cols, rows = j.req.udim
+        size = (f"UDIM {cols}x{rows} tiles of {j.req.tile_px} px ({j.req.width}x{j.req.height}"
+                f" px)")
+        repeat = (f"{run.look.tile_metres:.2f} m per tile, the set repeats every "
+                  f"{cols * run.look.tile_metres:.2f} x {rows * run.look.tile_metres:.2f} m")
+    else:
+        size, repeat = f"{j.req.width} px", f"{run.look.tile_metres:.2f} m per repeat"
+    report({"INFO"}, f"texgen: material '{mat.name}'{where}: {size}, seed "
+                     f"{j.req.seed}, painted on {device} in {j.seconds:.1f} s; {repeat}"
                      + (f"; box-projected (no usable UVs): {', '.join(boxed)}" if boxed else ""))
     if result.device_note:
         report({"WARNING"}, f"texgen: {result.device_note}")
     if run.size_note:
         report({"WARNING"}, f"texgen: {run.size_note}")
+    if run.udim_note:
+        report({"WARNING"}, f"texgen: {run.udim_note}")
     if run.folder_note:
         report({"WARNING"}, f"texgen: {run.folder_note}; saving the .blend moves them beside it")
     return {"FINISHED"}

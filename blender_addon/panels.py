@@ -60,11 +60,25 @@ def draw_main(layout, context):
             sub.label(text=f"manifold of {info.images} textures")
         texel = info.surface.texel_size_or_default
         known = "" if info.surface.texel_size else " (assumed)"
+        per = "tile" if s.use_udim else "repeat"
         sub.label(text=f"1 px = {texel * 1000:.3g} mm{known}: {int(s.size) * texel:.2f} m "
-                       f"per repeat")
+                       f"per {per}")
 
     col.separator()
     col.row().prop(s, "size", expand=True)
+    row = col.row(align=True)
+    row.prop(s, "use_udim", toggle=True)
+    if s.use_udim:
+        row.prop(s, "udim_cols")
+        row.prop(s, "udim_rows")
+        n = int(s.size)
+        col.label(text=f"a {s.udim_cols * n} x {s.udim_rows * n} px texture in "
+                       f"{s.udim_cols * s.udim_rows} tiles", icon="UV")
+        if info is not None:
+            left = [m for m in s.maps if m not in info.maps]
+            if left:
+                col.label(text=f"UDIM: {', '.join(sorted(left))} left out (derived from the "
+                               f"whole texture)", icon="INFO")
     row = col.row(align=True)
     row.prop(s, "seed")
     if info is not None and info.manifold:          # morphing needs several textures

@@ -84,7 +84,18 @@ class TexgenSettings(bpy.types.PropertyGroup):
         name="Map settings of", options={"HIDDEN"},
         description="The model whose defaults the map settings were last reset to")
 
-    size: bpy.props.EnumProperty(name="Size", items=SIZES, default="2048")
+    size: bpy.props.EnumProperty(name="Size", items=SIZES, default="2048",
+                                 description="Pixels of the texture (with UDIM: of each tile)")
+    use_udim: bpy.props.BoolProperty(
+        name="UDIM", default=False,
+        description="Paint a texture Columns x Rows times the size, as a UDIM set of tiles of "
+                    "the size (one tiled image in Blender), for a large surface with no repeat "
+                    "in sight; the whole set still tiles. It paints the colour and the maps the "
+                    "model learned: derived maps need the whole texture at once")
+    udim_cols: bpy.props.IntProperty(name="Columns", default=2, min=1, max=10,
+                                     description="UDIM tiles across (1001..1010 make a row)")
+    udim_rows: bpy.props.IntProperty(name="Rows", default=2, min=1, max=100, soft_max=16,
+                                     description="UDIM tiles up")
     seed: bpy.props.IntProperty(name="Seed", default=0, min=0,
                                 description="Which texture: each seed paints a different one")
     use_morph: bpy.props.BoolProperty(
@@ -181,18 +192,33 @@ def request(s, prefs) -> job.Request:
     n = int(s.size)
     path = model_path(s)
     reset_knobs(s)                  # knobs still holding another model's defaults
-    manifold = models.model_info(path).manifold
-    return job.Request(model=path, width=n, height=n, seed=s.seed,
-                       morph_seed=s.morph_seed if s.use_morph and manifold else None,
+    info = models.model_info(path)
+    udim = (s.udim_cols, s.udim_rows) if s.use_udim else None
+    if udim:
+        wanted = udim_maps(wanted, info)
+        from texgen.runtime.canvas import check_size
+        check_size(n * udim[0], n * udim[1])
+    return job.Request(model=path, width=n * (udim or (1, 1))[0], height=n * (udim or (1, 1))[1],
+                       seed=s.seed, morph_seed=s.morph_seed if s.use_morph and info.manifold else None,
                        maps=wanted, params=map_params(s), device=prefs.device,
-                       threads=prefs.threads)
+                       threads=prefs.threads, udim=udim)
+
+
+def udim_maps(wanted, info) -> tuple[str, ...]:
+    """The wanted maps a UDIM set can hold: those the model paints itself (colour, learned
+    maps); derived maps filter the whole texture, which a set never holds at once."""
+    kept = tuple(m for m in wanted if m in info.maps)
+    if not kept:
+        raise TexgenError(f"a UDIM set holds the maps the model paints ({', '.join(info.maps)}): "
+                          f"choose one of them")
+    return kept
 
 
 def about(req: job.Request) -> dict:
     """What the material records about how it was made (custom properties)."""
-    return {"model": str(req.model), "seed": req.seed, "size": req.width,
+    return {"model": str(req.model), "seed": req.seed, "size": req.tile_px,
             "morph_seed": -1 if req.morph_seed is None else req.morph_seed,
-            "maps": ",".join(req.maps)}
+            "maps": ",".join(req.maps), "udim": "x".join(map(str, req.udim or ()))}
 
 
 classes = (TexgenSettings, TexgenJobState)

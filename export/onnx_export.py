@@ -35,7 +35,7 @@ from texgen.errors import TexgenError
 from texgen.paint import load_generator
 from texgen.files import atomic_write_bytes
 from texgen.runtime.maps import colour_space
-from texgen.runtime.noise import sample_noise
+from texgen.runtime.noise import NOISE_VERSION, sample_noise
 from texgen.runtime.surface import Surface
 from texgen.runtime.tiling import tile_noise
 from texgen.runtime.onnx_painter import (DIGEST_KEY, DIGEST_PLACEHOLDER, DIGEST_PREFIX, FORMAT,
@@ -203,15 +203,13 @@ def _exemplar_thumbnail(model_path: Path) -> str:
 def build_metadata(G, meta: dict, model_path: Path, precision: str) -> dict[str, str]:
     cfg, lay = G.cfg, G.cfg.layout
     prov = dict(meta.get("provenance") or {})
-    method = prov.get("method") or (
-        ("stylize" if cfg.content else "texnet") if meta.get("model") == "texnet"
-        else "sgan" if lay.n_global == 0 and lay.n_periodic == 0 else "psgan")
     maps = list(cfg.maps)
     values = {
         "texgen_format": FORMAT,
-        "method": str(method),
+        "kind": cfg.kind,
         "noise_layout": json.dumps({"n_global": lay.n_global, "n_local": lay.n_local,
                                     "n_periodic": lay.n_periodic}),
+        "noise_version": str(NOISE_VERSION),
         "scale": str(cfg.scale),
         "margin": str(G.margin),
         "channels": json.dumps(maps),
@@ -274,7 +272,7 @@ def export_onnx(model_path, out_path, fp16: bool = False) -> dict[str, str]:
     del model.metadata_props[:]
     for k, v in values.items():
         model.metadata_props.append(onnx.StringStringEntryProto(key=k, value=v))
-    model.producer_name, model.doc_string = "texgen", f"texgen {values['method']} texture generator"
+    model.producer_name, model.doc_string = "texgen", f"texgen {values['kind']} texture generator"
     onnx.checker.check_model(model, full_check=True)
     atomic_write_bytes(out_path, _seal(model))
     return values

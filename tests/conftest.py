@@ -84,7 +84,7 @@ def tiny_G(tiny_cfg) -> Generator:
 def tiny_models(tiny_G, tmp_path_factory):
     """(exemplar PNG, model folder trained 2 iterations on it, its .onnx export): the tiny
     PSGAN every command-line robustness test paints with."""
-    from export.onnx_export import export_onnx
+    from texgen.export.onnx_export import export_onnx
     from texgen.runtime.imageio import save_image
     from texgen.train.psgan import TrainConfig, train
     d = tmp_path_factory.mktemp("tiny_models")

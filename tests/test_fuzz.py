@@ -198,7 +198,7 @@ def models(tiny_models, tmp_path_factory):
     """The tiny PSGAN (folder, .onnx), a tiny stylisation model (folder, .onnx), and damaged,
     foreign and missing model files."""
     import torch
-    from export.onnx_export import export_onnx
+    from texgen.export.onnx_export import export_onnx
     from texgen import checkpoint
     from texgen.models.texnet import TexNet, TexNetConfig
     from texgen.train.batchnorm import calibrate_batchnorm
@@ -284,6 +284,44 @@ def test_generate(models, data):
             from texgen.runtime.canvas import parse_size
             w, h = parse_size(args[args.index("--size") + 1])
             assert read_image(out).shape == (h, w, 3)
+
+
+@bounded(30)
+@given(data=st.data())
+def test_generate_windows_and_udim_sets(models, data):
+    """--window X,Y,W,H inside the texture, or --udim COLSxROWS --tile-size N: the window's
+    pixels, or one file per UDIM tile; anything else one error line and nothing written."""
+    with fresh() as d:
+        if data.draw(st.booleans(), label="udim"):
+            cols, rows, n = (data.draw(st.integers(1, 3)), data.draw(st.integers(1, 2)),
+                             data.draw(st.integers(16, 48)))
+            shape = {"--udim": (st.just(f"{cols}x{rows}"),
+                                st.sampled_from(["11x1", "0x2", "2", "x", "2x101", "-1x2", ""])),
+                     "--tile-size": numbers("tile_size", st.just(n),
+                                            st.integers(max_value=15) | st.integers(min_value=65537))}
+            files = {f"u.{1001 + c + 10 * r}.png" for c in range(cols) for r in range(rows)}
+        else:
+            w, h = data.draw(SIDE), data.draw(SIDE)
+            x, y = data.draw(st.integers(0, w - 1)), data.draw(st.integers(0, h - 1))
+            ww, hh = data.draw(st.integers(1, w - x)), data.draw(st.integers(1, h - y))
+            shape = {"--size": (st.just(f"{w}x{h}"), None),
+                     "--window": (st.just(f"{x},{y},{ww},{hh}"),
+                                  st.sampled_from([f"{w},0,1,1", f"0,0,{w + 1},1", f"0,{h},4,4",
+                                                   "0,0,0,5", "1,2,3", "a,b,c,d", "-1,0,4,4"]))}
+            files = {"u.png"}
+        args, broken = command(data, {
+            "--model": pick(models, ["onnx", "folder"], [*DAMAGED, "stylize"]),
+            "--seed": optional(SEED), **shape,
+            "--bits": (st.sampled_from([None, "8", "16"]), st.sampled_from(["7", "x"])),
+            "--out": (st.just(d / "u.png"), st.builds(lambda s: d / f"u{s}", BAD_SUFFIX)),
+        })
+        if "onnx" in str(args[args.index("--model") + 1]):
+            args += ["--device", "cpu"]
+        res = run(["generate", *args])
+        if check(res, broken, d, set(), lambda added: added == files):
+            for f in files:
+                img = read_image(d / f, min_size=1)
+                assert img.shape == ((n, n, 3) if "--udim" in args else (hh, ww, 3))
 
 
 @bounded(30)

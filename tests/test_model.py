@@ -15,7 +15,7 @@ from texgen.models.psgan import Discriminator, Generator
 from texgen.paint import torch_runner
 from texgen.runtime.canvas import synthesize, torus_cells
 from texgen.runtime.noise import NoiseLayout, cyclic_morph, sample_noise
-from texgen.runtime.tiling import paint, resample_periodic, tile_noise, tile_starts
+from texgen.runtime.tiling import paint_bands, tile_noise, tile_starts
 from texgen.spectrum import dominant_frequencies
 
 
@@ -104,20 +104,34 @@ def test_tile_starts_pull_back_the_last_tile():
     assert tile_starts(3, 5) == [0]
 
 
-def test_tiled_paint_equals_one_shot(tiny_G):
+def test_tiled_bands_equal_one_shot(tiny_G):
     cfg = tiny_G.cfg
     H, W = 5, 7
     z = sample_noise(cfg.layout, H, W, seed=4)
     run = torch_runner(tiny_G)
     torus = np.array([H, W], np.float32)
     painter = lambda zt, ys, xs: run(zt, ys, xs, torus)
-    whole = paint(painter, z, cfg.scale, tiny_G.margin, tile=None)
+
+    def paint(**kw):
+        bands = list(paint_bands(painter, z, cfg.scale, tiny_G.margin, (0, H), (0, W), **kw))
+        assert [r for r, _ in bands] == sorted(r for r, _ in bands)     # top to bottom
+        return np.concatenate([b for _, b in bands], axis=1), len(bands)
+    whole, n = paint(tile=None)
+    assert n == 1
     calls = []
-    tiled = paint(painter, z, cfg.scale, tiny_G.margin, tile=2,
-                  progress=lambda d, t: calls.append((d, t)))
+    tiled, n = paint(tile=2, progress=lambda d, t: calls.append((d, t)))
+    assert n == 3                                           # rows 0-1, 2-3, 4 (pulled back)
     assert whole.shape == tiled.shape == (cfg.channels, H * cfg.scale, W * cfg.scale)
     assert np.abs(whole - tiled).max() < 1e-5
     assert calls[-1] == (12, 12) and len(calls) == 12       # 3 rows x 4 columns of tiles
+    banded, n = paint(tile=None, band_cells=2)              # one tile a band, 2 cells high
+    assert n == 3 and np.abs(whole - banded).max() < 1e-5
+    # a region that runs past the torus wraps: cell rows 4..7 are 4, 0, 1, 2
+    part = np.concatenate([b for _, b in paint_bands(painter, z, cfg.scale, tiny_G.margin,
+                                                      (4, 8), (0, W), tile=2)], axis=1)
+    s = cfg.scale
+    assert np.abs(part[:, :s] - whole[:, 4 * s:]).max() < 1e-5
+    assert np.abs(part[:, s:] - whole[:, :3 * s]).max() < 1e-5
 
 
 def test_interior_of_a_tile_equals_the_wrapped_torus(tiny_G):
@@ -164,7 +178,7 @@ def test_paint_cancel_stops_between_tiles():
         painted.append(1)
         return np.zeros((1, 1, zt.shape[2], zt.shape[3]), np.float32)
     with pytest.raises(Cancelled):
-        paint(run, z, 1, 0, tile=2, cancel=lambda: len(painted) >= 5)
+        list(paint_bands(run, z, 1, 0, (0, 8), (0, 8), tile=2, cancel=lambda: len(painted) >= 5))
     assert len(painted) == 5                        # of 16 tiles: it stopped when asked
 
 
@@ -279,31 +293,6 @@ def test_dominant_frequencies_two_directions_colour():
 
 
 # ----------------------------------------------------------------------------- resampling
-
-def test_resample_periodic_keeps_periodicity():
-    rng = np.random.default_rng(0)
-    x = np.arange(64) / 64
-    # a smooth periodic image: a few low harmonics with random phases, 3 channels
-    img = np.zeros((3, 64, 64))
-    for c in range(3):
-        for k in range(1, 6):
-            img[c] += np.sin(2 * np.pi * (k * x[None, :] + rng.random())) / k
-            img[c] += np.cos(2 * np.pi * (k * x[:, None] + rng.random())) / k
-    out = resample_periodic(img.astype(np.float32), 100, 100)
-    assert out.shape == (3, 100, 100) and out.dtype == np.float32
-    assert seam_ratio(out, axis=2) <= 1.5
-    assert seam_ratio(out, axis=1) <= 1.5
-
-
-def test_resample_periodic_is_exact_for_band_limited_waves():
-    x64, x100 = np.arange(64) / 64, np.arange(100) / 100
-    src = np.sin(2 * np.pi * 3 * x64)[None, None, :] + np.cos(2 * np.pi * 2 * x64)[None, :, None]
-    want = np.sin(2 * np.pi * 3 * x100)[None, None, :] + np.cos(2 * np.pi * 2 * x100)[None, :, None]
-    out = resample_periodic(np.broadcast_to(src, (1, 64, 64)).astype(np.float32), 100, 100)
-    np.testing.assert_allclose(out, want, atol=1e-4)
-    same = np.ones((2, 8, 8), np.float32)
-    assert resample_periodic(same, 8, 8) is same
-
 
 def test_non_cell_size_is_resampled_and_wraps(tiny_G):
     cfg = tiny_G.cfg

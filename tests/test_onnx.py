@@ -15,14 +15,13 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import seam_ratio, stripes, tiny_config
-from export.onnx_export import export_onnx, fold_batchnorm
+from texgen.export.onnx_export import export_onnx, fold_batchnorm
 from texgen import checkpoint
 from texgen.cli import main as cli
 from texgen.errors import TexgenError
 from texgen.train.batchnorm import calibrate_batchnorm
 from texgen.models.psgan import Generator
 from texgen.paint import torch_runner
-from texgen.runtime.canvas import synthesize
 from texgen.runtime.noise import sample_noise
 from texgen.runtime.onnx_painter import METADATA, OnnxPainter
 from texgen.runtime.tiling import tile_noise
@@ -84,7 +83,8 @@ def test_exported_graph_and_metadata(exported, tiny_G):
     assert [o.name for o in m.graph.output] == ["image"]
     meta = {p.key: p.value for p in m.metadata_props}
     assert meta.keys() == METADATA.keys()
-    assert meta["texgen_format"] == "2" and meta["method"] == "psgan" and meta["precision"] == "fp32"
+    assert meta["texgen_format"] == "3" and meta["kind"] == "psgan" and meta["precision"] == "fp32"
+    assert meta["noise_version"] == "2"
     assert json.loads(meta["noise_layout"]) == {"n_global": 4, "n_local": 4, "n_periodic": 2}
     assert int(meta["scale"]) == tiny_G.cfg.scale and int(meta["margin"]) == tiny_G.margin
     assert json.loads(meta["channels"]) == ["color"]
@@ -134,7 +134,7 @@ def test_sgan_exports_and_matches(tmp_path):
     checkpoint.save_model(tmp_path, G.eval(), {"config": cfg.to_dict(), "provenance": {"method": "sgan"}})
     export_onnx(tmp_path, tmp_path / "s.onnx")
     p = OnnxPainter(tmp_path / "s.onnx", device="cpu")
-    assert p.method == "sgan"
+    assert p.kind == "sgan"
     z, ys, xs, torus, ref = torch_image(G, 3, 5)
     assert np.abs(p.run(z, ys, xs, torus) - ref).max() <= FP32_TOL
 
@@ -240,18 +240,18 @@ def test_cli_generate_bad_onnx_is_one_line(tmp_path):
 
 
 def test_paint_into_preallocated_pixels(exported):
+    from texgen.runtime.canvas import PixelSink
     from texgen.runtime.tiling import to_pixels
     p = OnnxPainter(exported[1], device="cpu", threads=1)
     W, H = 6 * p.scale, 5 * p.scale
     ref = p.paint(W, H, seed=4)
     for dtype, tile in ((np.uint8, 2), (np.uint16, 2), (np.float32, None)):
         out = np.zeros((H, W, p.channels), dtype)
-        got = synthesize(p.run, p.layout, p.scale, p.margin, W, H, seed=4, tile=tile, out=out)
-        assert got is out
+        assert p.paint(W, H, seed=4, tile=tile, sink=PixelSink.into(out)) is None
         assert np.array_equal(out, to_pixels(ref, dtype))
-    # a size that is not whole cells is resampled, then converted into out
+    # a size that is not whole cells is resampled band by band, then converted into out
     out = np.zeros((70, 100, p.channels), np.uint8)
-    synthesize(p.run, p.layout, p.scale, p.margin, 100, 70, seed=4, tile=2, out=out)
+    p.paint(100, 70, seed=4, tile=2, sink=PixelSink.into(out))
     assert np.array_equal(out, to_pixels(p.paint(100, 70, seed=4), np.uint8))
 
 
@@ -269,15 +269,19 @@ def test_builtin_onnx_is_current_with_its_weights():
 
 
 def test_a_window_paints_the_pixels_of_that_crop():
-    """paint(window=...) paints one tile of the same torus (the seed browser's previews): the
-    very pixels of that crop of the whole canvas, wherever it lies, wrapping included."""
+    """paint(window=(x, y, w, h)) paints one region of the same texture (the seed browser's
+    previews, generate --window, UDIM tiles): the pixels of that crop of the whole texture,
+    wherever it lies and whatever its size, cells or not, wrapping included."""
     from texgen.builtin import builtin_onnx
     p = OnnxPainter(builtin_onnx("bricks"), device="cpu", threads=1)
-    full = p.paint(256, 192, seed=3)
-    for y, x, h, w in ((0, 0, 64, 64), (128, 160, 64, 96), (32, 0, 160, 256)):
-        got = p.paint(256, 192, seed=3, window=(y, x, h, w))
-        assert got.shape == (full.shape[0], h, w)
-        assert np.abs(got - full[:, y:y + h, x:x + w]).max() < 1e-5
-    for bad, size in (((0, 0, 48, 64), 256), ((0, 0, 64, 64), 250), ((192, 0, 64, 64), 256)):
-        with pytest.raises(TexgenError, match="whole 32 px cells"):
-            p.paint(size, 192, seed=3, window=bad)
+    for size in ((256, 192), (250, 173)):           # whole cells, and resampled
+        full = p.paint(*size, seed=3)
+        for x, y, w, h in ((0, 0, 64, 64), (160, 128, 96, 64), (0, 32, 256, 160),
+                           (17, 5, 33, 70), (size[0] - 1, size[1] - 1, 1, 1)):
+            w, h = min(w, size[0] - x), min(h, size[1] - y)
+            got = p.paint(*size, seed=3, window=(x, y, w, h), tile=1)
+            assert got.shape == (full.shape[0], h, w)
+            assert np.abs(got - full[:, y:y + h, x:x + w]).max() < 1e-5
+    for bad in ((0, 0, 0, 64), (-1, 0, 64, 64), (200, 0, 64, 64), (0, 150, 64, 64)):
+        with pytest.raises(TexgenError, match="does not lie inside"):
+            p.paint(250, 192, seed=3, window=bad)

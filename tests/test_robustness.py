@@ -404,12 +404,13 @@ def test_an_exr_claiming_a_huge_image_is_refused_before_allocating(tmp_path):
 
 @pytest.mark.skipif(sys.platform != "linux", reason="limits the address space (Linux)")
 def test_out_of_memory_at_the_largest_size_is_one_line(tiny_models, tmp_path):
-    """65536 x 65536 x 3 bytes is 12 GiB: under a 4 GiB address-space limit the allocation
-    fails, as on a machine without the memory, and the answer is one line saying so."""
+    """A 65536 x 65536 TGA is held in memory (only PNGs are streamed): 12 GiB. Under a 4 GiB
+    address-space limit the allocation fails, as on a machine without the memory, and the
+    answer is one line saying so."""
     code = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30)); "
             "from texgen.cli import main; main()")
     r = subprocess.run([sys.executable, "-c", code, "generate", "--model", str(tiny_models[2]),
-                        "--device", "cpu", "--size", "65536", "--out", str(tmp_path / "big.png")],
+                        "--device", "cpu", "--size", "65536", "--out", str(tmp_path / "big.tga")],
                        capture_output=True, text=True, timeout=120)
     last = r.stderr.replace("\r", "\n").strip().splitlines()[-1]
     assert r.returncode == 1, r.stderr
@@ -424,12 +425,12 @@ def test_info_reads_onnx_files(tiny_models):
     res = run("info", tiny_models[2])
     assert res.exit_code == 0, res.output
     d = json.loads(res.output)
-    assert d["method"] == "psgan" and d["maps"] == ["color"] and d["noise_layout"]["n_periodic"] == 2
+    assert d["kind"] == "psgan" and d["maps"] == ["color"] and d["noise_layout"]["n_periodic"] == 2
 
 
 def test_an_onnx_file_of_a_newer_ir_version_is_not_called_corrupt(tiny_models, tmp_path):
     import onnx
-    from export.onnx_export import _seal
+    from texgen.export.onnx_export import _seal
     from texgen.runtime.onnx_painter import DIGEST_KEY, DIGEST_PLACEHOLDER
     m = onnx.load(str(tiny_models[2]))
     m.ir_version = 99

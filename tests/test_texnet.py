@@ -7,7 +7,7 @@ import torch
 from click.testing import CliRunner
 
 from conftest import stripes
-from export.onnx_export import export_onnx
+from texgen.export.onnx_export import export_onnx
 from texgen import checkpoint
 from texgen.cli import main as cli
 from texgen.errors import TexgenError
@@ -177,7 +177,7 @@ def test_texnet_onnx_paints_the_torch_pixels(tmp_path):
             m.bias.data.uniform_(-0.2, 0.2)
     folder = save(G, tmp_path / "m", "texnet")
     meta = export_onnx(folder, tmp_path / "m.onnx")
-    assert meta["method"] == "texnet" and meta["scale"] == "4" and meta["margin"] == "4"
+    assert meta["kind"] == "texnet" and meta["scale"] == "4" and meta["margin"] == "4"
     onnx_p, torch_p = OnnxPainter(tmp_path / "m.onnx", device="cpu"), TorchPainter(folder)
     assert onnx_p.layout == G.cfg.layout
     a = onnx_p.paint(36, 28, seed=3, tile=None)
@@ -202,7 +202,7 @@ def test_stylize_any_content_size_tiled_torch_and_onnx(tmp_path):
     assert np.abs(stylize(run, G.cfg.layout, 4, G.margin, photo[::-1].copy(), seed=1) - one).mean() > 1e-4
     folder = save(G, tmp_path / "s", "stylize")
     meta = export_onnx(folder, tmp_path / "s.onnx")
-    assert meta["method"] == "stylize"
+    assert meta["kind"] == "stylize"
     p = OnnxPainter(tmp_path / "s.onnx", device="cpu")
     got = stylize(p.run, p.layout, p.scale, p.margin, photo, seed=1, tile=3)
     assert np.abs(got - one).max() <= 1e-4

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from export.onnx_export import export_onnx
+from texgen.export.onnx_export import export_onnx
 from texgen import checkpoint
 from texgen.cli import main as cli
 from texgen.errors import TexgenError
@@ -163,16 +163,16 @@ def test_a_killed_run_resumes_cleanly(model, tmp_path, monkeypatch):
 
 
 def test_full_disk_is_one_line_and_leaves_no_partial_file(model, tmp_path, monkeypatch):
+    from texgen.runtime.png import PngWriter
     lib = tmp_path / "lib"
-    real_save = Image.Image.save
+    real_write = PngWriter.write
 
-    def disk_fills(self, fp, *a, **kw):
-        if "_disp.png" in str(fp):      # the height map: half written, then ENOSPC
-            with open(fp, "wb") as f:
-                f.write(b"\x89PNG half a file")
+    def disk_fills(self, y, rows):
+        if "_disp.png" in str(self.path):   # the height map: half written, then ENOSPC
+            self._file.write(b"half a file")
             raise OSError(errno.ENOSPC, "No space left on device")
-        return real_save(self, fp, *a, **kw)
-    monkeypatch.setattr(Image.Image, "save", disk_fills)
+        return real_write(self, y, rows)
+    monkeypatch.setattr(PngWriter, "write", disk_fills)
     res = CliRunner().invoke(cli, ["export-set", "--model", str(model), "--seeds", "1",
                                    "--size", "64", "--format", "png8", "--out", str(lib)])
     assert res.exit_code == 1
@@ -184,7 +184,7 @@ def test_full_disk_is_one_line_and_leaves_no_partial_file(model, tmp_path, monke
     assert {"wall_0001_diff.png", "wall_0001_nor_gl.png"} <= set(left)
     for f in left:                                  # whole files only, no temp file
         assert read_image(lib / "wall_0001" / f).shape == (64, 64, 3)
-    monkeypatch.setattr(Image.Image, "save", real_save)
+    monkeypatch.setattr(PngWriter, "write", real_write)
     assert _export(model, lib, seeds=[1])["done"] == ["wall_0001"]
 
 

@@ -73,6 +73,13 @@ def _read(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, meta
 
 
+def model_kind(meta: dict) -> str:
+    """The kind of model (texgen/kinds.py) a model or training file's metadata describes: its
+    config's `kind`, or for files made before it, what the config implies."""
+    from texgen.kinds import kind_of
+    return kind_of(meta.get("config") or {}, meta.get("model"))
+
+
 def model_path(path: str | Path) -> Path:
     """Accept either the model folder or its model.safetensors file."""
     p = Path(path)

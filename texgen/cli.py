@@ -41,8 +41,9 @@ def _out_of_memory(e: BaseException) -> str:
     else:
         m = re.search(r"(?:allocate|size of|buffer of size) (\d+)(?: bytes)?", text)
         need = f"a buffer needs {int(m.group(1)) / 2 ** 30:.1f} GiB" if m else "the work needs more"
-    return (f"out of memory: {need}, more than is free; try a smaller --size (a smaller --tile, "
-            f"e.g. --tile 16, also lowers what painting needs beside the image)")
+    return (f"out of memory: {need}, more than is free; try a smaller --size, or a .png --out "
+            f"without --maps (streamed to disk as it is painted); a smaller --tile, e.g. "
+            f"--tile 16, also lowers what painting needs beside the image")
 
 
 def _is_allocation_failure(e: BaseException) -> bool:
@@ -339,7 +340,7 @@ def _train_psgan(imgs, maps, method, preset, out, settings, opts, resume, prov, 
     from texgen.train.psgan import PRESETS, train as run_train
     model_cfg, cfg = PRESETS[preset]
     if method == "sgan":
-        model_cfg = replace(model_cfg, n_global=0, n_periodic=0)
+        model_cfg = replace(model_cfg, n_global=0, n_periodic=0, kind="sgan")
     if maps:
         model_cfg = replace(model_cfg, maps=maps)
     if opts["descriptor_weight"] is not None:
@@ -357,7 +358,7 @@ def _train_texnet(style, content, method, preset, out, settings, opts, resume, p
     cfg = replace(PRESETS[preset], seed=opts["seed"], style_scale=opts["style_scale"],
                   diversity=opts["diversity"], content_weight=opts["content_weight"], **settings)
     validate.check_config(cfg)
-    run_train(style, out, TexNetConfig(content=3 if content else 0), cfg, content=content,
+    run_train(style, out, TexNetConfig(content=3 if content else 0, kind=method), cfg, content=content,
               resume=resume, provenance=prov, surface=surface)
 
 
@@ -420,12 +421,21 @@ def _unlink_on_failure(paths: list):
 
 @main.command()
 @click.option("--model", help="Model folder, .safetensors file or built-in name (default: the built-in demo).")
-@click.option("--size", default="1024x1024", show_default=True, help="WIDTHxHEIGHT in px.")
+@click.option("--size", help="WIDTHxHEIGHT in px, 16..65536 a side. [default: 1024x1024]")
 @click.option("--seed", type=_range("seed"), default=0, show_default=True)
 @click.option("--morph", "morph_seed", type=_range("seed"),
               help="Morph across the canvas to the texture of this seed (manifold models).")
 @click.option("--tileable/--no-tileable", default=True, show_default=True,
-              help="--no-tileable paints a larger torus and crops it: no repeat visible, no wrap.")
+              help="--no-tileable crops a larger torus: no repeat visible, no wrap.")
+@click.option("--window", metavar="X,Y,W,H",
+              help="Paint only this region of the texture (px): the very pixels of that crop "
+                   "of the whole texture.")
+@click.option("--udim", metavar="COLSxROWS",
+              help="Paint the texture as a UDIM set of COLS x ROWS tiles of --tile-size px: "
+                   "one file per tile, OUT's name + .1001 (bottom left) .. (1001 + col + 10 x "
+                   "row); the set joins with no seam and wraps around. A rerun keeps the tiles "
+                   "already painted with the same settings.")
+@click.option("--tile-size", type=_range("tile_size"), help="UDIM tile edge in px (with --udim).")
 @click.option("--bits", type=click.Choice(["8", "16"]), default="8", show_default=True)
 @click.option("--tile", type=_range("tile"), default=DEFAULT_TILE, show_default=True,
               help="Largest tile edge in noise cells: bounds memory; tiles give the same pixels as one shot.")
@@ -441,51 +451,101 @@ def _unlink_on_failure(paths: list):
               show_default=True, help="File-name suffixes of the --maps files.")
 @_map_param_options
 @_friendly
-def generate(model, size, seed, morph_seed, tileable, bits, tile, out, device, threads,
-             map_names, naming, **map_options):
-    """Paint a texture of any size from a trained model (or a .onnx file from `texgen export`)."""
-    import numpy as np
+def generate(model, size, seed, morph_seed, tileable, window, udim, tile_size, bits, tile, out,
+             device, threads, map_names, naming, **map_options):
+    """Paint a texture of any size from a trained model (or a .onnx file from `texgen export`).
 
+    A PNG is streamed to disk as it is painted (memory: a band of tiles, at any size); other
+    formats, and --maps, hold the texture in memory."""
     from texgen.painters import open_painter
-    from texgen.runtime.canvas import parse_size, torus_size
-    from texgen.runtime.imageio import save_image
+    from texgen.runtime.canvas import check_window, parse_size, parse_window
+    from texgen.runtime.udim import parse_udim, tile_path
 
-    w, h = parse_size(size)
-    out = _image_out(out, bits, inputs=[model])
+    if udim is not None:
+        if size is not None or window is not None:
+            raise TexgenError("--udim sets the size (COLS x --tile-size by ROWS x --tile-size) "
+                              "and paints every tile: leave out --size and --window")
+        if tile_size is None:
+            raise TexgenError("--udim needs --tile-size (px per tile, e.g. 4096)")
+        cols, rows = parse_udim(udim)
+        w, h = cols * tile_size, rows * tile_size
+        from texgen.runtime.canvas import check_size
+        check_size(w, h)
+    else:
+        if tile_size is not None:
+            raise TexgenError("--tile-size is the tile edge of a UDIM set: give --udim COLSxROWS")
+        w, h = parse_size(size or "1024x1024")
+    win = check_window(parse_window(window), w, h) if window is not None else None
     wanted = _map_list(map_names) if map_names is not None else ()
+    if wanted and (win is not None or udim is not None):
+        raise TexgenError("--maps derives maps from the whole texture: leave out --window and "
+                          "--udim (texgen export-set writes map sets)")
+    out = _image_out(out, bits, inputs=[model])
+    if udim is not None:                        # the files it writes must be writable too
+        _image_out(tile_path(out, 1001), bits, inputs=[model])
     _map_params(map_options)            # bad map options fail before the model is opened
     painter = open_painter(model, device=device, threads=threads)   # no torch for .onnx
     _say_device(painter)
-    params = _map_params(map_options, painter.surface)      # the model's defaults, then ours
     if wanted:                          # a bad map name fails before the painting, not after
         from texgen.runtime.maps import check_wanted
         check_wanted(wanted, painter.maps)
-    pw, ph = torus_size(w, h, painter.scale, tileable)
+        params = _map_params(map_options, painter.surface)      # the model's defaults, then ours
+    what = dict(morph_seed=morph_seed, tile=tile)
+    _interrupt_on_sigterm()             # a kill ends the painting like Ctrl-C: no temp left
     with _progress_bar("paint", "tile") as progress:
-        # tiles go straight into 8/16-bit pixels: an 8192 px canvas never exists as float32
-        img = np.empty((ph, pw, painter.channels), np.float32 if wanted      # maps need float
-                       else np.uint16 if bits == "16" else np.uint8)
-        # (painter.paint refuses a stylisation model before any work)
-        painter.paint(pw, ph, seed=seed, morph_seed=morph_seed, tile=tile, progress=progress,
-                      out=img)
+        if udim is not None:
+            from texgen.runtime.udim import paint_udim
+            painted, kept = paint_udim(painter, out, cols, rows, tile_size, seed, bits=int(bits),
+                                       progress=progress, **what)
+        elif wanted:
+            img = _paint_with_maps(painter, w, h, seed, tileable, progress, **what)
+        else:
+            from texgen.runtime.canvas import paint_to_file
+            paint_to_file(painter, out, w, h, seed, window=win, bits=int(bits),
+                          tileable=tileable, progress=progress, **what)
+    if wanted:
+        _write_with_maps(out, img, painter, wanted, params, naming, bits, w, h)
+    if hasattr(painter, "G"):           # the period note needs the torch model's wave MLP
+        from texgen.paint import period_note
+        note = period_note(painter.G, seed, w, h, tileable)
+        if note:
+            click.echo(note, err=True)
+    where = _device_label(painter)
+    if udim is not None:
+        click.echo(f"wrote {len(painted)} UDIM tiles {tile_path(out, 1001).name} .. "
+                   f"{tile_path(out, 1001 + cols - 1 + 10 * (rows - 1)).name}"
+                   + (f" ({len(kept)} already painted)" if kept else "")
+                   + f": a {w}x{h} texture in {cols}x{rows} tiles of {tile_size} px, seed {seed}, "
+                     f"painted on {where}")
+    elif win is not None:
+        click.echo(f"wrote {out} (window {win.x},{win.y},{win.w},{win.h} of the {w}x{h} "
+                   f"texture, seed {seed}, painted on {where})")
+    else:
+        click.echo(f"wrote {out} ({w}x{h}, seed {seed}, painted on {where})")
+
+
+def _paint_with_maps(painter, w, h, seed, tileable, progress, **what):
+    """The whole torus the texture is cut from, (channels, H, W) in [-1, 1]: derived maps
+    filter around it (a --no-tileable texture is a crop of it)."""
+    from texgen.runtime.canvas import Canvas
+    H, W = Canvas(w, h, painter.scale, tileable).cells
+    if tileable:
+        return painter.paint(w, h, seed, progress=progress, **what)
+    return painter.paint(W * painter.scale, H * painter.scale, seed, progress=progress, **what)
+
+
+def _write_with_maps(out, img, painter, wanted, params, naming, bits, w, h):
+    """The colour file and the wanted maps beside it; a failed write takes the others along."""
+    from texgen.runtime.imageio import save_image
+    from texgen.runtime.maps import map_slices
+    from texgen.runtime.texture_set import write_maps_beside
     written = []
     with _unlink_on_failure(written):   # a failed colour write takes its maps with it
-        if wanted:
-            from texgen.runtime.texture_set import write_maps_beside
-            for path in write_maps_beside(out, img.transpose(2, 0, 1) * 2 - 1, painter.maps,
-                                          wanted, params, naming, int(bits), size=(w, h),
-                                          written=written):
-                click.echo(f"wrote {path}")
-        img = img[:h, :w]
-        if hasattr(painter, "G"):           # the period note needs the torch model's wave MLP
-            from texgen.paint import period_note
-            note = period_note(painter.G, seed, w, h, tileable)
-            if note:
-                click.echo(note, err=True)
-        from texgen.runtime.maps import map_slices
-        save_image(out, img[..., map_slices(painter.maps).get("color", slice(0, img.shape[2]))],
-                   bits=int(bits))
-    click.echo(f"wrote {out} ({w}x{h}, seed {seed}, painted on {_device_label(painter)})")
+        for path in write_maps_beside(out, img, painter.maps, wanted, params, naming, int(bits),
+                                      size=(w, h), written=written):
+            click.echo(f"wrote {path}")
+        colour = img[map_slices(painter.maps).get("color", slice(0, img.shape[0])), :h, :w]
+        save_image(out, colour.transpose(1, 2, 0) * 0.5 + 0.5, bits=int(bits))
 
 
 def _device_label(painter) -> str:
@@ -507,13 +567,13 @@ def _say_device(painter) -> None:
 @_friendly
 def export_cmd(model, out, fp16, force):
     """Export MODEL to ONNX, for `texgen generate --model X.onnx` and apps without PyTorch."""
-    from export.onnx_export import export_onnx
+    from texgen.export.onnx_export import export_onnx
     from texgen import checkpoint
     path = _resolve_model(model)
     out = validate.output_file(out, (".onnx",), inputs=[path, checkpoint.model_path(path)],
                                force=force)
     meta = export_onnx(path, out, fp16=fp16)
-    click.echo(f"wrote {out} ({meta['method']}, {meta['precision']})")
+    click.echo(f"wrote {out} ({meta['kind']}, {meta['precision']})")
 
 
 @main.command()
@@ -571,8 +631,8 @@ def stylize_cmd(model, content, seed, stroke_scale, tile, bits, device, out):
 
     out = _image_out(out, bits, inputs=[content, model])
     painter = open_painter(model, device=device)
-    if painter.method != "stylize":
-        raise TexgenError(f"{model} is a {painter.method} model, not a stylisation model "
+    if painter.kind != "stylize":
+        raise TexgenError(f"{model} is a {painter.kind} model, not a stylisation model "
                           f"(train one with --method stylize)")
     img = stylize(painter.run, painter.layout, painter.scale, painter.margin, read_image(content),
                   seed=seed, tile=tile, stroke_scale=stroke_scale)
@@ -675,7 +735,8 @@ def info(model):
         p = OnnxPainter(model, device="cpu")
         lay = p.layout
         click.echo(json.dumps({
-            "method": p.method, "format": p.metadata.get("texgen_format"),
+            "kind": p.kind, "format": p.metadata.get("texgen_format"),
+            "noise_version": p.noise_version,
             "precision": p.precision, "scale": p.scale, "margin": p.margin, "maps": p.maps,
             "colour_space": p.colour_space, "noise_layout": {
                 "n_global": lay.n_global, "n_local": lay.n_local, "n_periodic": lay.n_periodic},
@@ -724,9 +785,9 @@ def eval_cmd(model, exemplar, report, image, seeds, size, device):
         report = validate.output_folder(report, inputs=[image, exemplar], writes=REPORT_FILES,
                                         option="--report")
     if image:
-        from texgen.eval.report import evaluate_image, write_image_report
-        img = read_image(image)
-        scores = {"image": image, **evaluate_image(img)}
+        from texgen.eval.report import score_image_file, write_image_report
+        scores, img = score_image_file(image)
+        scores = {"image": image, **scores}
         if report:
             with undo_on_failure(report):
                 write_image_report(report, img, scores)

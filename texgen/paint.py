@@ -7,26 +7,29 @@ import torch
 
 from texgen import checkpoint
 from texgen.errors import TexgenError
+from texgen.kinds import FAMILY
 from texgen.models.psgan import Generator, PSGANConfig
-from texgen.runtime.canvas import check_paints_textures, synthesize
+from texgen.runtime.canvas import PaintsTextures
 from texgen.runtime.maps import map_channels
+from texgen.runtime.noise import NOISE_VERSION
 from texgen.runtime.surface import Surface
-from texgen.runtime.tiling import DEFAULT_TILE
 
 
 def load_generator(path) -> tuple[Generator, dict]:
     """The generator of a model file: a PSGAN/SGAN Generator, or a TexNet (models/texnet.py)
-    when the checkpoint says "model": "texnet" (methods texnet and stylize). Both have
+    for the kinds texnet and stylize (checkpoint.model_kind). Both have .cfg.kind,
     .cfg.layout, .cfg.scale, .cfg.maps, .margin and .interior, all the painters use."""
     tensors, meta = checkpoint.load_model(path)
     try:
-        if meta.get("model") == "texnet":
+        kind = checkpoint.model_kind(meta)
+        config = {**meta["config"], "kind": kind}
+        if FAMILY[kind] == "texnet":
             from texgen.models.texnet import TexNet, TexNetConfig
-            G = TexNet(TexNetConfig.from_dict(meta["config"]))
+            G = TexNet(TexNetConfig.from_dict(config))
         else:
-            G = Generator(PSGANConfig.from_dict(meta["config"]))
+            G = Generator(PSGANConfig.from_dict(config))
         G.load_state_dict(tensors)
-    except (KeyError, TypeError, RuntimeError) as e:
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
         raise TexgenError(f"{path}: weights do not match the model config ({str(e).splitlines()[0]})") from None
     return G.eval(), meta
 
@@ -50,10 +53,10 @@ def torch_runner(G: Generator):
 @torch.no_grad()
 def wave_numbers(G: Generator, seed: int) -> np.ndarray:
     """(P, 2) [k_y, k_x] radians per cell of the sample drawn by `seed` (mean over space)."""
-    from texgen.runtime.noise import sample_noise
+    from texgen.runtime.noise import Noise
     if G.cfg.layout.n_periodic == 0:
         return np.zeros((0, 2), np.float32)
-    z = torch.from_numpy(sample_noise(G.cfg.layout, 1, 1, seed=seed))
+    z = torch.from_numpy(Noise(G.cfg.layout, seed, (1, 1)).whole())
     k = G.waves.wave_numbers(z).mean(dim=(0, 2, 3)).numpy()
     P = G.cfg.n_periodic
     return np.stack([k[:P], k[P:]], axis=1)
@@ -81,13 +84,12 @@ def period_note(G: Generator, seed: int, width: int, height: int,
     """One line for the user when rounding the waves to a width x height texture visibly
     changes a period (over NOTE_DISTORTION, weighted by wave_strengths), with the nearest
     size that holds whole periods; None when nothing would show."""
-    from texgen.runtime.canvas import (period_distortions, torus_cells, torus_size,
-                                       whole_period_sizes)
+    from texgen.runtime.canvas import Canvas, period_distortions, whole_period_sizes
     k, weights = wave_numbers(G, seed), wave_strengths(G)
     if not len(k):
         return None
     scale = G.cfg.scale
-    d = period_distortions(k, *torus_cells(*torus_size(width, height, scale, tileable), scale))
+    d = period_distortions(k, *Canvas(width, height, scale, tileable).cells)
     seen = d * weights
     worst = int(np.argmax(seen))
     if seen[worst] <= NOTE_DISTORTION:
@@ -102,16 +104,17 @@ def period_note(G: Generator, seed: int, width: int, height: int,
             f"{d[worst]:.0%} {where}{hint}")
 
 
-class TorchPainter:
-    """A trained PyTorch model with OnnxPainter's painting interface (layout, scale, margin,
-    maps, paint), so code that evaluates or exports textures takes either."""
+class TorchPainter(PaintsTextures):
+    """A trained PyTorch model as a texgen.painters.Painter (the ONNX painter's twin), so code
+    that evaluates or exports textures takes either; paint() is runtime.canvas's."""
+    noise_version = NOISE_VERSION
 
     def __init__(self, path):
         self.G, self.meta = load_generator(path)
         self.folder = checkpoint.model_path(path).parent
         cfg = self.G.cfg
         self.layout, self.scale, self.margin, self.maps = cfg.layout, cfg.scale, self.G.margin, list(cfg.maps)
-        self.method = (self.meta.get("provenance") or {}).get("method", "psgan")
+        self.kind = cfg.kind
         self.surface = Surface.from_dict(self.meta.get("surface"))
         self.device, self.device_note = "cpu", ""       # PyTorch paints on the CPU here
         self.run = torch_runner(self.G)
@@ -125,12 +128,3 @@ class TorchPainter:
         """The training exemplar saved beside the weights (exemplar.png), or None."""
         png = self.folder / "exemplar.png"
         return png.read_bytes() if png.is_file() else None
-
-    def paint(self, width: int, height: int, seed: int = 0, morph_seed: int | None = None,
-              tile: int | None = DEFAULT_TILE, progress=None, cancel=None,
-              out: np.ndarray | None = None, window=None) -> np.ndarray:
-        """(channels, height, width) float32 in [-1, 1]; see runtime.canvas.synthesize."""
-        check_paints_textures(self.method)
-        return synthesize(self.run, self.layout, self.scale, self.margin, width, height,
-                          seed=seed, morph_seed=morph_seed, tile=tile, progress=progress,
-                          cancel=cancel, out=out, window=window)

@@ -120,6 +120,7 @@ RANGES: dict[str, Range] = {
                                                 # is resized past usefulness
     "texel_size": Range(0, 100, lo_open=True),  # metres of surface per exemplar pixel
     "tile": COUNT,
+    "tile_size": Range(16, 65536, integer=True),   # px of a UDIM tile (generate --udim)
     "threads": Range(1, 1024, integer=True),
     "jobs": Range(1, 64, integer=True),
 }

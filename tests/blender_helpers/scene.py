@@ -101,6 +101,9 @@ def draw_panels() -> list[str]:
     state.device_note = "CUDA skipped: libcublasLt.so.13: cannot open shared object file"
     panels.draw_main(CheckingLayout(log), bpy.context)
     state.device_note = ""
+    s.use_udim = True                           # the UDIM row and its notes
+    panels.draw_main(CheckingLayout(log), bpy.context)
+    s.use_udim = False
     panels.draw_map_settings(CheckingLayout(log), bpy.context)
     panels.draw_seeds(CheckingLayout(log), bpy.context)
     model_file = s.model_file                   # a manifold: Morph is offered
@@ -245,6 +248,33 @@ def main(result: dict) -> None:
     result["shapes_material"] = describe(bpy.data.materials["shapes"])
     select(plane)
     s.material_name = "texgen"
+
+    # a UDIM set of 2 x 2 tiles of 1024 px on the plane, a tenth of the real size: the plane
+    # shows the set about three times over (its coordinates wrap around the set)
+    result["udim_error"] = generate(seed=13, size="1024", use_udim=True, udim_cols=2,
+                                    udim_rows=2, maps={"color", "normal"}, texture_scale=0.1)
+    mat = plane.active_material
+    img = bpy.data.images["texgen color"]
+    pattern = Path(bpy.path.abspath(img.filepath))
+    result["udim"] = {**describe(mat), "source": img.source,
+                      "tiles": sorted(t.number for t in img.tiles),
+                      "tile_sizes": sorted(list(t.size) for t in img.tiles),
+                      "files": sorted(str(p) for p in pattern.parent.glob(
+                          pattern.name.replace("<UDIM>", "*"))),
+                      "wrap": list(mat.node_tree.nodes[material.NODE.format("udim wrap")]
+                                   .inputs[1].default_value),
+                      "udim": mat.get("texgen_udim")}
+    render_from_above(OUT / "render_udim.png")
+    # the control: without the wrap, the plane beyond the set reads tiles that do not exist
+    tree = mat.node_tree
+    tree.links.new(tree.nodes[material.NODE.format("mapping")].outputs["Vector"],
+                   tree.nodes[material.NODE.format("color")].inputs["Vector"])
+    bpy.context.scene.render.filepath = str(OUT / "render_udim_nowrap.png")
+    bpy.ops.render.render(write_still=True)
+    # and back to one image: the wrap goes
+    result["after_udim_error"] = generate(seed=13, use_udim=False, texture_scale=1.0)
+    result["after_udim"] = {**describe(plane.active_material),
+                            "source": bpy.data.images["texgen color"].source}
 
     # an unsaved session: its maps go to the user folder; Save As takes them along
     session_files(result)

@@ -34,14 +34,44 @@ def seam_score(img: np.ndarray) -> float:
     Mean absolute step across the two wrap seams (last column -> first, last row -> first)
     divided by the mean step between neighbouring interior columns and rows. 1.0 is a
     perfect tile (the seam is like any other pair of neighbours); an untouched photo scores
-    far higher.
+    far higher. SeamMeter computes it from bands of rows (an image too big to hold).
     """
-    a = np.asarray(img, np.float64)
-    if a.ndim == 2:
-        a = a[..., None]
-    seam = np.concatenate([np.abs(a[:, -1] - a[:, 0]).ravel(), np.abs(a[-1] - a[0]).ravel()])
-    inner = np.concatenate([np.abs(np.diff(a, axis=1)).ravel(), np.abs(np.diff(a, axis=0)).ravel()])
-    return float(seam.mean() / max(inner.mean(), 1e-12))
+    meter = SeamMeter()
+    a = np.asarray(img)
+    band = max(1, 2 ** 20 // max(1, a.shape[1]))     # ~1 Mpx at a time: float64 temporaries
+    for y in range(0, len(a), band):
+        meter.add(a[y:y + band])
+    return meter.score()
+
+
+class SeamMeter:
+    """seam_score of an image given as bands of rows, top to bottom (add), in the memory of a
+    band: sums of the steps, the first row and the last row seen."""
+
+    def __init__(self):
+        self.seam = self.inner = 0.0
+        self.n_seam = self.n_inner = 0
+        self.first = self.last = None
+
+    def add(self, rows: np.ndarray) -> None:
+        a = np.asarray(rows, np.float64)
+        if a.ndim == 2:
+            a = a[..., None]
+        if self.first is None:
+            self.first = a[0].copy()
+        else:
+            a = np.concatenate([self.last[None], a])        # the step into this band
+        across = np.abs(a[:, -1] - a[:, 0]) if self.last is None else np.abs(a[1:, -1] - a[1:, 0])
+        self.seam, self.n_seam = self.seam + across.sum(), self.n_seam + across.size
+        for d in (np.abs(np.diff(a[0 if self.last is None else 1:], axis=1)),
+                  np.abs(np.diff(a, axis=0))):
+            self.inner, self.n_inner = self.inner + d.sum(), self.n_inner + d.size
+        self.last = a[-1].copy()
+
+    def score(self) -> float:
+        wrap = np.abs(self.last - self.first)               # last row -> first
+        seam = (self.seam + wrap.sum()) / (self.n_seam + wrap.size)
+        return float(seam / max(self.inner / max(self.n_inner, 1), 1e-12))
 
 
 # ----------------------------------------------------------------------------- descriptor-free

@@ -92,7 +92,7 @@ def evaluate(painter, exemplar: np.ndarray, cfg: EvalConfig = EvalConfig(), vgg=
         b = cfg.seeds[1] if len(cfg.seeds) > 1 else a + 1
         strip = painter.paint(cfg.size * 3, cfg.size, seed=a, morph_seed=b)
         result.images["morph.png"] = colour(painter, strip)
-    result.info.update(method=getattr(painter, "method", "?"), maps=list(painter.maps))
+    result.info.update(kind=painter.kind, maps=list(painter.maps))
     if progress:
         progress(len(cfg.seeds) + 1, len(cfg.seeds) + 1)
     return result
@@ -144,16 +144,85 @@ def evaluate_samples(samples: list[np.ndarray], exemplar: np.ndarray,
     return result
 
 
+# Periods come from the image's top-left PERIOD_CROP px at full resolution (a texture's
+# periods are those of any big piece of it, up to a third of the piece): the spectrum of a
+# whole 8K image needs several GB (measured 3.0 GB peak for 4096 px). An image too big to
+# hold is scored from bands, its 2x2 repeat from a box-averaged copy of <= PREVIEW_SIDE px.
+PERIOD_CROP = 2048
+PREVIEW_SIDE = 2048
+
+
 def evaluate_image(img: np.ndarray) -> dict:
-    """Tileability of one image: its seam score and dominant periods (px)."""
-    f = M.dominant_periods(img, 3)
+    """Tileability of one image: its seam score and dominant periods (px; of its top-left
+    PERIOD_CROP px)."""
     return {"seam_score": M.seam_score(img),
-            "dominant_periods_px": [round(1 / float(np.hypot(*v)), 2) for v in f if np.hypot(*v) > 0]}
+            "dominant_periods_px": _periods(img[:PERIOD_CROP, :PERIOD_CROP])}
+
+
+def _periods(img: np.ndarray) -> list[float]:
+    f = M.dominant_periods(img, 3)
+    return [round(1 / float(np.hypot(*v)), 2) for v in f if np.hypot(*v) > 0]
+
+
+def score_image_file(path) -> tuple[dict, np.ndarray]:
+    """(evaluate_image's scores, the image or a shrunk copy of it for the report) of an image
+    file, in bounded memory whatever its size: a PNG runtime/png.py streams (every PNG texgen
+    writes, up to 65536 px a side) is read band by band (imageio.read_image_bands); another
+    file, or a PNG with Average or Paeth rows, whole through imageio.read_image (its
+    MAX_PIXELS limit)."""
+    from texgen.runtime.imageio import read_image, read_image_bands
+    from texgen.runtime.png import PngUnsupported
+    found = read_image_bands(path)
+    if found is not None:
+        try:
+            return _score_bands(*found)
+        except PngUnsupported:
+            pass
+    img = read_image(path)
+    return evaluate_image(img), img
+
+
+def _score_bands(size: tuple[int, int], bands) -> tuple[dict, np.ndarray]:
+    w, h = size
+    seam = M.SeamMeter()
+    crop = np.empty((min(h, PERIOD_CROP), min(w, PERIOD_CROP), 3), np.float32)
+    shrink = Shrinker(h, w, -(-max(h, w) // PREVIEW_SIDE))
+    for y, band in bands:
+        seam.add(band)
+        if y < len(crop):
+            crop[y:y + len(band)] = band[:len(crop) - y, :crop.shape[1]]
+        shrink.add(band)
+    return {"seam_score": seam.score(), "dominant_periods_px": _periods(crop)}, shrink.result()
+
+
+class Shrinker:
+    """A box-averaged copy (k x k blocks; the last ones may be smaller) of an h x w image
+    given as bands of rows."""
+
+    def __init__(self, h: int, w: int, k: int):
+        self.k, self.w = max(1, k), w
+        self.out = np.zeros((-(-h // self.k), -(-w // self.k), 3), np.float64)
+        self.count = np.zeros(self.out.shape[:2], np.float64)
+        self.y = 0
+
+    def add(self, band: np.ndarray) -> None:
+        k = self.k
+        cols = np.arange(0, self.w, k)
+        sums = np.add.reduceat(band.astype(np.float64), cols, axis=1)     # (n, w/k, 3)
+        widths = np.diff(np.append(cols, self.w))
+        rows = (self.y + np.arange(len(band))) // k
+        np.add.at(self.out, rows, sums)
+        np.add.at(self.count, rows, np.broadcast_to(widths, (len(band), len(widths))))
+        self.y += len(band)
+
+    def result(self) -> np.ndarray:
+        return (self.out / self.count[..., None]).astype(np.float32)
 
 
 def write_image_report(folder, img: np.ndarray, scores: dict) -> Path:
     """`texgen eval --image F --report DIR`: the image's scores (metrics.json) and a 2x2 repeat
-    of it (repeat_2x2.png: a seam shows as a cross). Returns metrics.json."""
+    of it (repeat_2x2.png: a seam shows as a cross; of a shrunk copy for a huge image).
+    Returns metrics.json."""
     folder = Path(folder)
     save_image(folder / "repeat_2x2.png", np.tile(img, (2, 2, 1)))
     atomic_write_bytes(folder / "metrics.json", json.dumps(scores, indent=2).encode())
@@ -180,7 +249,7 @@ def write_report(folder, result: EvalResult, title: str = "texgen evaluation") -
 <style>body{{font:14px sans-serif;max-width:1100px;margin:2em auto}} figure{{display:inline-block;margin:4px}}
 table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:4px 8px;text-align:left}}</style></head>
 <body><h1>{html.escape(title)}</h1>
-<p>method: {html.escape(str(result.info.get('method')))}; maps: {html.escape(', '.join(result.info.get('maps', [])))}</p>
+<p>kind: {html.escape(str(result.info.get('kind')))}; maps: {html.escape(', '.join(result.info.get('maps', [])))}</p>
 <h2>Exemplar and samples</h2><figure><img src="exemplar.png" width="256"><figcaption>exemplar</figcaption></figure>{samples}
 <h2>2&times;2 repeat of one sample (seams would show as lines)</h2><img src="repeat_2x2.png" width="512">
 {morph}

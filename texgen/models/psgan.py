@@ -14,6 +14,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from texgen.models.layers import PeriodicWaves, WrapConvTranspose2d
+from texgen.kinds import check_kind, kind_of
 from texgen.runtime.noise import NoiseLayout
 
 
@@ -31,6 +32,12 @@ class PSGANConfig:
     init_k: list | None = None  # (2, P) starting wave numbers, radians per cell [k_y; k_x]
     d_scales: int = 1           # the discriminator judges the patch at 1x, 1/2x, ...: the coarse
                                 # views see a lattice of periods the full-size one cannot
+    kind: str | None = None     # "psgan" or "sgan" (texgen/kinds.py); None: what the channels say
+
+    def __post_init__(self):
+        self.kind = check_kind(kind_of(asdict(self)), "psgan")
+        if self.kind == "sgan" and (self.n_global or self.n_periodic):
+            raise ValueError("an SGAN has neither global nor periodic channels")
 
     @property
     def layout(self) -> NoiseLayout:

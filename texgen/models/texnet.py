@@ -29,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from texgen.models.layers import WrapConv2d
+from texgen.kinds import check_kind, kind_of
 from texgen.runtime.noise import NoiseLayout
 
 SLOPE = 0.01        # LeakyReLU slope of the paper's code
@@ -42,6 +43,13 @@ class TexNetConfig:
     channels: int = 3           # output channels
     maps: list = field(default_factory=lambda: ["color"])   # what the channels mean, in order
     content: int = 0            # content image channels (3: stylisation; 0: texture)
+    kind: str | None = None     # "texnet" or "stylize" (texgen/kinds.py); None: what content says
+
+    def __post_init__(self):
+        self.kind = check_kind(kind_of(asdict(self), "texnet"), "texnet")
+        if (self.kind == "stylize") != bool(self.content):
+            raise ValueError(f"a {self.kind} network has {'no ' if self.content else ''}content "
+                             f"channels, not {self.content}")
 
     @property
     def scale(self) -> int:

@@ -31,14 +31,14 @@ import numpy as np
 from PIL import Image, ImageOps
 
 from texgen.errors import TexgenError
-from texgen.files import atomic_path, atomic_write_bytes
+from texgen.files import atomic_path
+from texgen.runtime.png import SIGNATURE, TYPE_CHANNELS, PngWriter
 
 __all__ = ["read_image", "save_image", "resize", "MAX_PIXELS", "MAX_FILE_BYTES"]
 
-_PNG_SIG = b"\x89PNG\r\n\x1a\n"
-# PNG colour type <-> channel count (grey, grey+alpha, RGB, RGBA); no palette at 16 bits.
-_PNG_TYPE_CHANNELS = {0: 1, 4: 2, 2: 3, 6: 4}
-_CHANNELS_PNG_TYPE = {c: t for t, c in _PNG_TYPE_CHANNELS.items()}
+_PNG_SIG = SIGNATURE
+# PNG colour type -> channel count (grey, grey+alpha, RGB, RGBA); no palette at 16 bits.
+_PNG_TYPE_CHANNELS = TYPE_CHANNELS
 # Reading limits (the README's "huge images" refused in one line): 64 Mpx, e.g. 8192 x 7812,
 # and a file no bigger than such an image stored uncompressed at 16-bit RGBA (plus 1 %).
 MAX_PIXELS = 64_000_000
@@ -107,6 +107,57 @@ def read_image(path, channels: int = 3, *, min_size: int = 8,
     except Exception as e:  # Pillow/zlib raise many types for bad data; all mean "unreadable".
         raise TexgenError(f"{path} is not a readable image ({type(e).__name__}: {e})") from e
     return _to_channels(arr, has_alpha, channels)
+
+
+# The streaming reader (runtime/png.py) holds a band of rows whatever the image's size, so its
+# limit is the largest texture texgen paints, not what fits in memory.
+STREAM_MAX_SIDE = 65536
+
+
+def image_size(path) -> tuple[int, int] | None:
+    """(width, height) of a PNG from its header (None for another file or a damaged one)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(24)
+    except OSError:
+        return None
+    if len(head) < 24 or head[:8] != SIGNATURE or head[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", head[16:24])
+
+
+def read_image_bands(path, band: int | None = None, *, min_size: int = 8):
+    """A PNG read band by band: ((width, height), iterator of (y, float32 rows (n, w, 3) in
+    [0, 1])) as read_image(path) would give them (grey replicated, alpha dropped), in the
+    memory of a band (default about a megapixel), for images up to STREAM_MAX_SIDE px a side;
+    None for a file that is not
+    a PNG runtime/png.py streams (read_image reads those, up to MAX_PIXELS). The iterator
+    raises png.PngUnsupported at a row filtered with Average or Paeth (other encoders' PNGs:
+    read_image reads them too), TexgenError for a damaged file."""
+    from texgen.runtime.png import PngUnsupported, read_header, read_png_rows
+    path = Path(path)
+    if not path.is_file():
+        raise TexgenError(f"{path}: no such image file")
+    try:
+        with open(path, "rb") as f:
+            w, h, bits, n = read_header(f)
+    except (OSError, ValueError):           # not a PNG, or palette / interlaced / < 8 bits
+        return None
+    check_file_bytes(path, max_file_bytes(STREAM_MAX_SIDE ** 2))
+    if max(w, h) > STREAM_MAX_SIDE or min(w, h) < min_size:
+        raise TexgenError(f"{path} is {w}x{h}: each side must be {min_size}..{STREAM_MAX_SIDE} px")
+    scale = np.float32(65535.0 if bits == 16 else 255.0)
+    band = band or max(1, 2 ** 20 // w)
+
+    def rows():
+        try:
+            for y, px in read_png_rows(path, band):
+                yield y, _to_channels(px.astype(np.float32) / scale, n in (2, 4), 3)
+        except PngUnsupported:
+            raise
+        except (OSError, ValueError, zlib.error) as e:
+            raise TexgenError(f"{path} is not a readable image ({type(e).__name__}: {e})") from None
+    return (w, h), rows()
 
 
 def check_file_bytes(path: Path, limit: int) -> None:
@@ -276,8 +327,11 @@ def save_image(path, array, bits: int = 8, png_level: int = 6) -> None:
         raise TexgenError(f"cannot save {path}: expected H x W x 1/3/4 pixels, got shape {arr.shape}")
     pixels = _quantize(arr, bits)
 
-    if bits == 16:
-        atomic_write_bytes(path, _png16_bytes(pixels, level=png_level))
+    if suffix == ".png":                # one PNG codec, streamed by bands (runtime/png.py):
+        with PngWriter(path, pixels.shape[1], pixels.shape[0], pixels.shape[2], bits,
+                       png_level) as png:   # Pillow cannot write 16-bit colour
+            for y in range(0, len(pixels), 256):    # bands: the filtered copy stays small
+                png.write(y, pixels[y:y + 256])
         return
     fmt = _SAVE_FORMATS[suffix]
     if fmt == "JPEG" and pixels.shape[2] == 4:
@@ -289,7 +343,7 @@ def save_image(path, array, bits: int = 8, png_level: int = 6) -> None:
     with atomic_path(path) as tmp:
         try:
             im.save(tmp, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else
-                                        {"compress_level": png_level} if fmt == "PNG" else {}))
+                                        {}))
         except OSError as e:
             if e.errno is not None:     # disk full, permissions: atomic_path says which
                 raise
@@ -324,28 +378,3 @@ def float_to_uint(x: np.ndarray, dtype) -> np.ndarray:
     x *= np.float32(np.iinfo(dtype).max)
     np.rint(x, out=x)
     return x.astype(dtype)
-
-
-def _png16_bytes(pixels: np.ndarray, band: int = 256, level: int = 6) -> bytes:
-    """Encode uint16 H x W x C (C = 1..4) as a 16-bit PNG, `band` rows at a time (the only
-    full-size copy is the compressed stream); level: zlib's."""
-    h, w, n = pixels.shape
-    z = zlib.compressobj(level)
-    parts, prev = [], np.zeros((1, w * n * 2), np.uint8)
-    for y in range(0, h, band):
-        rows = pixels[y:y + band].astype(">u2").reshape(-1, w * n).view(np.uint8)  # big-endian
-        # 'Up' filter (row minus row above): cheap to vectorise, and smooth textures
-        # compress much better than unfiltered.
-        up = np.diff(rows, axis=0, prepend=prev)                    # wraps mod 256
-        prev = rows[-1:]
-        parts.append(z.compress(np.concatenate([np.full((len(rows), 1), 2, np.uint8), up],
-                                               axis=1).tobytes()))
-    parts.append(z.flush())
-    idat = b"".join(parts)
-    del parts
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", w, h, 16, _CHANNELS_PNG_TYPE[n], 0, 0, 0)
-    return (_PNG_SIG + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))

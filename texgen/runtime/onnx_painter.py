@@ -13,6 +13,8 @@ The exported file (export/onnx_export.py writes it) is a graph
 
 plus the metadata described by METADATA below, which is everything a painter needs to draw Z
 (runtime/noise.py) and tile the canvas (runtime/tiling.py) exactly as the torch painter does.
+Files of format 2 (texgen 0.1) were made for noise version 1: they are refused with "export it
+again", so there is one noise implementation.
 """
 
 from __future__ import annotations
@@ -22,27 +24,30 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from texgen.errors import TexgenError
-from texgen.runtime.canvas import check_paints_textures, synthesize
+from texgen.kinds import check_kind
+from texgen.runtime.canvas import PaintsTextures
 from texgen.runtime.devices import check_device, choose
-from texgen.runtime.noise import NoiseLayout
+from texgen.runtime.noise import NOISE_VERSION, NoiseLayout
 from texgen.runtime.surface import Surface
-from texgen.runtime.tiling import DEFAULT_TILE
 
-FORMAT = "2"      # 2: the graph paints a tile's interior from its context (1: wrapped a whole torus)
+# 3: "kind" and "noise_version" (random-access noise); 2: the graph paints a tile's interior
+# from its context; 1: it wrapped a whole torus
+FORMAT = "3"
 
 # The metadata contract of a texgen ONNX file (ModelProto.metadata_props, all values strings).
 METADATA = {
-    "texgen_format": 'format version of this contract: "2"; a file without it is not texgen\'s',
-    "method": '"psgan", "sgan", "texnet" or "stylize" (stylize: the last 3*scale*scale '
-              "channels of z carry the content image, packed by runtime/stylize.py: paint it "
-              "with runtime.stylize.stylize, not as a texture)",
+    "texgen_format": 'format version of this contract: "3"; a file without it is not texgen\'s',
+    "kind": '"psgan", "sgan", "texnet" or "stylize" (texgen/kinds.py; stylize: the last '
+            "3*scale*scale channels of z carry the content image, packed by runtime/stylize.py: "
+            "paint it with runtime.stylize.stylize, not as a texture)",
     "noise_layout": 'JSON {"n_global": G, "n_local": L, "n_periodic": P}: channels of z, '
-                    "drawn by runtime/noise.sample_noise",
+                    "drawn by runtime/noise.Noise",
+    "noise_version": 'the noise definition z is drawn with (runtime/noise.NOISE_VERSION, '
+                     'docs/noise.md): "2"',
     "scale": "output pixels per noise cell (decimal integer)",
     "margin": "noise cells of context on each side of the graph's input that it consumes "
               "(decimal integer)",
@@ -101,8 +106,8 @@ def _ort():
     return ort
 
 
-class OnnxPainter:
-    """A texgen ONNX model ready to paint.
+class OnnxPainter(PaintsTextures):
+    """A texgen ONNX model ready to paint: a texgen.painters.Painter.
 
     device: "auto" (the first GPU whose test run works, else the CPU), "cuda", "directml",
     "coreml" or "cpu" (runtime/devices.py chooses; .device says where it paints and
@@ -135,10 +140,17 @@ class OnnxPainter:
             raise TexgenError(_unreadable(self.path, ort, e)) from None
         if "texgen_format" not in meta:
             raise TexgenError(f"{self.path} is not a texgen ONNX model (no texgen metadata)")
+        if meta["texgen_format"] == "2":
+            raise TexgenError(f"{self.path} was exported before the random-access noise (texgen "
+                              f"0.1): export it again (texgen export MODEL)")
         if meta["texgen_format"] != FORMAT:
             raise TexgenError(f"{self.path} is a texgen ONNX model of format "
                               f"{meta['texgen_format']!r}; this texgen reads format {FORMAT} "
                               f"(export it again with this texgen)")
+        if meta.get("noise_version") != str(NOISE_VERSION):
+            raise TexgenError(f"{self.path} was made for noise version "
+                              f"{meta.get('noise_version')!r}; this texgen draws version "
+                              f"{NOISE_VERSION}: export it again (texgen export MODEL)")
         if stored is None:
             raise TexgenError(f"{self.path} has been modified or damaged: its checksum is missing")
         try:
@@ -150,10 +162,11 @@ class OnnxPainter:
             self.colour_space = dict(json.loads(meta["colour_space"]))
             self.provenance = json.loads(meta.get("provenance") or "{}")
             self.surface = Surface.from_metadata(meta)
+            self.kind = check_kind(meta["kind"])
         except (KeyError, ValueError, TypeError, TexgenError) as e:
             raise TexgenError(f"{self.path} has broken texgen metadata ({type(e).__name__}: {e})") from None
         self.metadata = meta
-        self.method = meta.get("method", "psgan")
+        self.noise_version = NOISE_VERSION
         self.precision = meta.get("precision", "fp32")
         self._inputs = {i.name for i in self._session.get_inputs()}
         self._output = self._session.get_outputs()[0].name
@@ -211,17 +224,10 @@ class OnnxPainter:
         cells ys, xs of a torus [H, W] cells: (B, channels, h*scale, w*scale) float32 in [-1, 1]."""
         return self._session_run(self._session, z, ys, xs, torus).astype(np.float32, copy=False)
 
-    def paint(self, width: int, height: int, seed: int = 0, morph_seed: int | None = None,
-              tile: int | None = DEFAULT_TILE,
-              progress: Callable[[int, int], None] | None = None,
-              cancel: Callable[[], bool] | None = None,
-              out: np.ndarray | None = None, window=None) -> np.ndarray:
-        """(channels, height, width) float32 in [-1, 1]; the same pixels as the torch painter.
-        tile, progress, cancel, out, window: see canvas.synthesize."""
-        check_paints_textures(self.method)
+    def paint(self, width: int, height: int, seed: int = 0, **options) -> np.ndarray | None:
+        """runtime.canvas.paint_texture with this model (options: morph_seed, tileable,
+        window, sink, tile, progress, cancel), then the CPU arena's buffers go back."""
         try:
-            return synthesize(self.run, self.layout, self.scale, self.margin, width, height,
-                              seed=seed, morph_seed=morph_seed, tile=tile, progress=progress,
-                              cancel=cancel, out=out, window=window)
+            return super().paint(width, height, seed, **options)
         finally:
             self.release_memory()

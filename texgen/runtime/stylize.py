@@ -5,7 +5,8 @@ The network reads per noise cell its noise, then the content's pixels of that ce
 into channels (3 * scale**2 of them, the last channels of z; pack() is pixel_shuffle's
 inverse). The content is mirrored outwards by the network's margin (and up to whole cells),
 painted as a torus whose wrap the kept pixels never see, and cropped back: any size, odd or
-not square, and borders that look like the rest.
+not square, and borders that look like the rest. Each tile draws its own noise and packs its
+own content cells (tiling.TileInputs), band by band like a texture (runtime/canvas.render).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from __future__ import annotations
 import numpy as np
 
 from texgen.errors import TexgenError
+from texgen.runtime.canvas import ArraySink, Window, render
 from texgen.runtime.imageio import resize
-from texgen.runtime.noise import NoiseLayout, sample_noise
-from texgen.runtime.tiling import paint
+from texgen.runtime.noise import Noise, NoiseLayout, sample_noise
+from texgen.runtime.resample import Axis
+from texgen.runtime.tiling import TileInputs
 from texgen.validate import RANGES
 
 
@@ -44,7 +47,7 @@ def stylize(run, layout: NoiseLayout, scale: int, margin: int, content: np.ndarr
     """content: H x W x 3 float32 in [0, 1] -> (3, H, W) in [-1, 1].
 
     run(z, ys, xs, torus) paints a tile's interior (paint.torch_runner, OnnxPainter.run);
-    tile, progress, cancel: see tiling.paint. stroke_scale: the style's strokes and features
+    tile, progress, cancel: see tiling.paint_bands. stroke_scale: the style's strokes and features
     come out this many times bigger (the network's scale is fixed by its training; the
     content is painted at 1/stroke_scale of its size and the result resized back).
     """
@@ -60,9 +63,22 @@ def stylize(run, layout: NoiseLayout, scale: int, margin: int, content: np.ndarr
     rows, cols = -(-(h + 2 * pad) // scale), -(-(w + 2 * pad) // scale)
     x = np.pad(content.transpose(2, 0, 1) * 2 - 1,
                ((0, 0), (pad, rows * scale - h - pad), (pad, cols * scale - w - pad)),
-               mode="symmetric")
-    z = content_noise(layout, x[None].astype(np.float32), scale, seed)
+               mode="symmetric").astype(np.float32)
+    cells = x.reshape(3, rows, scale, cols, scale)
+    noise = Noise(layout, seed, (rows, cols))
+    n_content = 3 * scale * scale
+
+    def window(r: np.ndarray, c: np.ndarray) -> np.ndarray:
+        """The tile's noise, its content cells packed into the last channels (as pack())."""
+        z = noise.window(r, c, local=layout.n_local - n_content)
+        z[0, layout.channels - n_content:] = cells[:, r][:, :, :, c].transpose(
+            0, 2, 4, 1, 3).reshape(n_content, len(r), len(c))
+        return z
+
     torus = np.array([rows, cols], np.float32)
-    img = paint(lambda zt, ys, xs: run(zt, ys, xs, torus), z, scale, margin, tile,
-                progress=progress, cancel=cancel)
-    return img[:, pad:pad + h, pad:pad + w]
+    sink = ArraySink(3, h, w)
+    axes = (Axis(rows * scale, rows * scale), Axis(cols * scale, cols * scale))
+    render(lambda zt, ys, xs: run(zt, ys, xs, torus), TileInputs(window, layout.channels,
+                                                                   (rows, cols)),
+           scale, margin, axes, Window(pad, pad, w, h), sink, 3, tile, progress, cancel)
+    return sink.array

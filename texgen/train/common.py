@@ -129,7 +129,7 @@ def check_resume(out, method: str | None, given: dict, preset: str | None,
     from texgen import checkpoint
     meta = checkpoint.training_info(out)
     saved = dict(meta.get("provenance") or {})
-    kind = saved.get("method") or ("texnet" if meta.get("model") == "texnet" else "psgan")
+    kind = checkpoint.model_kind(meta)
     if method is not None and method != kind:
         raise TexgenError(f"{out} holds a {kind} model: resume it with --method {kind} (or "
                           f"leave --method out)")

@@ -69,7 +69,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
     out = Path(out)
     if resume:
         _, meta = checkpoint.load_model(out)
-        if meta.get("model") != "texnet":
+        if checkpoint.model_kind(meta) not in ("texnet", "stylize"):
             raise TexgenError(f"{out} is not a texnet/stylize model; resume it with its own method")
         model_cfg = TexNetConfig.from_dict(meta["config"])
         cfg = replace(TexNetTrainConfig(**meta["train"]), iters=cfg.iters)   # only --iters may change
