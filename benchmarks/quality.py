@@ -54,6 +54,7 @@ from texgen.eval.report import EvalConfig, colour, evaluate_samples
 from texgen.models.vgg import VGG19
 from texgen.files import atomic_write_bytes
 from texgen.runtime.imageio import read_image, save_image
+from train_speed import seconds_per_step      # benchmarks/ is on the path of a script run from it
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "textures"
@@ -98,44 +99,6 @@ def _json(path: Path, data) -> None:
     atomic_write_bytes(path, json.dumps(data, indent=1).encode())
 
 
-def probe_seconds(method: str, img: np.ndarray, tcfg, mcfg=None, steps: int = 4) -> float:
-    """Seconds per training step of this configuration on this machine (median of `steps`
-    after one warm-up), with the patch, batch and scales training would choose."""
-    from texgen.runtime.noise import sample_noise
-    rng = np.random.default_rng(0)
-    times = []
-    if method == "psgan":
-        from texgen.models.psgan import Discriminator, Generator
-        from texgen.train.descriptor import DescriptorLoss
-        from texgen.train.psgan import gan_step, plan
-        p = plan([img], mcfg, tcfg)
-        m, t = replace(mcfg, d_scales=p.d_scales), replace(tcfg, patch=p.patch, batch=p.batch)
-        G, D = Generator(m), Discriminator(m)
-        og, od = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
-        desc = DescriptorLoss([img], kind=t.loss) if t.descriptor_weight else None
-        cells = t.patch // m.scale + 2 * G.margin
-        for i in range(steps + 1):
-            real = torch.from_numpy(rng.uniform(-1, 1, (t.batch, 3, t.patch, t.patch)).astype(np.float32))
-            z = torch.from_numpy(sample_noise(m.layout, cells, cells, rng, batch=t.batch))
-            t0 = time.perf_counter()
-            gan_step(G, D, og, od, real, z, t, 1.0, i, desc, rng)
-            times.append(time.perf_counter() - t0)
-    else:
-        from texgen.models.texnet import TexNet, TexNetConfig
-        from texgen.train.descriptor import DescriptorLoss
-        from texgen.train.texnet import step
-        G = TexNet(TexNetConfig())
-        opt = torch.optim.Adam(G.parameters())
-        loss_fn = DescriptorLoss([img], kind=tcfg.loss)
-        cells = tcfg.patch // G.cfg.scale
-        for i in range(steps + 1):
-            z = torch.from_numpy(sample_noise(G.cfg.layout, cells, cells, rng, batch=tcfg.batch))
-            t0 = time.perf_counter()
-            step(G, loss_fn, opt, z, None, tcfg, rng=rng)
-            times.append(time.perf_counter() - t0)
-    return float(np.median(times[1:]))
-
-
 def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mcfg=None,
               minutes: float | None = None, snapshots: int = 10) -> Path:
     """Train (or finish training) benchmarks/models/quality/<key>; keeps a snapshot of the
@@ -155,7 +118,7 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
     if "iters" not in timing:
         iters = tcfg.iters
         if minutes:
-            secs = probe_seconds(method, img, tcfg, mcfg)
+            secs = seconds_per_step(method, img, tcfg, mcfg)
             iters = max(50, int(minutes * 60 / secs) // 50 * 50)
             timing["probe_s_per_step"] = secs
         timing.update(iters=iters, seconds=0.0)

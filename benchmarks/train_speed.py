@@ -1,50 +1,93 @@
 """Seconds per training iteration of each preset, measured side by side in one run.
 
-    python benchmarks/train_speed.py [--steps 10]
+    python benchmarks/train_speed.py [--steps 6]
 
-Writes benchmarks/out/train_speed.md. Times the real update (texgen.train.psgan.gan_step)
-on random patches; checkpoints and previews (every 250 iterations) are not included.
+Writes benchmarks/out/train_speed.md. Times the real update (psgan: train.psgan.gan_step,
+texnet: train.texnet.step) on random patches, with the patch, batch, discriminator scales
+and descriptor loss that training would choose for each exemplar: the built-in bricks (a
+clear period: the patch grows to two bricks) and white noise (no period). Checkpoints and
+previews are not included. benchmarks/quality.py sizes its trainings with seconds_per_step.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from texgen.models.psgan import Discriminator, Generator
-from texgen.runtime.noise import sample_noise
-from texgen.train.psgan import PRESETS, gan_step
 
-ap = argparse.ArgumentParser()
-ap.add_argument("--steps", type=int, default=10)
-ap.add_argument("--out", default="benchmarks/out/train_speed.md")
-args = ap.parse_args()
-
-rows = [f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"{'cuda' if torch.cuda.is_available() else 'cpu'}", "",
-        "| preset | G params | batch x patch | s / iteration | iterations | est. minutes |",
-        "|---|---|---|---|---|---|"]
-rng = np.random.default_rng(0)
-for name, (mcfg, tcfg) in PRESETS.items():
-    G, D = Generator(mcfg), Discriminator(mcfg)
-    og = torch.optim.Adam(G.parameters(), tcfg.lr, betas=(tcfg.beta1, 0.999))
-    od = torch.optim.Adam(D.parameters(), tcfg.lr, betas=(tcfg.beta1, 0.999))
-    cells = tcfg.patch // mcfg.scale + 2
+def seconds_per_step(method: str, img: np.ndarray, tcfg, mcfg=None, steps: int = 4) -> float:
+    """Median seconds of a training step of this configuration for this exemplar on this
+    machine (after one warm-up step), with what training would choose for it."""
+    from texgen.runtime.noise import sample_noise
+    from texgen.train.descriptor import DescriptorLoss
+    rng = np.random.default_rng(0)
     times = []
-    for i in range(args.steps + 2):
-        real = torch.from_numpy(rng.uniform(-1, 1, (tcfg.batch, 3, tcfg.patch, tcfg.patch)).astype(np.float32))
-        z = torch.from_numpy(sample_noise(mcfg.layout, cells, cells, rng, batch=tcfg.batch))
-        t0 = time.perf_counter()
-        gan_step(G, D, og, od, real, z, tcfg, float("nan"))
-        times.append(time.perf_counter() - t0)
-    t = float(np.median(times[2:]))                      # first steps warm up allocators
-    n = sum(p.numel() for p in G.parameters())
-    rows.append(f"| {name} | {n / 1e6:.2f} M | {tcfg.batch} x {tcfg.patch} | {t:.3f} | "
-                f"{tcfg.iters} | {t * tcfg.iters / 60:.0f} |")
-Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-Path(args.out).write_text("# Training speed\n\n" + "\n".join(rows) + "\n")
-print("\n".join(rows))
+    if method == "psgan":
+        from texgen.models.psgan import Discriminator, Generator
+        from texgen.train.psgan import gan_step, plan
+        p = plan([img], mcfg, tcfg)
+        m, t = replace(mcfg, d_scales=p.d_scales), replace(tcfg, patch=p.patch, batch=p.batch)
+        G, D = Generator(m), Discriminator(m)
+        og, od = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
+        desc = DescriptorLoss([img], kind=t.loss) if t.descriptor_weight else None
+        cells = t.patch // m.scale + 2 * G.margin
+        for i in range(steps + 1):
+            real = torch.from_numpy(rng.uniform(-1, 1, (t.batch, 3, t.patch, t.patch)).astype(np.float32))
+            z = torch.from_numpy(sample_noise(m.layout, cells, cells, rng, batch=t.batch))
+            t0 = time.perf_counter()
+            gan_step(G, D, og, od, real, z, t, 1.0, i, desc, rng)
+            times.append(time.perf_counter() - t0)
+    else:
+        from texgen.models.texnet import TexNet, TexNetConfig
+        from texgen.train.texnet import step
+        G = TexNet(TexNetConfig())
+        opt = torch.optim.Adam(G.parameters())
+        loss_fn = DescriptorLoss([img], kind=tcfg.loss)
+        cells = tcfg.patch // G.cfg.scale
+        for i in range(steps + 1):
+            z = torch.from_numpy(sample_noise(G.cfg.layout, cells, cells, rng, batch=tcfg.batch))
+            t0 = time.perf_counter()
+            step(G, loss_fn, opt, z, None, tcfg, rng=rng)
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times[1:]))
+
+
+def main():
+    from texgen.runtime.imageio import read_image
+    from texgen.train import psgan, texnet
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--presets", default="fast,full")
+    ap.add_argument("--out", default="benchmarks/out/train_speed.md")
+    args = ap.parse_args()
+    exemplars = {"bricks": read_image(Path(psgan.__file__).parents[1] / "builtin/bricks/exemplar.png"),
+                 "noise": np.random.default_rng(0).uniform(0, 1, (256, 256, 3)).astype(np.float32)}
+    rows = [f"`python benchmarks/train_speed.py --steps {args.steps} --presets {args.presets}`: "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            f"{'cuda' if torch.cuda.is_available() else 'cpu'}", "",
+            "| method | preset | exemplar | batch x patch | s / iteration | iterations | est. minutes |",
+            "|---|---|---|---|---|---|---|"]
+    for name in args.presets.split(","):
+        for ex, img in exemplars.items():
+            mcfg, tcfg = psgan.PRESETS[name]
+            p = psgan.plan([img], mcfg, tcfg)
+            t = seconds_per_step("psgan", img, tcfg, mcfg, args.steps)
+            rows.append(f"| psgan | {name} | {ex} | {p.batch} x {p.patch} | {t:.3f} | {tcfg.iters} | "
+                        f"{t * tcfg.iters / 60:.0f} |")
+            print(rows[-1], flush=True)
+        tcfg = texnet.PRESETS[name]
+        t = seconds_per_step("texnet", exemplars["noise"], tcfg, steps=args.steps)
+        rows.append(f"| texnet | {name} | any | {tcfg.batch} x {tcfg.patch} | {t:.3f} | {tcfg.iters} | "
+                    f"{t * tcfg.iters / 60:.0f} |")
+        print(rows[-1], flush=True)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("# Training speed\n\n" + "\n".join(rows) + "\n")
+
+
+if __name__ == "__main__":
+    main()
