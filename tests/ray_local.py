@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 # Ray's own CLI, with its loopback rewrite undone
-LOOPBACK = ("import sys, ray._private.services as s; s.resolve_ip_for_localhost = lambda h: h; "
-            "from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()")
+PATCH = "import ray._private.services as s; s.resolve_ip_for_localhost = lambda h: h"
+LOOPBACK = f"import sys; {PATCH}; from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()"
 
 
 @contextlib.contextmanager

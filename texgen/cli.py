@@ -113,9 +113,17 @@ def main():
     """Learn seamless textures from photos and paint them at any size."""
 
 
-def _texnet_options(fn):
-    """train's options for texnet and stylize (Texture Networks)."""
-    for opt in reversed([
+def _options(*opts):
+    """A decorator adding the click options `opts`, in this order in --help."""
+    def add(fn):
+        for opt in reversed(opts):
+            fn = opt(fn)
+        return fn
+    return add
+
+
+# train's options for texnet and stylize (Texture Networks)
+_texnet_options = _options(
         click.option("--style", "style_paths", multiple=True, type=click.Path(),
                      help="stylize: the style image(s) (texnet: IMAGES are the texture)."),
         click.option("--content", "content_paths", multiple=True, type=click.Path(),
@@ -136,9 +144,7 @@ def _texnet_options(fn):
                           "[default: 0]"),
         click.option("--content-weight", type=_range("content_weight"),
                      help="stylize: content loss weight against the texture loss. [default: 1]"),
-    ]):
-        fn = opt(fn)
-    return fn
+)
 
 
 def _map_param_options(fn, start: str = "the model's"):
@@ -180,17 +186,14 @@ def _map_params(options: dict, surface=None):
     return (surface or Surface()).params(**_given_map_options(options))
 
 
-def _surface_options(fn):
-    """train's and annotate's real-world size options."""
-    for opt in reversed([
+# train's and annotate's real-world size options
+_surface_options = _options(
         click.option("--texel-size", type=_range("texel_size"), metavar="METRES",
                      help="Metres of surface per exemplar pixel (the add-on maps textures at "
                           "this scale)."),
         click.option("--exemplar-width", metavar="LENGTH",
                      help="Or: how wide the (first) exemplar is in reality, e.g. 2.4m, 60cm."),
-    ]):
-        fn = opt(fn)
-    return fn
+)
 
 
 def _surface(texel_size, exemplar_width, exemplar, given: dict, base=None, estimate=True):
@@ -217,9 +220,8 @@ _METHOD_HELP = ("sgan: no global and no periodic channels; texnet: Texture Netwo
                 "no discriminator)")
 
 
-def _training_options(fn):
-    """The options train and train-many share (how a model is trained)."""
-    for opt in reversed([
+# the options train and train-many share (how a model is trained)
+_training_options = _options(
         click.option("--preset", type=click.Choice(["fast", "full"]),
                      help="fast: ~15 min on a 2-core CPU; full: the official PSGAN sizes (texnet: "
                           "the paper's batch of 16), for a GPU. [default: fast]"),
@@ -232,9 +234,7 @@ def _training_options(fn):
         click.option("--seed", type=_range("seed"), help="[default: 0]"),
         click.option("--licence", help="Licence of the exemplars, recorded in the model's "
                                        "provenance. [default: as the exemplar images]"),
-    ]):
-        fn = opt(fn)
-    return fn
+)
 
 
 def _ray_option(what: str):
