@@ -199,6 +199,23 @@ def test_a_rerun_runs_only_unfinished_jobs(cluster, tmp_path):
         run_jobs([Job("x", failing, ())], tmp_path / "other.json", Where(ray=cluster))
 
 
+def test_jobs_here_skip_redo_and_survive_a_damaged_manifest(tmp_path):
+    """The same bookkeeping without Ray (this process): a rerun runs nothing, redo runs all,
+    a damaged or foreign manifest means nothing is known to be finished."""
+    jobs = [Job(n, counted, (str(tmp_path), f"{n}.txt", n)) for n in ("a", "b")]
+    book = tmp_path / JOBS_FILE
+    ticks = []
+    assert run_jobs(jobs, book, progress=lambda d, t: ticks.append((d, t))) == (["a", "b"], [])
+    assert ticks == [(0, 2), (1, 2), (2, 2)]
+    assert run_jobs(jobs, book) == ([], ["a", "b"])
+    assert run_jobs(jobs, book, redo=True) == (["a", "b"], [])
+    for damage in ("{not json", '{"texgen_jobs": 99, "jobs": {}}', "[]"):
+        book.write_text(damage)
+        assert run_jobs(jobs, book) == (["a", "b"], [])
+        assert sorted(json.loads(book.read_text())["jobs"]) == ["a", "b"]
+    assert (tmp_path / "runs.log").read_text().split().count("a.txt") == 5   # 1 + redo + 3
+
+
 # ----------------------------------------------------------------------------- refusals
 
 def test_ray_refusals_are_one_line(tiny_models, tmp_path, monkeypatch):

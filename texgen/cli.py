@@ -434,7 +434,12 @@ def _train_job(photo: str, out: str, options: dict, force: bool, tick=None,
     checkpoint a stopped run left (force: from scratch); the model folder's files."""
     from texgen import checkpoint
     resume = not force and (Path(out) / checkpoint.TRAIN_FILE).exists()
-    _train(images=(photo,), out=out, resume=resume, force=force, **options)
+    if resume:                          # finished, but its manifest entry was lost (a kill)
+        meta = checkpoint.training_info(out)
+        finished = int(meta.get("iteration", 0)) >= (
+            options.get("iters") or int((meta.get("train") or {}).get("iters", 0)))
+    if not (resume and finished):
+        _train(images=(photo,), out=out, resume=resume, force=force, **options)
     return sorted(p for p in Path(out).iterdir() if p.is_file())
 
 
