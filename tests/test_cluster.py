@@ -62,7 +62,8 @@ def test_udim_set_on_ray_is_the_plain_runs_bytes(cluster, tiny_models, tmp_path,
     from texgen.runtime import udim
     with monkeypatch.context() as m:
         m.setattr(udim, "paint_udim_tile", broken)
-        res = run(*args, "--out", tmp_path / "ray" / "wall.png", "--ray", cluster)
+        m.chdir(tmp_path)                           # a relative path: the workers' cwd differs
+        res = run(*args, "--out", "ray/wall.png", "--ray", cluster)
     assert res.exit_code == 0, res.output
     assert "wrote 4 UDIM tiles" in res.output
     plain, ray = tree(tmp_path / "plain"), tree(tmp_path / "ray")
@@ -102,7 +103,8 @@ def test_train_many_on_ray_trains_a_model_per_photo(cluster, tmp_path, monkeypat
     photos.mkdir()
     save_image(photos / "bricks.png", stripes(64, 64, period=8))
     save_image(photos / "planks.png", stripes(64, 64, period=16, seed=1))
-    args = ["train-many", photos, "--out", tmp_path / "models", "--iters", 2, "--patch", 32,
+    monkeypatch.chdir(tmp_path)                     # relative paths: the workers' differ
+    args = ["train-many", "photos", "--out", "models", "--iters", 2, "--patch", 32,
             "--batch", 2]
     from texgen import cli as cli_module
     with monkeypatch.context() as m:

@@ -410,7 +410,7 @@ def train_many(photos, out, force, ray, **options):
 
     _need_ray(ray)
     files = [f.resolve() for f in image_files(photos)]
-    out = validate.output_folder(out, inputs=files)
+    out = validate.output_folder(out, inputs=files).resolve()     # as every node names it
     names = {}
     for f in files:
         if f.stem in names:
