@@ -187,6 +187,11 @@ def ray_section(args, label: str, model: str, env: dict, commit: str) -> str:
     1 and 2 nodes, the bytes checked against the plain run, then ray_forecast."""
     sys.path.insert(0, str(ROOT / "tests"))
     from ray_local import PATCH, LocalCluster        # the clusters tests/test_cluster.py uses
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        print("Ray is not installed (pip install -e '.[cluster]'): no Ray section", flush=True)
+        return RAY_SECTION
     n, tmp = args.ray_sets, args.tmp / "ray"
     udim = ["--udim", args.ray_udim, "--tile-size", str(args.ray_tile), "--device", "cpu"]
     sets = ["--size", str(args.ray_size), "--format", "png16", "--device", "cpu"]
