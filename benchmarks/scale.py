@@ -187,9 +187,8 @@ def ray_section(args, label: str, model: str, env: dict, commit: str) -> str:
     1 and 2 nodes, the bytes checked against the plain run, then ray_forecast."""
     sys.path.insert(0, str(ROOT / "tests"))
     from ray_local import PATCH, LocalCluster        # the clusters tests/test_cluster.py uses
-    try:
-        import ray  # noqa: F401
-    except ImportError:
+    import importlib.util
+    if importlib.util.find_spec("ray") is None:
         print("Ray is not installed (pip install -e '.[cluster]'): no Ray section", flush=True)
         return RAY_SECTION
     n, tmp = args.ray_sets, args.tmp / "ray"
@@ -221,9 +220,9 @@ def ray_section(args, label: str, model: str, env: dict, commit: str) -> str:
     for nodes in (1, 2):
         print(f"ray, {nodes} node(s) ...", flush=True)
         with LocalCluster(cpus=(1,) * nodes) as c:
-            ray, where = ["--ray", c.address], f"ray{nodes}"
+            on, where = ["--ray", c.address], f"ray{nodes}"
             results[f"--ray, {nodes} worker{'s' * (nodes > 1)}"] = (
-                where, udim_sets(where, ray), texture_sets(where, ray))
+                where, udim_sets(where, on), texture_sets(where, on))
     plain = {k: _tree(tmp / "plain" / k) for k in ("udim", "sets")}
     rows = ["| run | UDIM sets / min | s / UDIM set | texture sets / min | s / texture set | "
             "bytes as the plain run |", "|---|---|---|---|---|---|"]
