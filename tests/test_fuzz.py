@@ -299,7 +299,8 @@ def test_generate_windows_and_udim_sets(models, data):
                                 st.sampled_from(["11x1", "0x2", "2", "x", "2x101", "-1x2", ""])),
                      "--tile-size": numbers("tile_size", st.just(n),
                                             st.integers(max_value=15) | st.integers(min_value=65537))}
-            files = {f"u.{1001 + c + 10 * r}.png" for c in range(cols) for r in range(rows)}
+            tiles = {f"u.{1001 + c + 10 * r}.png" for c in range(cols) for r in range(rows)}
+            files = tiles | {"u.jobs.json"}         # the set's job manifest (texgen/cluster.py)
         else:
             w, h = data.draw(SIDE), data.draw(SIDE)
             x, y = data.draw(st.integers(0, w - 1)), data.draw(st.integers(0, h - 1))
@@ -308,7 +309,7 @@ def test_generate_windows_and_udim_sets(models, data):
                      "--window": (st.just(f"{x},{y},{ww},{hh}"),
                                   st.sampled_from([f"{w},0,1,1", f"0,0,{w + 1},1", f"0,{h},4,4",
                                                    "0,0,0,5", "1,2,3", "a,b,c,d", "-1,0,4,4"]))}
-            files = {"u.png"}
+            files = tiles = {"u.png"}
         args, broken = command(data, {
             "--model": pick(models, ["onnx", "folder"], [*DAMAGED, "stylize"]),
             "--seed": optional(SEED), **shape,
@@ -319,7 +320,7 @@ def test_generate_windows_and_udim_sets(models, data):
             args += ["--device", "cpu"]
         res = run(["generate", *args])
         if check(res, broken, d, set(), lambda added: added == files):
-            for f in files:
+            for f in tiles:
                 img = read_image(d / f, min_size=1)
                 assert img.shape == ((n, n, 3) if "--udim" in args else (hh, ww, 3))
 

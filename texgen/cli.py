@@ -113,9 +113,17 @@ def main():
     """Learn seamless textures from photos and paint them at any size."""
 
 
-def _texnet_options(fn):
-    """train's options for texnet and stylize (Texture Networks)."""
-    for opt in reversed([
+def _options(*opts):
+    """A decorator adding the click options `opts`, in this order in --help."""
+    def add(fn):
+        for opt in reversed(opts):
+            fn = opt(fn)
+        return fn
+    return add
+
+
+# train's options for texnet and stylize (Texture Networks)
+_texnet_options = _options(
         click.option("--style", "style_paths", multiple=True, type=click.Path(),
                      help="stylize: the style image(s) (texnet: IMAGES are the texture)."),
         click.option("--content", "content_paths", multiple=True, type=click.Path(),
@@ -136,9 +144,7 @@ def _texnet_options(fn):
                           "[default: 0]"),
         click.option("--content-weight", type=_range("content_weight"),
                      help="stylize: content loss weight against the texture loss. [default: 1]"),
-    ]):
-        fn = opt(fn)
-    return fn
+)
 
 
 def _map_param_options(fn, start: str = "the model's"):
@@ -180,17 +186,14 @@ def _map_params(options: dict, surface=None):
     return (surface or Surface()).params(**_given_map_options(options))
 
 
-def _surface_options(fn):
-    """train's and annotate's real-world size options."""
-    for opt in reversed([
+# train's and annotate's real-world size options
+_surface_options = _options(
         click.option("--texel-size", type=_range("texel_size"), metavar="METRES",
                      help="Metres of surface per exemplar pixel (the add-on maps textures at "
                           "this scale)."),
         click.option("--exemplar-width", metavar="LENGTH",
                      help="Or: how wide the (first) exemplar is in reality, e.g. 2.4m, 60cm."),
-    ]):
-        fn = opt(fn)
-    return fn
+)
 
 
 def _surface(texel_size, exemplar_width, exemplar, given: dict, base=None, estimate=True):
@@ -213,28 +216,47 @@ TRAIN_DEFAULTS = {"method": "psgan", "preset": "fast", "seed": 0,
                   "content_weight": 1.0}
 
 
+_METHOD_HELP = ("sgan: no global and no periodic channels; texnet: Texture Networks (Gram loss, "
+                "no discriminator)")
+
+
+# the options train and train-many share (how a model is trained)
+_training_options = _options(
+        click.option("--preset", type=click.Choice(["fast", "full"]),
+                     help="fast: ~15 min on a 2-core CPU; full: the official PSGAN sizes (texnet: "
+                          "the paper's batch of 16), for a GPU. [default: fast]"),
+        click.option("--iters", type=_range("iters"),
+                     help="Training iterations (default: the preset's; with --resume, the saved "
+                          "run's)."),
+        click.option("--patch", type=_range("patch"), help="Training patch in px, a multiple of 32."),
+        click.option("--batch", type=_range("batch")),
+        click.option("--lr", type=_range("lr")),
+        click.option("--seed", type=_range("seed"), help="[default: 0]"),
+        click.option("--licence", help="Licence of the exemplars, recorded in the model's "
+                                       "provenance. [default: as the exemplar images]"),
+)
+
+
+def _ray_option(what: str):
+    """--ray [ADDRESS]: the work as Ray tasks (texgen/cluster.py); no value: auto."""
+    return click.option(
+        "--ray", "ray", is_flag=False, flag_value="auto", default=None, metavar="[ADDRESS]",
+        help=f"Run {what} as tasks on a Ray cluster: HOST:PORT of its head, or no value for "
+             f"RAY_ADDRESS's or a new local one (needs texgen[cluster]). Paths must be on "
+             f"storage every node sees.")
+
+
 @main.command()
 @click.argument("images", nargs=-1, type=click.Path())
 @click.option("--method", type=click.Choice(["psgan", "sgan", "texnet", "stylize"]),
-              help="sgan: no global and no periodic channels; texnet: Texture Networks (Gram "
-                   "loss, no discriminator); stylize: a stylisation network (--style, --content). "
+              help=f"{_METHOD_HELP}; stylize: a stylisation network (--style, --content). "
                    "[default: psgan; with --resume, the saved model's]")
-@click.option("--preset", type=click.Choice(["fast", "full"]),
-              help="fast: ~15 min on a 2-core CPU; full: the official PSGAN sizes (texnet: the "
-                   "paper's batch of 16), for a GPU. [default: fast]")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Model folder.")
-@click.option("--iters", type=_range("iters"),
-              help="Training iterations (default: the preset's; with --resume, the saved run's).")
-@click.option("--patch", type=_range("patch"), help="Training patch in px, a multiple of 32.")
-@click.option("--batch", type=_range("batch"))
-@click.option("--lr", type=_range("lr"))
-@click.option("--seed", type=_range("seed"), help="[default: 0]")
+@_training_options
 @click.option("--resume", is_flag=True,
               help="Continue the training saved in --out (same images and settings; only "
                    "--iters may change).")
 @click.option("--force", is_flag=True, help="Overwrite a model already in --out.")
-@click.option("--licence", help="Licence of the exemplars, recorded in the model's provenance. "
-                                 "[default: as the exemplar images]")
 @click.option("--maps", "map_paths", metavar="NAME=PATH,...",
               help="Aligned material maps of the one IMAGE (its colour), learned with it pixel "
                    "for pixel, e.g. normal=wall_nor_gl.png,roughness=wall_rough.png. Maps: "
@@ -243,14 +265,22 @@ TRAIN_DEFAULTS = {"method": "psgan", "preset": "fast", "seed": 0,
 @_surface_options
 @functools.partial(_map_param_options, start="estimated from the exemplar")
 @_friendly
-def train(images, method, preset, out, iters, patch, batch, lr, seed, resume, force, licence,
-          map_paths, loss, descriptor_weight, descriptor_weights, style_paths, content_paths,
-          style_scale, diversity, content_weight, texel_size, exemplar_width, **map_options):
+def train(**options):
     """Train a generator on IMAGES (files or folders; several images make a texture manifold).
 
     The model records its real-world size (--texel-size or --exemplar-width) and default map
     settings: estimated from the exemplar (thin bright joints around darker faces, like light
     mortar, are taken as recessed and matte) unless the map options here say otherwise."""
+    _interrupt_on_sigterm()             # a scheduler's kill saves a checkpoint like Ctrl-C
+    _train(**options)
+
+
+def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None, batch=None,
+           lr=None, seed=None, resume=False, force=False, licence=None, map_paths=None,
+           loss=None, descriptor_weight=None, descriptor_weights=None, style_paths=(),
+           content_paths=(), style_scale=None, diversity=None, content_weight=None,
+           texel_size=None, exemplar_width=None, **map_options):
+    """`texgen train` (train-many's jobs too): options as the command's, None when not given."""
     from texgen import checkpoint
     from texgen.files import undo_on_failure
     from texgen.train.common import check_resume, check_same_data, data_digest
@@ -303,7 +333,6 @@ def train(images, method, preset, out, iters, patch, batch, lr, seed, resume, fo
                 if opts[k] is not None}
     if iters is not None:
         settings["iters"] = iters
-    _interrupt_on_sigterm()             # a scheduler's kill saves a checkpoint like Ctrl-C
     with undo_on_failure(out, keep=lambda: (out / checkpoint.MODEL_FILE).exists()):
         if texnet:
             _train_texnet(data, content, method, preset, out, settings, opts, resume, prov,
@@ -362,6 +391,58 @@ def _train_texnet(style, content, method, preset, out, settings, opts, resume, p
               resume=resume, provenance=prov, surface=surface)
 
 
+@main.command("train-many")
+@click.argument("photos", nargs=-1, required=True, type=click.Path())
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Folder for the models: one sub-folder per photo, named from its file name.")
+@click.option("--method", type=click.Choice(["psgan", "sgan", "texnet"]),
+              help=f"{_METHOD_HELP}. [default: psgan]")
+@_training_options
+@click.option("--force", is_flag=True, help="Train again the models already in --out.")
+@_ray_option("the trainings (a GPU each where the cluster has GPUs)")
+@_friendly
+def train_many(photos, out, force, ray, **options):
+    """Train one model per photo in PHOTOS (files or folders of images): OUT/NAME for NAME.jpg,
+    as `texgen train` would. A rerun skips the models OUT/jobs.json records as finished and
+    resumes the others from their checkpoints."""
+    from texgen.cluster import JOBS_FILE, Job, Where, run_jobs
+    from texgen.data import image_files
+
+    _need_ray(ray)
+    files = [f.resolve() for f in image_files(photos)]
+    out = validate.output_folder(out, inputs=files).resolve()     # as every node names it
+    names = {}
+    for f in files:
+        if f.stem in names:
+            raise TexgenError(f"{names[f.stem]} and {f} would both be trained into "
+                              f"{out / f.stem}: rename one")
+        names[f.stem] = f
+    from texgen.files import file_sha256
+    jobs = [Job(name, _train_job, (str(f), str(out / name), options, force),
+                key={"photo_sha256": file_sha256(f), **options}, gpu=True)
+            for name, f in names.items()]
+    _interrupt_on_sigterm()
+    with _progress_bar("train-many", "model") as progress:
+        ran, kept = run_jobs(jobs, out / JOBS_FILE, Where(ray=ray), progress, redo=force)
+    click.echo(f"trained {len(ran)} models in {out}" + (f", {len(kept)} already finished"
+                                                         if kept else ""))
+
+
+def _train_job(photo: str, out: str, options: dict, force: bool, tick=None,
+               cancel=None) -> list[Path]:
+    """train-many's job: `texgen train PHOTO --out OUT` with its options, resuming a
+    checkpoint a stopped run left (force: from scratch); the model folder's files."""
+    from texgen import checkpoint
+    resume = not force and (Path(out) / checkpoint.TRAIN_FILE).exists()
+    if resume:                          # finished, but its manifest entry was lost (a kill)
+        meta = checkpoint.training_info(out)
+        finished = int(meta.get("iteration", 0)) >= (
+            options.get("iters") or int((meta.get("train") or {}).get("iters", 0)))
+    if not (resume and finished):
+        _train(images=(photo,), out=out, resume=resume, force=force, **options)
+    return sorted(p for p in Path(out).iterdir() if p.is_file())
+
+
 @contextlib.contextmanager
 def _progress_bar(desc: str, unit: str):
     """A tqdm bar (rate, ETA) driven by the library's progress(done, total) callbacks."""
@@ -381,6 +462,21 @@ def _interrupt_on_sigterm():
     signal.signal(signal.SIGTERM, handler)
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:     # started in the background
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def _need_ray(ray: str | None) -> None:
+    """--ray without Ray installed: the one line naming the extra, before any work."""
+    if ray is not None:
+        from texgen.cluster import import_ray
+        import_ray()
+
+
+def _model_ref(model: str | None) -> str | None:
+    """The model as another process names it: a built-in name, else an absolute path."""
+    from texgen.builtin import builtin_onnx
+    if model is None or builtin_onnx(model) is not None or not Path(model).exists():
+        return model
+    return str(Path(model).resolve())
 
 
 def _resolve_model(model: str | None) -> Path:
@@ -449,10 +545,11 @@ def _unlink_on_failure(paths: list):
                    "ones from the model, the rest derived from colour), e.g. wall_nor_gl.png.")
 @click.option("--naming", type=click.Choice(["polyhaven", "ambientcg"]), default="polyhaven",
               show_default=True, help="File-name suffixes of the --maps files.")
+@_ray_option("the UDIM tiles (with --udim)")
 @_map_param_options
 @_friendly
 def generate(model, size, seed, morph_seed, tileable, window, udim, tile_size, bits, tile, out,
-             device, threads, map_names, naming, **map_options):
+             device, threads, map_names, naming, ray, **map_options):
     """Paint a texture of any size from a trained model (or a .onnx file from `texgen export`).
 
     A PNG is streamed to disk as it is painted (memory: a band of tiles, at any size); other
@@ -467,6 +564,7 @@ def generate(model, size, seed, morph_seed, tileable, window, udim, tile_size, b
                               "and paints every tile: leave out --size and --window")
         if tile_size is None:
             raise TexgenError("--udim needs --tile-size (px per tile, e.g. 4096)")
+        _need_ray(ray)
         cols, rows = parse_udim(udim)
         w, h = cols * tile_size, rows * tile_size
         from texgen.runtime.canvas import check_size
@@ -474,6 +572,9 @@ def generate(model, size, seed, morph_seed, tileable, window, udim, tile_size, b
     else:
         if tile_size is not None:
             raise TexgenError("--tile-size is the tile edge of a UDIM set: give --udim COLSxROWS")
+        if ray is not None:
+            raise TexgenError("--ray paints the tiles of a UDIM set as tasks: give --udim "
+                              "COLSxROWS --tile-size N")
         w, h = parse_size(size or "1024x1024")
     win = check_window(parse_window(window), w, h) if window is not None else None
     wanted = _map_list(map_names) if map_names is not None else ()
@@ -496,7 +597,8 @@ def generate(model, size, seed, morph_seed, tileable, window, udim, tile_size, b
         if udim is not None:
             from texgen.runtime.udim import paint_udim
             painted, kept = paint_udim(painter, out, cols, rows, tile_size, seed, bits=int(bits),
-                                       progress=progress, **what)
+                                       progress=progress, ray=ray, **what,
+                                       source=(_model_ref(model), device, threads or 1))
         elif wanted:
             img = _paint_with_maps(painter, w, h, seed, tileable, progress, **what)
         else:
@@ -658,10 +760,11 @@ def stylize_cmd(model, content, seed, stroke_scale, tile, bits, device, out):
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True)
 @click.option("--tile", type=_range("tile"), help="Painting tile in noise cells (bounds memory).")
 @click.option("--overwrite", is_flag=True, help="Redo sets in --out made with other settings.")
+@_ray_option("the sets (instead of --jobs)")
 @_map_param_options
 @_friendly
 def export_set(model, seeds, size, map_names, fmt, naming, prefix, out, jobs, device, tile,
-               overwrite, **map_options):
+               overwrite, ray, **map_options):
     """Export a library of texture sets (one per seed) with a manifest each; reruns resume."""
     from tqdm import tqdm
     from texgen.files import undo_on_failure
@@ -671,6 +774,10 @@ def export_set(model, seeds, size, map_names, fmt, naming, prefix, out, jobs, de
     from texgen.painters import model_surface
 
     w, h = parse_size(size)
+    if ray is not None and jobs != 1:
+        raise TexgenError("--jobs N paints in local processes; with --ray the cluster's "
+                          "workers paint: leave one of them out")
+    _need_ray(ray)
     _map_params(map_options)            # bad map options fail before the model is opened
     spec = SetSpec(width=w, height=h, maps=_map_list(map_names), format=fmt, naming=naming,
                    params=_map_params(map_options, model_surface(model)), prefix=prefix,
@@ -686,7 +793,8 @@ def export_set(model, seeds, size, map_names, fmt, naming, prefix, out, jobs, de
     try:                                # (an empty library folder of a failed run goes)
         with undo_on_failure(out, keep=lambda: any(out.iterdir())):
             result = export_library(model, parse_seeds(seeds), out, spec, jobs=jobs,
-                                    device=device, overwrite=overwrite, progress=progress)
+                                    device=device, overwrite=overwrite, progress=progress,
+                                    ray=ray)
     finally:
         for bar in bars:
             bar.close()

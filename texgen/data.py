@@ -15,7 +15,7 @@ from texgen.errors import TexgenError
 from texgen.runtime.imageio import read_image
 from texgen.runtime.maps import SINGLE_CHANNEL_MAPS, blur, check_map_names, map_channels
 
-__all__ = ["IMAGE_SUFFIXES", "SINGLE_CHANNEL_MAPS", "load_exemplars", "load_stack", "check_aligned",
+__all__ = ["IMAGE_SUFFIXES", "SINGLE_CHANNEL_MAPS", "load_exemplars", "image_files", "load_stack", "check_aligned",
            "parse_map_paths", "training_stack", "PatchSampler"]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tga", ".webp", ".tif", ".tiff", ".bmp"})
@@ -24,11 +24,15 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tga", ".webp", ".tif", ".
 
 
 def load_exemplars(paths, channels: int = 3) -> list[np.ndarray]:
-    """Read every image named in ``paths`` (files and/or folders) as H x W x ``channels`` float32.
+    """Read every image named in ``paths`` (files and/or folders) as H x W x ``channels`` float32
+    (image_files says which)."""
+    return [read_image(f, channels=channels) for f in image_files(paths)]
 
-    A folder contributes its image files (by suffix, sorted by name, not
-    recursive); a file named explicitly is read whatever its suffix.
-    """
+
+def image_files(paths) -> list[Path]:
+    """The image files ``paths`` (files and/or folders) name: a folder contributes its image
+    files (by suffix, sorted by name, not recursive); a file named explicitly counts whatever
+    its suffix."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     files: list[Path] = []
@@ -42,7 +46,7 @@ def load_exemplars(paths, channels: int = 3) -> list[np.ndarray]:
             raise TexgenError(f"{p}: no such file or folder")
     if not files:
         raise TexgenError(f"no images found in {', '.join(map(str, paths)) or '(no paths given)'}")
-    return [read_image(f, channels=channels) for f in files]
+    return files
 
 
 def load_stack(maps: dict) -> np.ndarray:

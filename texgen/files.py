@@ -28,7 +28,7 @@ from typing import Callable, Iterator
 from texgen.errors import TexgenError
 
 __all__ = ["atomic_write_bytes", "atomic_path", "sweep_temps", "undo_on_failure",
-           "write_error"]
+           "write_error", "file_sha256"]
 
 # Read once at import: temp files are created 0600, but the final file should get
 # the same permissions an ordinary open() would have given it.
@@ -88,6 +88,13 @@ def atomic_path(path) -> Iterator[Path]:
         if tmp is not None:
             with contextlib.suppress(OSError):
                 tmp.unlink()
+
+
+def file_sha256(path) -> str:
+    """A file's SHA-256 (hex), read in pieces: what manifests record of every file."""
+    import hashlib
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _alive(pid: int) -> bool:

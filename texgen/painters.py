@@ -14,6 +14,8 @@ packages are installed.
 
 from __future__ import annotations
 
+import functools
+import os
 from typing import Callable, Protocol, runtime_checkable
 
 import numpy as np
@@ -81,6 +83,23 @@ def open_painter(model: str | None, device: str = "auto", threads: int | None = 
                           f"pip install 'texgen[train]', or paint its export "
                           f"(texgen export {model} --out NAME.onnx)") from None
     return TorchPainter(path)
+
+
+def shared_painter(model: str | None, device: str = "auto", threads: int | None = None) -> Painter:
+    """open_painter, once per process for the same model file and settings: a process that
+    runs many jobs of one model (this one, a pool worker, a Ray worker) loads it once. A model
+    file replaced since (another size or time) is opened again."""
+    try:
+        st = os.stat(model) if model is not None else None
+        stamp = (st.st_size, st.st_mtime_ns) if st else None
+    except OSError:                     # a built-in name, or a folder open_painter will judge
+        stamp = None
+    return _shared(model, device, threads, stamp)
+
+
+@functools.lru_cache(maxsize=4)
+def _shared(model, device, threads, stamp) -> Painter:
+    return open_painter(model, device=device, threads=threads)
 
 
 def model_surface(model: str | None) -> Surface:

@@ -19,13 +19,11 @@ Torch-free (numpy, Pillow, onnxruntime): the Blender add-on can use it.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import functools
 import json
-import multiprocessing
 import os
 import re
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, ThreadPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
@@ -36,7 +34,7 @@ from texgen import __version__
 from texgen.errors import TexgenError
 from texgen.runtime.canvas import check_size
 from texgen.runtime.exr import write_exr
-from texgen.files import atomic_write_bytes, sweep_temps
+from texgen.files import atomic_write_bytes, file_sha256, sweep_temps
 from texgen.runtime.imageio import read_image, save_image
 from texgen.runtime.maps import (NAMINGS, MapParams, check_wanted, colour_space, map_file_name,
                                  material_maps, srgb_to_linear)
@@ -105,11 +103,6 @@ def parse_seeds(text: str) -> list[int]:
 
 def set_name(prefix: str, seed: int) -> str:
     return f"{prefix}_{seed:04d}"
-
-
-def file_sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 # --------------------------------------------------------------------------- one set
@@ -269,17 +262,21 @@ def _cores() -> int:
 def export_library(model, seeds: Iterable[int], out, spec: SetSpec, jobs: int = 1,
                    device: str = "cpu", overwrite: bool = False,
                    progress: Callable[[int, int], None] | None = None,
-                   cancel: Callable[[], bool] | None = None, sheet: bool = True) -> dict:
+                   cancel: Callable[[], bool] | None = None, sheet: bool = True,
+                   ray: str | None = None) -> dict:
     """Export one set per seed into `out`; returns {"done": [...], "skipped": [...],
-    "contact_sheet": path or None, "device": where it painted (None with jobs > 1: each
-    worker chooses), "device_note": why a GPU was skipped or ""}. progress(maps written, maps to write) after each map.
+    "contact_sheet": path or None, "device": where it painted (None when workers chose),
+    "device_note": why a GPU was skipped or ""}. progress(maps written, maps to write).
 
     jobs > 1 paints sets in that many processes, each with its own OnnxPainter using
-    cores / jobs threads. Finished sets (manifest present, checksums intact) are skipped.
+    cores / jobs threads; ray: an address (or "auto") paints them as Ray tasks instead, one
+    thread each (texgen/cluster.py). Finished sets (manifest present, checksums intact) are
+    skipped, and so are those jobs.json records as finished.
     """
-    from texgen.runtime.onnx_painter import OnnxPainter
+    from texgen.cluster import JOBS_FILE, Job, Where, run_jobs
+    from texgen.painters import shared_painter
 
-    model, out = Path(model), Path(out)
+    model, out = Path(model).resolve(), Path(out).resolve()     # workers may be elsewhere
     if model.suffix.lower() != ".onnx":
         raise TexgenError(f"{model}: export-set paints from an ONNX file; make one with "
                           f"`texgen export MODEL --out {model.stem or 'model'}.onnx`")
@@ -288,9 +285,9 @@ def export_library(model, seeds: Iterable[int], out, spec: SetSpec, jobs: int = 
     if out.exists() and not out.is_dir():
         raise TexgenError(f"{out} is a file, not a folder")
     seeds = list(seeds)
-    threads = max(1, _cores() // jobs)
-    painter = OnnxPainter(model, device=device if jobs == 1 else "cpu",
-                          threads=threads if jobs == 1 else 1)
+    here = ray is None and jobs == 1        # painted by this process, with every core
+    threads = max(1, _cores() // jobs) if ray is None else 1
+    painter = shared_painter(str(model), device if here else "cpu", threads if here else 1)
     spec = replace(spec, prefix=model.stem if spec.prefix is None else spec.prefix)
     spec.check(painter.maps)
     sha = painter.metadata["texgen_sha256"]
@@ -299,115 +296,38 @@ def export_library(model, seeds: Iterable[int], out, spec: SetSpec, jobs: int = 
         folder = out / set_name(spec.prefix, seed)
         finished = set_is_finished(folder, spec.settings(sha, seed), overwrite)
         (skipped if finished else todo).append(seed)
-
-    total, done = len(todo) * len(spec.maps), 0
-
-    def tick(_name=None):
-        nonlocal done
-        done += 1
-        if progress:
-            progress(done, total)
-
-    if progress:
-        progress(0, total)
-    # where it painted (devices.py), as the front-ends report it; parallel workers each choose
-    painted = {"device": painter.device if jobs == 1 else None,
-               "device_note": painter.device_note if jobs == 1 else ""}
-    if jobs == 1 or len(todo) <= 1:
-        for seed in todo:
-            export_set(painter, spec, seed, out, sha, on_map=tick, cancel=cancel, threads=threads)
-    else:
-        del painter                             # workers open their own
-        _export_parallel(model, todo, out, spec, sha, jobs, device, threads, tick, cancel)
-    names = lambda ss: [set_name(spec.prefix, s) for s in ss]
-    return {"done": names(todo), "skipped": names(skipped),
+    work = [Job(set_name(spec.prefix, s), _set_job,
+                (str(model), device, threads, spec, s, str(out), sha),
+                key=spec.settings(sha, s), units=len(spec.maps),
+                cleanup=functools.partial(_forget_set, out / set_name(spec.prefix, s)))
+            for s in todo]
+    ran, known = run_jobs(work, out / JOBS_FILE, Where(workers=jobs, ray=ray), progress, cancel)
+    # where it painted (devices.py), as the front-ends report it; other workers each choose
+    painted = {"device": painter.device if here else None,
+               "device_note": painter.device_note if here else ""}
+    return {"done": ran, "skipped": [set_name(spec.prefix, s) for s in skipped] + known,
             "contact_sheet": contact_sheet(out) if sheet else None, **painted}
 
 
-# Each worker process keeps one painter (loading a model per set would waste seconds).
-_worker: dict = {}
+def _set_job(model: str, device: str, threads: int, spec: SetSpec, seed: int, out: str,
+             sha: str, tick=None, cancel=None) -> list[Path]:
+    """One set, wherever it runs (texgen/cluster.py): its files, manifest last."""
+    from texgen.painters import shared_painter
+    maps = []
+    on_map = (lambda m: (maps.append(m), tick(len(maps), len(spec.maps)))) if tick else None
+    m = export_set(shared_painter(model, device, threads), spec, seed, out, sha, on_map=on_map,
+                   cancel=cancel, threads=threads)
+    folder = Path(out) / m["name"]
+    return [*(folder / e["file"] for e in m["files"].values()), folder / m["preview"]["file"],
+            folder / MANIFEST]
 
 
-def _worker_init(model, device, threads, queue) -> None:
-    import signal
-    import threading
-    from texgen.runtime.onnx_painter import OnnxPainter
-    # Ctrl-C reaches the whole process group: the parent handles it (and stops the workers);
-    # a worker that raised KeyboardInterrupt itself would only print a traceback
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threading.Thread(target=_exit_with_parent, daemon=True).start()
-    _worker["painter"] = OnnxPainter(model, device=device, threads=threads)
-    _worker["queue"], _worker["threads"] = queue, threads
-
-
-def _exit_with_parent() -> None:
-    """Worker threads' watch: end this process when the parent is gone (killed, even with -9,
-    which no handler of the parent sees); otherwise it would paint on to the end, alone."""
-    from multiprocessing.connection import wait as wait_for
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-        wait_for([parent.sentinel])
-        os._exit(1)
-
-
-def _worker_export(spec: SetSpec, seed: int, out, sha: str) -> str:
-    q = _worker["queue"]
-    return export_set(_worker["painter"], spec, seed, out, sha, on_map=q.put,
-                      threads=_worker["threads"])["name"]
-
-
-def _export_parallel(model, seeds, out, spec, sha, jobs, device, threads, tick, cancel) -> None:
-    """Sets in `jobs` processes; map-done events come back through a queue for one progress
-    count. Spawned (not forked) workers: onnxruntime's thread pools do not survive a fork."""
-    ctx = multiprocessing.get_context("spawn")
-    queue = ctx.Queue()
-    pool = ProcessPoolExecutor(min(jobs, len(seeds)), mp_context=ctx, initializer=_worker_init,
-                               initargs=(str(model), device, threads, queue))
-    try:
-        pending = {pool.submit(_worker_export, spec, s, str(out), sha) for s in seeds}
-        while pending:
-            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(queue, tick)
-            for f in finished:
-                try:
-                    f.result()                  # a worker's TexgenError surfaces here
-                except BrokenProcessPool:
-                    raise TexgenError("a worker process died (out of memory, or killed?); "
-                                      "rerun to resume, perhaps with fewer --jobs") from None
-            if cancel and cancel():
-                from texgen.runtime.tiling import Cancelled
-                raise Cancelled()
-        _drain(queue, tick)
-    except BaseException:                       # an error, Ctrl-C, a kill (SIGTERM): stop the
-        _stop_workers(pool)                     # workers now, not after their current sets,
-        for seed in seeds:                      # and sweep what they were writing
-            folder = Path(out) / set_name(spec.prefix, seed)
-            sweep_temps(folder, exclusive=True)
-            with contextlib.suppress(OSError):
-                folder.rmdir()                  # only if empty: nothing of it was written
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """Terminate a pool's worker processes (their unfinished sets are redone by a rerun)."""
-    procs = list((getattr(pool, "_processes", None) or {}).values())
-    for p in procs:
-        with contextlib.suppress(Exception):
-            p.terminate()
-    for p in procs:
-        with contextlib.suppress(Exception):
-            p.join(timeout=10)
-
-
-def _drain(queue, tick) -> None:
-    import queue as queue_mod
-    while True:
-        try:
-            tick(queue.get_nowait())
-        except queue_mod.Empty:
-            return
+def _forget_set(folder: Path) -> None:
+    """After a stop: the temps a stopped worker left, and the set's folder if that is all it
+    held."""
+    sweep_temps(folder, exclusive=True)
+    with contextlib.suppress(OSError):
+        folder.rmdir()                  # only if empty: nothing of it was written
 
 
 # --------------------------------------------------------------------------- contact sheet

@@ -118,23 +118,43 @@ def is_painted(path: Path, settings: dict) -> bool:
 
 def paint_udim(painter, out, cols: int, rows: int, tile_size: int, seed: int = 0, *,
                bits: int = 8, morph_seed: int | None = None, tile: int | None = DEFAULT_TILE,
-               progress: Callable[[int, int], None] | None = None,
-               cancel: Callable[[], bool] | None = None) -> tuple[list[Path], list[Path]]:
+               progress: Callable[[float, int], None] | None = None,
+               cancel: Callable[[], bool] | None = None, source: tuple | None = None,
+               ray: str | None = None) -> tuple[list[Path], list[Path]]:
     """Paint every tile of the set (UDIM order) that is not already painted with these
-    settings; returns (painted, kept). progress(done, total) counts the whole set's tiles of
-    noise cells (canvas tiles, not UDIM tiles)."""
+    settings; returns (painted, kept). progress(done, total) counts UDIM tiles (fractions of
+    those being painted). Each tile is a job (texgen/cluster.py, recorded in OUT's name +
+    .jobs.json): painted here by `painter`, or with ray (an address, or "auto") as Ray tasks,
+    whose workers open source = (model, device, threads) themselves (painters.shared_painter:
+    the model as a path every worker can read, or a built-in name)."""
+    from texgen.cluster import Job, Where, run_jobs
+    if ray is not None and source is None:
+        raise TexgenError("painting a UDIM set on Ray needs the model's path (source)")
+    out = Path(out).resolve()
     tiles = udim_tiles(cols, rows, tile_size)
     digest = model_digest(painter)
-    todo, kept = [], []
+    jobs, kept = [], []
     for t in tiles:
         path = tile_path(out, t.number)
-        same = is_painted(path, tile_settings(painter, cols, rows, tile_size, t, seed, bits,
-                                              morph_seed, digest))
-        (kept if same else todo).append(path if same else t)
-    painted = []
-    for i, t in enumerate(todo):
-        step = (lambda d, n, i=i: progress(i * n + d, len(todo) * n)) if progress else None
-        painted.append(paint_udim_tile(painter, out, cols, rows, tile_size, t.number, seed,
-                                       bits=bits, morph_seed=morph_seed, tile=tile,
-                                       progress=step, cancel=cancel, digest=digest))
-    return painted, kept
+        settings = tile_settings(painter, cols, rows, tile_size, t, seed, bits, morph_seed, digest)
+        if is_painted(path, settings):
+            kept.append(path)
+            continue
+        jobs.append(Job(str(t.number), _tile_job, (
+            painter if ray is None else source, str(out), cols, rows, tile_size, t.number, seed,
+            bits, morph_seed, tile, digest), key=settings))
+    book = out.with_name(out.stem.replace("<UDIM>", "udim") + ".jobs.json")
+    run_jobs(jobs, book, Where(ray=ray), progress, cancel)
+    return [tile_path(out, int(j.id)) for j in jobs], kept
+
+
+def _tile_job(painter, out: str, cols: int, rows: int, tile_size: int, number: int, seed: int,
+              bits: int, morph_seed, tile, digest: str, tick=None, cancel=None) -> list[Path]:
+    """One UDIM tile, wherever it runs: painter is a Painter, or (model, device, threads) for
+    a worker to open once (texgen/cluster.py)."""
+    if isinstance(painter, tuple):
+        from texgen.painters import shared_painter
+        painter = shared_painter(*painter)
+    return [paint_udim_tile(painter, out, cols, rows, tile_size, number, seed, bits=bits,
+                            morph_seed=morph_seed, tile=tile, progress=tick, cancel=cancel,
+                            digest=digest)]
