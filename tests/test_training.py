@@ -104,7 +104,7 @@ def test_moving_average_and_discriminator_frozen_during_g_step():
     d_before = [p.clone() for p in D.parameters()]
     g_before = [p.clone() for p in G.parameters()]
     d_val, g_val, terms = gan_step(G, D, opt_g, opt_d, real, z, tc, 1.0, it=0)
-    assert np.isfinite(d_val) and np.isfinite(g_val) and terms["R1"] >= 0
+    assert np.isfinite(d_val) and np.isfinite(g_val) and terms["R1"] > 0
     assert any(not torch.equal(a, b) for a, b in zip(d_before, D.parameters()))
     assert any(not torch.equal(a, b) for a, b in zip(g_before, G.parameters()))
     # G's step computes no gradient for D's weights (they are frozen): with D sitting out
@@ -181,3 +181,27 @@ def test_colour_first_whatever_order_maps_are_given(tmp_path, monkeypatch):
     p = TorchPainter(tmp_path / "m")
     painted = p.paint(64, 64, seed=0)[:3].transpose(1, 2, 0) * 0.5 + 0.5
     assert np.abs(read_image(tmp_path / "g.png") - painted).max() < 1 / 255 + 1e-6
+
+
+def test_r1_penalises_the_gradient_of_the_mean_logit():
+    """R1 is on what D's loss sees: per image, the mean over positions (and scales) of its
+    logit maps, so its weight does not grow with the patch (the number of logits)."""
+    cfg = tiny_config()
+    torch.manual_seed(0)
+    G, D = Generator(cfg), Discriminator(replace(cfg, d_scales=2))
+    from texgen.runtime.noise import sample_noise
+    z = torch.from_numpy(sample_noise(cfg.layout, 3, 3, 0, batch=2))
+    real = torch.rand(2, 3, 128, 128) * 2 - 1         # several logits per image
+
+    def penalty(reduce):
+        x = real.clone().requires_grad_(True)
+        maps = D(x)
+        grad, = torch.autograd.grad(sum(reduce(m.flatten(1)) for m in maps).sum() / len(maps), x)
+        return grad.pow(2).flatten(1).sum(1).mean().item()
+    expected = penalty(lambda m: m.mean(1))
+    assert penalty(lambda m: m.sum(1)) > 4 * expected      # what a sum of the logits would weigh
+    opt_g = torch.optim.Adam(G.parameters(), 1e-2)
+    opt_d = torch.optim.Adam(D.parameters(), 1e-2)
+    tc = TrainConfig(batch=2, patch=32, r1=1.0, r1_every=1)
+    _, _, terms = gan_step(G, D, opt_g, opt_d, real, z, tc, 1.0, it=0)
+    assert terms["R1"] == pytest.approx(expected, rel=1e-4)

@@ -45,7 +45,8 @@ class TrainConfig:
     d_skip_below: float = 0.1   # D sits out a step while its loss is this low (G catches up)
     ema: float = 0.0            # decay per step of the moving average of G's weights that
                                 # paints (0: G paints as trained)
-    r1: float = 0.0             # weight of the R1 penalty on D's gradient at real images (0: off)
+    r1: float = 0.0             # weight of the R1 penalty on the gradient of D's mean logit at
+                                # real images (0: off)
     r1_every: int = 4           # R1 on every n-th D step, scaled by n (lazy regularisation)
     descriptor_weight: float = 0.0   # weight of the VGG-19 texture loss on G's samples (0: off)
     loss: str = "gram"          # that texture loss: gram or swd (train/descriptor.py)
@@ -253,7 +254,10 @@ def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: in
         d_loss = _bce(lr, cfg.real_label) + _bce(lf, 0.0)
         loss = d_loss
         if r1:
-            grad, = torch.autograd.grad(sum(x.sum() for x in lr), real, create_graph=True)
+            # the gradient of what D's loss sees: per image, the mean of its logit maps (the
+            # sum would weigh the penalty by the number of logits, hundreds per patch)
+            seen = sum(x.flatten(1).mean(1) for x in lr) / len(lr)
+            grad, = torch.autograd.grad(seen.sum(), real, create_graph=True)
             penalty = grad.pow(2).flatten(1).sum(1).mean()
             loss = loss + cfg.r1 / 2 * cfg.r1_every * penalty
             terms["R1"] = penalty.item()
