@@ -78,6 +78,8 @@ def test_plan_shows_the_discriminator_two_periods():
     assert plan([noise], cfg, tc).n_periodic == 0 and plan([_tiles()], cfg, tc).n_periodic == 2
     assert plan([noise], cfg, replace(tc, auto_waves=False)).n_periodic == 2
     assert plan([_tiles(512, 128)], cfg, replace(tc, auto_patch=False)).patch == 32
+    # the preset's 256 px patch on a smaller photo with no period: what the photo holds
+    assert plan([noise[:200, :200]], cfg, replace(tc, patch=256)).patch == 192
 
 
 def test_wave_init_starts_at_the_fundamental():

@@ -57,10 +57,15 @@ class TrainConfig:
     seed: int = 0
 
 
-# fast: a CPU laptop, ~15 minutes on 2 cores; full: the official PSGAN sizes, for a GPU
+# fast: a CPU laptop, ~15 minutes on 2 cores; full: the official PSGAN sizes, for a GPU.
+# fast is descriptor-assisted: in benchmarks/out/quality_ablation.md the VGG-19 texture loss
+# (weight 100, learning rate 1e-3, 256 px patches of which relu5_1 sees 16 x 16 positions)
+# lowered texture_distance on all three tuning photos by more than any other part, even at
+# a sixth of the steps; EMA and R1 did not help and stay off.
 PRESETS = {
     "fast": (PSGANConfig(n_global=20, n_periodic=8, g_widths=(256, 128, 64, 32), d_widths=(32, 64, 128, 256)),
-             TrainConfig(iters=3000, batch=8, patch=128)),
+             TrainConfig(iters=700, batch=2, patch=256, lr=1e-3, descriptor_weight=100.0,
+                         loss="gram", preview_every=100, ckpt_every=100)),
     "full": (PSGANConfig(), TrainConfig(iters=30000, batch=25, patch=160, preview_every=1000,
                                         ckpt_every=1000)),
 }
@@ -103,6 +108,8 @@ def plan(images: list[np.ndarray], model_cfg: PSGANConfig, cfg: TrainConfig) -> 
     periods = fundamentals(found[np.argsort(np.hypot(found[:, 0], found[:, 1]), kind="stable")],
                            tol=1.5 / side)
     patch, batch, d_scales = cfg.patch, cfg.batch, model_cfg.d_scales
+    if cfg.auto_patch:                                  # never more than the exemplars hold
+        patch = min(patch, max(scale, side // scale * scale))
     if cfg.auto_patch and len(periods):
         two = 2 / float(np.hypot(*periods[0]))          # px: two of the longest period
         patch = min(max(patch, math.ceil(two / scale) * scale), side // scale * scale)
