@@ -420,6 +420,8 @@ def write_table(rows, cfg):
 # sees 16 x 16 positions of them (8 x 8 of 128 px ones), a 5x higher learning rate because
 # the texture loss converges at texnet's rates, not a GAN's.
 DESCRIPTOR = dict(descriptor_weight=100.0, lr=1e-3, patch=256, batch=2)
+# texgen 0.1's fast preset, before the descriptor became its default
+GAN_ONLY = dict(descriptor_weight=0.0, lr=2e-4, patch=128, batch=8, loss="gram")
 
 
 def _mean_ratio(results: list[dict]) -> float:
@@ -437,6 +439,7 @@ def ablation(args, found, cfg, vgg):
     names = args.only.split(",") if args.only else list(TUNED)
     imgs = {n: read_image(found[n]) for n in names}
     mcfg, tcfg = PRESETS["fast"]
+    tcfg = replace(tcfg, **GAN_ONLY)       # the rows start from texgen 0.1's fast training
     rows = {n: [] for n in names}
     decisions = []
 
