@@ -256,7 +256,8 @@ def test_generate_udim_set_joins_and_wraps(tiny_models, tmp_path):
               40, "--seed", 6, "--bits", 16, "--out", tmp_path / "wall.png")
     assert res.exit_code == 0, res.output
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == [f"wall.{n}.png" for n in (1001, 1002, 1003, 1011, 1012, 1013)]
+    # the tiles, and the job manifest a rerun reads to skip finished tiles (texgen/cluster.py)
+    assert names == [f"wall.{n}.png" for n in (1001, 1002, 1003, 1011, 1012, 1013)] + ["wall.jobs.json"]
     assert "wall.1001.png .. wall.1013.png" in res.output
     tiles = {n: read_image(tmp_path / f"wall.{n}.png") for n in (1001, 1002, 1003, 1011, 1012, 1013)}
     # 1001 is the bottom left: image rows count down, UDIM rows up
