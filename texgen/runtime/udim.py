@@ -16,7 +16,6 @@ painted with the same settings and paints the rest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -76,7 +75,8 @@ def model_digest(painter) -> str:
     if meta.get("texgen_sha256"):
         return meta["texgen_sha256"]
     from texgen import checkpoint
-    return hashlib.sha256(checkpoint.model_path(painter.folder).read_bytes()).hexdigest()
+    from texgen.files import file_sha256
+    return file_sha256(checkpoint.model_path(painter.folder))
 
 
 def tile_settings(painter, cols: int, rows: int, tile_size: int, tile: UdimTile, seed: int,
