@@ -366,7 +366,7 @@ def _training_data(method, images, style_paths, content_paths, map_paths):
 
 def _train_psgan(imgs, maps, method, preset, out, settings, opts, resume, prov, surface):
     from dataclasses import replace
-    from texgen.train.psgan import PRESETS, train as run_train
+    from texgen.train.psgan import PRESETS, TrainConfig, train as run_train
     model_cfg, cfg = PRESETS[preset]
     if method == "sgan":
         model_cfg = replace(model_cfg, n_global=0, n_periodic=0, kind="sgan")
@@ -374,6 +374,10 @@ def _train_psgan(imgs, maps, method, preset, out, settings, opts, resume, prov, 
         model_cfg = replace(model_cfg, maps=maps)
     if opts["descriptor_weight"] is not None:
         settings["descriptor_weight"] = opts["descriptor_weight"]
+        if opts["descriptor_weight"] == 0 and "lr" not in settings and cfg.descriptor_weight:
+            # the preset's rate is tuned for the descriptor-assisted GAN; the plain GAN
+            # trains at PSGAN's own rate (TrainConfig's default), unless --lr says otherwise
+            settings["lr"] = TrainConfig.lr
     cfg = replace(cfg, seed=opts["seed"], **settings,
                   **({"auto_patch": False} if "patch" in settings else {}))
     validate.check_config(cfg)
