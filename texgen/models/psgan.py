@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -34,16 +33,11 @@ class PSGANConfig:
     d_scales: int = 1           # the discriminator judges the patch at 1x, 1/2x, ...: the coarse
                                 # views see a lattice of periods the full-size one cannot
     kind: str | None = None     # "psgan" or "sgan" (texgen/kinds.py); None: what the channels say
-    upsample_init: str = "normal"   # "nearest": each transposed conv starts as nearest-neighbour
-                                # upsampling then a 2x2 conv (all four output phases equal, so no
-                                # checkerboard at step 0; Aitken et al. 2017); "normal": DCGAN's
 
     def __post_init__(self):
         self.kind = check_kind(kind_of(asdict(self)), "psgan")
         if self.kind == "sgan" and (self.n_global or self.n_periodic):
             raise ValueError("an SGAN has neither global nor periodic channels")
-        if self.upsample_init not in ("normal", "nearest"):
-            raise ValueError(f"upsample_init is 'normal' or 'nearest', not {self.upsample_init!r}")
 
     @property
     def layout(self) -> NoiseLayout:
@@ -81,12 +75,6 @@ class Generator(nn.Module):
         for m in self.net.modules():
             if isinstance(m, nn.ConvTranspose2d):
                 nn.init.normal_(m.weight, std=0.02)            # DCGAN / official init
-                if cfg.upsample_init == "nearest":
-                    # taps 0,1 and 2,3 of each axis equal: every phase applies the same 2x2
-                    # kernel (WrapConvTranspose2d._PHASE_TAPS), i.e. upsample then convolve
-                    with torch.no_grad():
-                        k = m.weight[:, :, ::2, ::2]
-                        m.weight.copy_(k.repeat_interleave(2, 2).repeat_interleave(2, 3))
 
     def forward(self, z, coords=None, torus=None):
         """The whole torus z (B, C, h, w) -> (B, channels, h*scale, w*scale); every layer wraps."""
