@@ -2,6 +2,7 @@
 
 import json
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -98,7 +99,7 @@ def test_train_resume_and_force(tmp_path, exemplar, tiny_preset):
 def test_descriptor_weight_zero_trains_at_the_gan_rate(tmp_path, exemplar, monkeypatch):
     # the fast preset's lr is tuned for the descriptor; --descriptor-weight 0 is the plain GAN
     model_cfg, cfg = TINY_PRESET
-    assisted = (model_cfg, TrainConfig(**{**cfg.__dict__, "lr": 1e-3, "descriptor_weight": 100.0}))
+    assisted = (model_cfg, replace(cfg, lr=1e-3, descriptor_weight=100.0))
     monkeypatch.setitem(train_psgan.PRESETS, "fast", assisted)
     res = _run("train", exemplar, "--out", tmp_path / "a", "--descriptor-weight", 0)
     assert res.exit_code == 0, res.output
