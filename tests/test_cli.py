@@ -110,6 +110,19 @@ def test_descriptor_weight_zero_trains_at_the_gan_rate(tmp_path, exemplar, monke
     assert checkpoint.load_model(tmp_path / "b")[1]["train"]["lr"] == 5e-4     # --lr wins
 
 
+def test_spectrum_weight_is_recorded_and_checked(tmp_path, exemplar, tiny_preset):
+    res = _run("train", exemplar, "--out", tmp_path / "a", "--iters", 2, "--patch", 32,
+               "--spectrum-weight", 5)
+    assert res.exit_code == 0, res.output
+    assert checkpoint.load_model(tmp_path / "a")[1]["train"]["spectrum_weight"] == 5
+    res = _run("train", exemplar, "--out", tmp_path / "b", "--spectrum-weight", -1)
+    _assert_user_error(res, "spectrum-weight")
+    res = _run("train", "--out", tmp_path / "c", "--method", "stylize", "--style", exemplar,
+               "--content", exemplar, "--spectrum-weight", 5)
+    _assert_user_error(res, "--spectrum-weight is for --method psgan or sgan or texnet")
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c" / "model.safetensors").exists()
+
+
 @pytest.mark.parametrize("kind", ["corrupt", "tiny", "missing"])
 def test_train_on_bad_images(tmp_path, kind, tiny_preset):
     img = tmp_path / "bad.png"

@@ -101,7 +101,7 @@ def test_resume_is_exact(tmp_path, monkeypatch):
     """Ctrl-C after 4 of 6 iterations (inside the learning-rate decay; the last one trains with
     fixed batch-norm statistics) and --resume give the weights of an uninterrupted run."""
     import texgen.train.texnet as tt
-    img, cfg = [stripes(40, 40)], TexNetTrainConfig(**{**TRAIN, "iters": 6})
+    img, cfg = [stripes(40, 40)], TexNetTrainConfig(**{**TRAIN, "iters": 6, "spectrum_weight": 1.0})
     straight = train(img, tmp_path / "a", tiny(), cfg, log=lambda *_: None)
     calls, real_step = [], tt.step
 

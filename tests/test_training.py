@@ -160,8 +160,13 @@ def test_spectrum_loss_sees_period_and_grain_but_not_position():
     x = batch(speckled.astype(np.float32)).requires_grad_(True)
     loss(x).backward()                  # the loss trains G: it has a gradient
     assert x.grad is not None and x.grad.abs().sum() > 0
-    with pytest.raises(TexgenError, match="smaller than the 256 px patch"):
-        SpectrumLoss([ex], 256)
+    # a texnet torus bigger than the photo is compared by a crop of the photo's size
+    assert SpectrumLoss([ex], 256).size == 128
+    assert SpectrumLoss([ex], 256)(torch.from_numpy(ex.transpose(2, 0, 1).copy())[None]) < 1e-6
+    with pytest.raises(TexgenError, match="smaller than the 64 px"):
+        loss(torch.rand(1, 3, 48, 48))
+    with pytest.raises(TexgenError, match="too small for the spectrum loss"):
+        SpectrumLoss([stripes(20, 20)], 64)
 
 
 def test_psgan_with_every_part_trains_and_resumes(tmp_path):

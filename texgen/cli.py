@@ -140,7 +140,7 @@ _texnet_options = _options(
                      help="psgan: weight of the VGG-19 texture loss on the generator's samples, "
                           "beside the discriminator (0: off). Default: the preset's."),
         click.option("--spectrum-weight", type=_range("spectrum_weight"),
-                     help="psgan: weight of the Fourier-modulus loss on the generator's samples "
+                     help="psgan/texnet: weight of the Fourier-modulus loss on the samples "
                           "(Liu et al. 2016): repeats at the photo's periods, its amount of fine "
                           "grain (0: off). Default: the preset's."),
         click.option("--diversity", type=_range("diversity"),
@@ -315,7 +315,7 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
             ("--style-scale", style_scale, ("texnet", "stylize")),
             ("--diversity", diversity, ("texnet", "stylize")),
             ("--descriptor-weight", descriptor_weight, ("psgan", "sgan")),
-            ("--spectrum-weight", spectrum_weight, ("psgan", "sgan")),
+            ("--spectrum-weight", spectrum_weight, ("psgan", "sgan", "texnet")),
             ("--maps", map_paths, ("psgan", "sgan"))):
         if value and method not in methods:     # said, not silently ignored
             raise TexgenError(f"{option} is for --method {' or '.join(methods)}, not {method}")

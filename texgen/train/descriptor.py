@@ -164,16 +164,20 @@ class SpectrumLoss(nn.Module):
 
     CROPS = 64   # exemplar crops averaged per image: its spectrum is a mean, not one draw
 
-    def __init__(self, exemplars: list[np.ndarray], size: int, device="cpu"):
+    def __init__(self, exemplars: list[np.ndarray], size: int, style_scale: float = 1.0,
+                 device="cpu"):
+        """size: px of the square the samples are compared at, at most the smallest
+        exemplar's side (a texnet torus may be bigger than its photo: it is cropped)."""
         super().__init__()
         rng = np.random.default_rng(0)
+        exemplars = [rescale(np.asarray(im, np.float32)[..., :3], style_scale) for im in exemplars]
+        size = self.size = min(size, *(min(im.shape[:2]) for im in exemplars))
+        if size < MIN_SIDE:
+            raise TexgenError(f"the exemplar is too small for the spectrum loss ({MIN_SIDE} px "
+                              f"a side at least)")
         crops = []
         for img in exemplars:
-            img = np.asarray(img, np.float32)[..., :3]
             h, w = img.shape[:2]
-            if min(h, w) < size:
-                raise TexgenError(f"the exemplar ({w}x{h} px) is smaller than the {size} px "
-                                  f"patch the spectrum is compared at")
             n = 1 if (h, w) == (size, size) else self.CROPS
             for y, x in zip(rng.integers(0, h - size + 1, n), rng.integers(0, w - size + 1, n)):
                 crops.append(img[y:y + size, x:x + size].transpose(2, 0, 1))
@@ -190,8 +194,12 @@ class SpectrumLoss(nn.Module):
         return torch.fft.rfft2(x, norm="ortho").abs().pow(2).mean(0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """() spectrum loss of the batch x (B, 3, H, W) in [0, 1], H = W = size."""
-        amp = (self.power(x) + 1e-12).sqrt()
+        """() spectrum loss of the batch x (B, 3, H, W) in [0, 1], H, W >= size (a bigger
+        x is compared by its top-left size x size crop)."""
+        if min(x.shape[-2:]) < self.size:
+            raise TexgenError(f"images of {x.shape[-1]}x{x.shape[-2]} px are smaller than the "
+                              f"{self.size} px the spectrum loss compares")
+        amp = (self.power(x[..., :self.size, :self.size]) + 1e-12).sqrt()
         return (amp - self.target).pow(2).mean() / self.target.pow(2).mean().clamp_min(1e-12)
 
 

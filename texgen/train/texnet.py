@@ -46,6 +46,8 @@ class TexNetTrainConfig:
     diversity: float = 0.0      # weight of Improved Texture Networks' diversity term (0: off)
     content_weight: float = 1.0  # stylisation: content loss weight against the texture loss
     loss: str = "gram"          # texture loss: gram or swd (train/descriptor.py)
+    spectrum_weight: float = 0.0  # weight of the Fourier-modulus loss beside it (0: off;
+                                # train/descriptor.SpectrumLoss)
     preview_every: int = 100
     ckpt_every: int = 100
     seed: int = 0
@@ -87,6 +89,10 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
     G = TexNet(model_cfg).to(dev)
     loss_fn = DescriptorLoss(images, cfg.descriptor_weights, cfg.style_scale, device=dev,
                              kind=cfg.loss)
+    spectrum = None
+    if cfg.spectrum_weight:
+        from texgen.train.descriptor import SpectrumLoss
+        spectrum = SpectrumLoss(images, cfg.patch, cfg.style_scale, device=dev)
     opt = torch.optim.Adam(G.parameters(), cfg.lr)
     rng, start, meta = start_point(out, resume, cfg.seed, G, None, opt, None, log)
     photos = PatchSampler(content, cfg.patch, rng) if content else None
@@ -149,7 +155,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
         z, x = draw(rng, photos)
         loss_val, terms = step(G, loss_fn, opt, torch.from_numpy(z).to(dev),
                                None if x is None else torch.from_numpy(x).to(dev), cfg,
-                               fixed_bn=it >= fixed_from, rng=rng)
+                               fixed_bn=it >= fixed_from, rng=rng, spectrum=spectrum)
         ok = math.isfinite(loss_val)
         skipped += not ok
         return ok, {"loss": loss_val, "skip": skipped, **terms}
@@ -168,12 +174,12 @@ def learning_rate(cfg: TexNetTrainConfig, it: int) -> float:
 
 def step(G: TexNet, loss_fn: DescriptorLoss, opt, z: torch.Tensor, content: torch.Tensor | None,
          cfg: TexNetTrainConfig, fixed_bn: bool = False,
-         rng: np.random.Generator | None = None) -> tuple[float, dict]:
+         rng: np.random.Generator | None = None, spectrum=None) -> tuple[float, dict]:
     """One Adam step on a batch; returns the loss and its terms. A non-finite loss or
     gradient skips the update, so one bad batch cannot poison Adam's moments (the reference
     code's outputs turned black or NaN after long runs). fixed_bn: batch norm normalises
     with its stored statistics (and leaves them alone), as when painting. rng: the training
-    stream swd draws its directions from."""
+    stream swd draws its directions from. spectrum: the SpectrumLoss, when weighted."""
     G.train()
     if fixed_bn:
         for m in G.modules():
@@ -191,6 +197,10 @@ def step(G: TexNet, loss_fn: DescriptorLoss, opt, z: torch.Tensor, content: torc
         terms = {"tex": texture.item(), "content": c.item()}
     if cfg.diversity:
         loss = loss + cfg.diversity * diversity(feats)
+    if spectrum is not None:
+        spec = spectrum(img)
+        terms["spec"] = spec.item()
+        loss = loss + cfg.spectrum_weight * spec
     opt.zero_grad(set_to_none=True)
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(G.parameters(), cfg.clip)
