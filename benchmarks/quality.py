@@ -3,6 +3,8 @@ photos themselves, and an ablation of PSGAN's training parts. One training at a 
 
     python benchmarks/quality.py table     [--only conc01,brick] [--no-texnet]
     python benchmarks/quality.py ablation  [--only tile01_2x,floor_se01,grass_lush] [--minutes 15]
+    python benchmarks/quality.py ab --only tile01,conc01 --iters 200 \
+        --variant base: --variant spec100:spectrum_weight=100
 
 Photos: the colour photos in ../shared/data/textures (normal maps `*_nm` skipped), and
 scikit-image's brick, grass and gravel; the ablation also uses tile01 upscaled 2x
@@ -29,6 +31,11 @@ config first):
   + descriptor (gram)    VGG-19 Gram loss on G's samples
   + descriptor (swd)     the same with Sliced Wasserstein instead of Gram
   texnet gram / swd      the Texture Network with each loss, same budget
+
+ab: a quick A/B of training settings: the fast preset's PSGAN for --iters iterations with
+each --variant's TrainConfig fields (LABEL:field=value,...; `base:` changes nothing) on each
+photo, scored like the table at the last iteration, with time to usable over the snapshots
+every 50 iterations. Results: benchmarks/out/quality_ab.md.
 
 Models, snapshots and per-run results live in benchmarks/models/ (gitignored) and are reused:
 a rerun skips finished work, and an interrupted training resumes. Contact sheets (exemplar |
@@ -516,6 +523,41 @@ def ablation(args, found, cfg, vgg):
     print(f"wrote {path}")
 
 
+def ab(args, found, cfg, vgg):
+    """Each --variant on each --only photo for --iters iterations: one table, photo-major."""
+    from texgen.train.psgan import PRESETS
+    mcfg, tcfg = PRESETS["fast"]
+    variants = []
+    for v in args.variant:
+        label, _, fields = v.partition(":")
+        over = {k: json.loads(x) for k, x in (f.split("=", 1) for f in fields.split(",") if f)}
+        variants.append((label, replace(tcfg, iters=args.iters, **over)))
+    lines = []
+    for n in args.only.split(","):
+        img = read_image(found[n])
+        for label, t in variants:
+            r = run_model(f"ab/{n}/{label}", "psgan", found[n], img, cfg, vgg, t, mcfg,
+                          snapshots=args.iters // 50)[None]
+            u = r["usable_at"]
+            lines.append(_row(n, label, r["metrics"], r["baseline"],
+                              f"{u} of {r['iters']}" if u is not None else f"never (of {r['iters']})"))
+            print(lines[-1], flush=True)
+        lines.append(_row(n, "*photo itself*", r["baseline"], r["baseline"]))
+    path = OUT / "quality_ab.md"
+    cmd = " ".join(["python benchmarks/quality.py ab --only", args.only, "--iters", str(args.iters),
+                    *(f"--variant {v}" for v in args.variant)])
+    text = "\n".join([
+        "# A/B of PSGAN training settings", "",
+        f"Command: `{cmd}` (--threads {args.threads}). The fast preset's PSGAN, each variant "
+        "changing the TrainConfig fields after its label, trained for the same iterations on "
+        f"each photo; samples: seeds {', '.join(map(str, cfg.seeds))} at {cfg.size} px. "
+        "Columns as in quality.md; usable at: the first snapshot (every 50 iterations) at "
+        f"which texture_distance is at most {BAR}x the photo's own.", "",
+        HEADER, "|" + "---|" * (len(METRICS) + 3), *lines]) + "\n"
+    atomic_write_bytes(path, _keep_notes(path, text).encode())
+    print(f"wrote {path}")
+
+
 def _ablation_row(name, label, r):
     u = r["usable_at"]
     usable = (f"{u} of {r['iters']}" if u is not None else f"never (of {r['iters']})")
@@ -524,9 +566,12 @@ def _ablation_row(name, label, r):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["table", "ablation"])
+    ap.add_argument("what", choices=["table", "ablation", "ab"])
     ap.add_argument("--only", help="comma-separated photo names")
     ap.add_argument("--no-texnet", action="store_true")
+    ap.add_argument("--iters", type=int, default=200, help="ab: iterations per training")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="ab: LABEL:field=value,... (TrainConfig fields; 'base:' for none)")
     ap.add_argument("--minutes", type=float, default=15.0, help="ablation: budget per training")
     ap.add_argument("--snapshots", type=int, default=10,
                     help="checkpoints scored per training for time-to-usable")
@@ -544,7 +589,9 @@ def main():
     found = photos()
     cfg = EvalConfig()
     vgg = VGG19(last="relu4_1")
-    (table if args.what == "table" else ablation)(args, found, cfg, vgg)
+    if args.what == "ab" and not (args.only and args.variant):
+        ap.error("ab needs --only PHOTOS and at least one --variant")
+    {"table": table, "ablation": ablation, "ab": ab}[args.what](args, found, cfg, vgg)
 
 
 if __name__ == "__main__":

@@ -114,7 +114,8 @@ def test_spectrum_weight_is_recorded_and_checked(tmp_path, exemplar, tiny_preset
     res = _run("train", exemplar, "--out", tmp_path / "a", "--iters", 2, "--patch", 32,
                "--spectrum-weight", 5)
     assert res.exit_code == 0, res.output
-    assert checkpoint.load_model(tmp_path / "a")[1]["train"]["spectrum_weight"] == 5
+    train = checkpoint.load_model(tmp_path / "a")[1]["train"]
+    assert train["spectrum_weight"] == 5 and not train["auto_spectrum"]     # as given
     res = _run("train", exemplar, "--out", tmp_path / "b", "--spectrum-weight", -1)
     _assert_user_error(res, "spectrum-weight")
     res = _run("train", "--out", tmp_path / "c", "--method", "stylize", "--style", exemplar,

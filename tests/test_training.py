@@ -81,6 +81,12 @@ def test_plan_shows_the_discriminator_two_periods():
     assert plan([_tiles(512, 128)], cfg, replace(tc, auto_patch=False)).patch == 32
     # the preset's 256 px patch on a smaller photo with no period: what the photo holds
     assert plan([noise[:200, :200]], cfg, replace(tc, patch=256)).patch == 192
+    # the spectrum loss lays out lattices; a stochastic texture trains without it, unless asked
+    spec = replace(tc, spectrum_weight=50.0)
+    assert plan([_tiles()], cfg, spec).spectrum_weight == 50 and plan([noise], cfg, spec).spectrum_weight == 0
+    assert plan([noise], cfg, replace(spec, auto_spectrum=False)).spectrum_weight == 50
+    assert "spectrum loss 50" in plan([_tiles()], cfg, spec).describe()
+    assert "spectrum" not in plan([noise], cfg, spec).describe()
 
 
 def test_wave_init_starts_at_the_fundamental():

@@ -386,7 +386,8 @@ def _train_psgan(imgs, maps, method, preset, out, settings, opts, resume, prov, 
             # trains at PSGAN's own rate (TrainConfig's default), unless --lr says otherwise
             settings["lr"] = TrainConfig.lr
     cfg = replace(cfg, seed=opts["seed"], **settings,
-                  **({"auto_patch": False} if "patch" in settings else {}))
+                  **({"auto_patch": False} if "patch" in settings else {}),
+                  **({"auto_spectrum": False} if "spectrum_weight" in settings else {}))
     validate.check_config(cfg)
     run_train(imgs, out, model_cfg, cfg, resume=resume, provenance=prov, surface=surface)
 
