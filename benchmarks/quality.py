@@ -546,14 +546,19 @@ def ab(args, found, cfg, vgg):
     path = OUT / "quality_ab.md"
     cmd = " ".join(["python benchmarks/quality.py ab --only", args.only, "--iters", str(args.iters),
                     *(f"--variant {v}" for v in args.variant)])
+    section = "\n".join([f"## `{cmd}`", "", HEADER, "|" + "---|" * (len(METRICS) + 3), *lines, ""])
+    # one section per command: a rerun replaces its own, other A/Bs and the notes stay
+    old = path.read_text() if path.exists() else ""
+    kept = [s for s in old.split("\n## ")[1:] if not s.startswith(f"`{cmd}`") and
+            not s.startswith("Looked at")]
     text = "\n".join([
         "# A/B of PSGAN training settings", "",
-        f"Command: `{cmd}` (--threads {args.threads}). The fast preset's PSGAN, each variant "
-        "changing the TrainConfig fields after its label, trained for the same iterations on "
-        f"each photo; samples: seeds {', '.join(map(str, cfg.seeds))} at {cfg.size} px. "
+        "`python benchmarks/quality.py ab`: the fast preset's PSGAN, each variant changing the "
+        "TrainConfig fields after its label, trained for the same iterations on each photo, "
+        f"--threads {args.threads}; samples: seeds {', '.join(map(str, cfg.seeds))} at {cfg.size} px. "
         "Columns as in quality.md; usable at: the first snapshot (every 50 iterations) at "
-        f"which texture_distance is at most {BAR}x the photo's own.", "",
-        HEADER, "|" + "---|" * (len(METRICS) + 3), *lines]) + "\n"
+        f"which texture_distance is at most {BAR}x the photo's own. One section per command.", "",
+        *("## " + s.rstrip() + "\n" for s in kept), section])
     atomic_write_bytes(path, _keep_notes(path, text).encode())
     print(f"wrote {path}")
 

@@ -99,12 +99,13 @@ def test_train_resume_and_force(tmp_path, exemplar, tiny_preset):
 def test_descriptor_weight_zero_trains_at_the_gan_rate(tmp_path, exemplar, monkeypatch):
     # the fast preset's lr is tuned for the descriptor; --descriptor-weight 0 is the plain GAN
     model_cfg, cfg = TINY_PRESET
-    assisted = (model_cfg, replace(cfg, lr=1e-3, descriptor_weight=100.0))
+    assisted = (model_cfg, replace(cfg, lr=1e-3, descriptor_weight=100.0, spectrum_weight=30.0))
     monkeypatch.setitem(train_psgan.PRESETS, "fast", assisted)
     res = _run("train", exemplar, "--out", tmp_path / "a", "--descriptor-weight", 0)
     assert res.exit_code == 0, res.output
     train = checkpoint.load_model(tmp_path / "a")[1]["train"]
     assert train["descriptor_weight"] == 0 and train["lr"] == TrainConfig.lr == 2e-4
+    assert train["spectrum_weight"] == 0
     res = _run("train", exemplar, "--out", tmp_path / "b", "--descriptor-weight", 0, "--lr", 5e-4)
     assert res.exit_code == 0, res.output
     assert checkpoint.load_model(tmp_path / "b")[1]["train"]["lr"] == 5e-4     # --lr wins

@@ -381,10 +381,12 @@ def _train_psgan(imgs, maps, method, preset, out, settings, opts, resume, prov, 
         model_cfg = replace(model_cfg, maps=maps)
     if opts["descriptor_weight"] is not None:
         settings["descriptor_weight"] = opts["descriptor_weight"]
-        if opts["descriptor_weight"] == 0 and "lr" not in settings and cfg.descriptor_weight:
-            # the preset's rate is tuned for the descriptor-assisted GAN; the plain GAN
-            # trains at PSGAN's own rate (TrainConfig's default), unless --lr says otherwise
-            settings["lr"] = TrainConfig.lr
+        if opts["descriptor_weight"] == 0 and cfg.descriptor_weight:
+            # the preset's rate and spectrum term are tuned for the descriptor-assisted GAN;
+            # the plain GAN trains at PSGAN's own rate (TrainConfig's default) and without
+            # the spectrum term, unless --lr or --spectrum-weight say otherwise
+            settings.setdefault("lr", TrainConfig.lr)
+            settings.setdefault("spectrum_weight", 0.0)
     cfg = replace(cfg, seed=opts["seed"], **settings,
                   **({"auto_patch": False} if "patch" in settings else {}),
                   **({"auto_spectrum": False} if "spectrum_weight" in settings else {}))

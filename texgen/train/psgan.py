@@ -67,11 +67,14 @@ class TrainConfig:
 # fast is descriptor-assisted: in benchmarks/out/quality_ablation.md the VGG-19 texture loss
 # (weight 100, learning rate 1e-3, 256 px patches of which relu5_1 sees 16 x 16 positions)
 # lowered texture_distance on all three tuning photos by more than any other part, even at
-# a sixth of the steps; EMA and R1 did not help and stay off.
+# a sixth of the steps; EMA and R1 did not help and stay off. The spectrum loss at 30 (on
+# photos with a clear period only) lowered fine_energy, period_error and texture_distance
+# together on tile01 and wall_brick01 at 200 iterations (benchmarks/out/quality_ab.md); at
+# 100 it met the 3 % period target on both but raised texture_distance.
 PRESETS = {
     "fast": (PSGANConfig(n_global=20, n_periodic=8, g_widths=(256, 128, 64, 32), d_widths=(32, 64, 128, 256)),
              TrainConfig(iters=700, batch=2, patch=256, lr=1e-3, descriptor_weight=100.0,
-                         loss="gram", preview_every=100, ckpt_every=100)),
+                         loss="gram", spectrum_weight=30.0, preview_every=100, ckpt_every=100)),
     "full": (PSGANConfig(), TrainConfig(iters=30000, batch=25, patch=160, preview_every=1000,
                                         ckpt_every=1000)),
 }
