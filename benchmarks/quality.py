@@ -342,6 +342,7 @@ def _row(name: str, method: str, m: dict, base: dict, extra: str = "") -> str:
 
 HEADER = ("| photo | method | texture_distance | x photo's | " + " | ".join(METRICS[1:])
           + " | usable at (iteration of s) |")
+RULE = "|" + "---|" * (HEADER.count("|") - 1)       # one per column, or it is no table
 
 
 def table(args, found, cfg, vgg):
@@ -415,7 +416,7 @@ def write_table(rows, cfg):
              f"checkpoint within {BAR}x the photo's own distance. Tuned on: "
              f"{', '.join(TUNED)}; every other photo is held out.", "",
              "## Verdicts", "", *_verdicts(rows), "", "## Every photo", "", HEADER,
-             "|" + "---|" * (len(METRICS) + 3)]
+             RULE]
     for name, (_, _, rl) in rows.items():
         lines += rl
     atomic_write_bytes(path, _keep_notes(path, "\n".join(lines) + "\n").encode())
@@ -518,7 +519,7 @@ def ablation(args, found, cfg, vgg):
         "over the three photos. Samples: seeds "
         f"{', '.join(map(str, cfg.seeds))} at {cfg.size} px. Columns as in quality.md.", "",
         "## Decisions", "", *[f"- {d}" for d in decisions], "",
-        "## Every run", "", HEADER, "|" + "---|" * (len(METRICS) + 3), *lines]) + "\n"
+        "## Every run", "", HEADER, RULE, *lines]) + "\n"
     atomic_write_bytes(path, _keep_notes(path, text).encode())
     print(f"wrote {path}")
 
@@ -546,7 +547,7 @@ def ab(args, found, cfg, vgg):
     path = OUT / "quality_ab.md"
     cmd = " ".join(["python benchmarks/quality.py ab --only", args.only, "--iters", str(args.iters),
                     *(f"--variant {v}" for v in args.variant)])
-    section = "\n".join([f"## `{cmd}`", "", HEADER, "|" + "---|" * (len(METRICS) + 3), *lines, ""])
+    section = "\n".join([f"## `{cmd}`", "", HEADER, RULE, *lines, ""])
     # one section per command: a rerun replaces its own, other A/Bs and the notes stay
     old = path.read_text() if path.exists() else ""
     kept = [s for s in old.split("\n## ")[1:] if not s.startswith(f"`{cmd}`") and
