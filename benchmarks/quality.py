@@ -32,8 +32,8 @@ config first):
   + descriptor (swd)     the same with Sliced Wasserstein instead of Gram
   texnet gram / swd      the Texture Network with each loss, same budget
 
-ab: a quick A/B of training settings: the fast preset's PSGAN for --iters iterations with
-each --variant's TrainConfig fields (LABEL:field=value,...; `base:` changes nothing) on each
+ab: a quick A/B of training settings: the fast preset's PSGAN (or --method texnet) for
+--iters iterations with each --variant's training config fields (LABEL:field=value,...; `base:` changes nothing) on each
 photo, scored like the table at the last iteration, with time to usable over the snapshots
 every 50 iterations. Results: benchmarks/out/quality_ab.md.
 
@@ -526,8 +526,12 @@ def ablation(args, found, cfg, vgg):
 
 def ab(args, found, cfg, vgg):
     """Each --variant on each --only photo for --iters iterations: one table, photo-major."""
-    from texgen.train.psgan import PRESETS
-    mcfg, tcfg = PRESETS["fast"]
+    if args.method == "texnet":
+        from texgen.train.texnet import PRESETS as TEXNET
+        mcfg, tcfg = None, TEXNET["fast"]
+    else:
+        from texgen.train.psgan import PRESETS
+        mcfg, tcfg = PRESETS["fast"]
     variants = []
     for v in args.variant:
         label, _, fields = v.partition(":")
@@ -537,8 +541,9 @@ def ab(args, found, cfg, vgg):
     for n in args.only.split(","):
         img = read_image(found[n])
         for label, t in variants:
-            r = run_model(f"ab/{n}/{label}", "psgan", found[n], img, cfg, vgg, t, mcfg,
-                          snapshots=args.iters // 50)[None]
+            key = f"ab/{n}/{label}" if args.method == "psgan" else f"ab/{n}/texnet_{label}"
+            r = run_model(key, args.method, found[n], img, cfg, vgg, t, mcfg,
+                          snapshots=args.iters // (50 if args.method == "psgan" else 100))[None]
             u = r["usable_at"]
             lines.append(_row(n, label, r["metrics"], r["baseline"],
                               f"{u} of {r['iters']}" if u is not None else f"never (of {r['iters']})"))
@@ -546,6 +551,7 @@ def ab(args, found, cfg, vgg):
         lines.append(_row(n, "*photo itself*", r["baseline"], r["baseline"]))
     path = OUT / "quality_ab.md"
     cmd = " ".join(["python benchmarks/quality.py ab --only", args.only, "--iters", str(args.iters),
+                    *(["--method texnet"] if args.method == "texnet" else []),
                     *(f"--variant {v}" for v in args.variant)])
     section = "\n".join([f"## `{cmd}`", "", HEADER, RULE, *lines, ""])
     # one section per command: a rerun replaces its own, other A/Bs and the notes stay
@@ -553,9 +559,9 @@ def ab(args, found, cfg, vgg):
     kept = [s for s in old.split("\n## ")[1:] if not s.startswith(f"`{cmd}`") and
             not s.startswith("Looked at")]
     text = "\n".join([
-        "# A/B of PSGAN training settings", "",
-        "`python benchmarks/quality.py ab`: the fast preset's PSGAN, each variant changing the "
-        "TrainConfig fields after its label, trained for the same iterations on each photo, "
+        "# A/B of training settings", "",
+        "`python benchmarks/quality.py ab`: the fast preset's PSGAN (or texnet, where the "
+        "command says), each variant changing the training config fields after its label, trained for the same iterations on each photo, "
         f"--threads {args.threads}; samples: seeds {', '.join(map(str, cfg.seeds))} at {cfg.size} px. "
         "Columns as in quality.md; usable at: the first snapshot (every 50 iterations) at "
         f"which texture_distance is at most {BAR}x the photo's own. One section per command.", "",
@@ -576,6 +582,7 @@ def main():
     ap.add_argument("--only", help="comma-separated photo names")
     ap.add_argument("--no-texnet", action="store_true")
     ap.add_argument("--iters", type=int, default=200, help="ab: iterations per training")
+    ap.add_argument("--method", choices=["psgan", "texnet"], default="psgan", help="ab: what trains")
     ap.add_argument("--variant", action="append", default=[],
                     help="ab: LABEL:field=value,... (TrainConfig fields; 'base:' for none)")
     ap.add_argument("--minutes", type=float, default=15.0, help="ablation: budget per training")
