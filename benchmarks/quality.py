@@ -33,9 +33,10 @@ config first):
   texnet gram / swd      the Texture Network with each loss, same budget
 
 ab: a quick A/B of training settings: the fast preset's PSGAN (or --method texnet) for
---iters iterations with each --variant's training config fields (LABEL:field=value,...; `base:` changes nothing) on each
-photo, scored like the table at the last iteration, with time to usable over the snapshots
-every 50 iterations. Results: benchmarks/out/quality_ab.md.
+--iters iterations with each --variant's training config fields (LABEL:field=value,...;
+`base:` changes nothing) on each photo, scored like the table at the last iteration, with
+time to usable over the snapshots every 50 iterations (texnet: 100). Results:
+benchmarks/out/quality_ab.md.
 
 Models, snapshots and per-run results live in benchmarks/models/ (gitignored) and are reused:
 a rerun skips finished work, and an interrupted training resumes. Contact sheets (exemplar |
@@ -544,9 +545,7 @@ def ab(args, found, cfg, vgg):
             key = f"ab/{n}/{label}" if args.method == "psgan" else f"ab/{n}/texnet_{label}"
             r = run_model(key, args.method, found[n], img, cfg, vgg, t, mcfg,
                           snapshots=args.iters // (50 if args.method == "psgan" else 100))[None]
-            u = r["usable_at"]
-            lines.append(_row(n, label, r["metrics"], r["baseline"],
-                              f"{u} of {r['iters']}" if u is not None else f"never (of {r['iters']})"))
+            lines.append(_row(n, label, r["metrics"], r["baseline"], _usable(r)))
             print(lines[-1], flush=True)
         lines.append(_row(n, "*photo itself*", r["baseline"], r["baseline"]))
     path = OUT / "quality_ab.md"
@@ -563,17 +562,23 @@ def ab(args, found, cfg, vgg):
         "`python benchmarks/quality.py ab`: the fast preset's PSGAN (or texnet, where the "
         "command says), each variant changing the training config fields after its label, trained for the same iterations on each photo, "
         f"--threads {args.threads}; samples: seeds {', '.join(map(str, cfg.seeds))} at {cfg.size} px. "
-        "Columns as in quality.md; usable at: the first snapshot (every 50 iterations) at "
+        "Columns as in quality.md; usable at: the first snapshot (every 50 iterations; "
+        "texnet: 100) at "
         f"which texture_distance is at most {BAR}x the photo's own. One section per command.", "",
         *("## " + s.rstrip() + "\n" for s in kept), section])
     atomic_write_bytes(path, _keep_notes(path, text).encode())
     print(f"wrote {path}")
 
 
-def _ablation_row(name, label, r):
+def _usable(r) -> str:
+    """A run's time to usable: 'ITERATION of ITERS' or 'never (of ITERS)'."""
     u = r["usable_at"]
-    usable = (f"{u} of {r['iters']}" if u is not None else f"never (of {r['iters']})")
-    return _row(name, label, r["metrics"], r["baseline"], usable + f", {r['train_seconds'] / 60:.0f} min")
+    return f"{u} of {r['iters']}" if u is not None else f"never (of {r['iters']})"
+
+
+def _ablation_row(name, label, r):
+    return _row(name, label, r["metrics"], r["baseline"],
+                _usable(r) + f", {r['train_seconds'] / 60:.0f} min")
 
 
 def main():

@@ -184,9 +184,8 @@ class SpectrumLoss(nn.Module):
         window = torch.outer(*(torch.hann_window(size, periodic=False, dtype=torch.float32),) * 2)
         self.register_buffer("window", window / window.pow(2).mean().sqrt())
         with torch.no_grad():
-            target = self.power(torch.from_numpy(np.stack(crops))).sqrt()
-        self.register_buffer("target", target.to(device))
-        self.window = self.window.to(device)
+            self.register_buffer("target", self.power(torch.from_numpy(np.stack(crops))).sqrt())
+        self.to(device)
 
     def power(self, x: torch.Tensor) -> torch.Tensor:
         """(C, H, W//2 + 1) mean power spectrum of images x (B, C, H, W)."""
