@@ -51,7 +51,7 @@ import argparse
 import json
 import shutil
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -107,6 +107,38 @@ def _json(path: Path, data) -> None:
     atomic_write_bytes(path, json.dumps(data, indent=1).encode())
 
 
+def _preset(method: str) -> tuple:
+    """(model config or None, training config) of the method's fast preset."""
+    if method == "psgan":
+        from texgen.train.psgan import PRESETS
+        return PRESETS["fast"]
+    from texgen.train.texnet import PRESETS
+    return None, PRESETS["fast"]
+
+
+def _timing(key: str) -> dict:
+    path = MODELS / key / "timing.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _settings(mcfg, tcfg) -> dict:
+    """What a run was trained with, as JSON: its training and model configs, less the
+    iteration counts the benchmark sets."""
+    return json.loads(json.dumps({
+        "train": {k: v for k, v in asdict(tcfg).items() if k not in ("iters", "ckpt_every", "preview_every")},
+        **({"model": asdict(mcfg)} if mcfg else {})}))
+
+
+def _changed(timing: dict, mcfg, tcfg) -> list[str]:
+    """The settings a cached run (its timing.json) was trained with that differ from these
+    ([] where none do or none were recorded): a cache trained with other settings, e.g.
+    before a preset changed, must not pass for this one."""
+    if "settings" not in timing:
+        return []
+    now, then = _settings(mcfg, tcfg), timing["settings"]
+    return sorted(k for part in now for k in now[part] if then.get(part, {}).get(k) != now[part][k])
+
+
 def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mcfg=None,
               minutes: float | None = None, snapshots: int = 10) -> Path:
     """Train (or finish training) benchmarks/models/quality/<key>; keeps a snapshot of the
@@ -114,16 +146,22 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
     the wall time of training in timing.json. minutes: iterations from that budget."""
     folder = MODELS / key
     timing_path = folder / "timing.json"
-    timing = json.loads(timing_path.read_text()) if timing_path.exists() else {}
+    timing = _timing(key)
     if method == "psgan":
-        from texgen.train.psgan import PRESETS, train
-        mcfg = mcfg or PRESETS["fast"][0]
-        tcfg = tcfg or PRESETS["fast"][1]
+        from texgen.train.psgan import train
     else:
         from texgen.models.texnet import TexNetConfig
-        from texgen.train.texnet import PRESETS, train
-        tcfg = tcfg or PRESETS["fast"]
+        from texgen.train.texnet import train
+    preset = _preset(method)
+    mcfg, tcfg = (mcfg or preset[0]) if method == "psgan" else None, tcfg or preset[1]
+    changed = _changed(timing, mcfg, tcfg)
+    if changed:
+        raise SystemExit(f"{folder} was trained with other settings ({', '.join(changed)}): "
+                         "move it away to train it again")
+    if "settings" not in timing and timing:
+        print(f"{folder}: trained before settings were recorded; reused as is", flush=True)
     if "iters" not in timing:
+        timing["settings"] = _settings(mcfg, tcfg)
         iters = tcfg.iters
         if minutes:
             secs = seconds_per_step(method, img, tcfg, mcfg)
@@ -351,6 +389,21 @@ def table(args, found, cfg, vgg):
     if args.only:
         names = [n for n in names if n in args.only.split(",")]
     rows = {}
+    for name in found:
+        if name in names:
+            continue
+        # a photo not asked for keeps the row its cached results give: `--only` adds to the
+        # table instead of replacing it
+        res = {label: json.loads(f.read_text()) for label, f in (
+            (label, MODELS / "table" / name / sub / "result.json") for label, sub in (
+                ("texgen psgan", "psgan/final"), ("texgen texnet", "texnet/final"),
+                ("resynthesizer", "resynthesizer"))) if f.exists()}
+        stale = [label for label, method in (("texgen psgan", "psgan"), ("texgen texnet", "texnet"))
+                 if label in res and _changed(_timing(f"table/{name}/{method}"), *_preset(method))]
+        if stale:
+            print(f"{name}: {', '.join(stale)} trained with other settings; left out", flush=True)
+        elif "texgen psgan" in res:
+            rows[name] = _table_rows(name, res)
     for name in names:
         img = read_image(found[name])
         res = {}
@@ -368,20 +421,22 @@ def table(args, found, cfg, vgg):
             res["resynthesizer"] = peer(lambda: resynth_samples(img, cfg), "resynthesizer")
         except ImportError as e:
             print(f"resynthesizer skipped: {e}")
-        rows[name] = res
-        base = next(iter(res.values()))["baseline"]
-        lines = []
-        for method, r in res.items():
-            usable = ""
-            if "usable_at" in r:
-                u = r["usable_at"]
-                usable = f"{u} of {r['iters']}" if u is not None else f"never (of {r['iters']})"
-                usable += f", {r['train_seconds'] / 60:.0f} min"
-            lines.append(_row(name, method, r["metrics"], base, usable))
-        lines.append(_row(name, "*photo itself*", base, base))
-        rows[name] = (res, base, lines)
-        print("\n".join(lines), flush=True)
-    write_table(rows, cfg)
+        rows[name] = _table_rows(name, res)
+        print("\n".join(rows[name][2]), flush=True)
+    write_table(dict(sorted(rows.items())), cfg)
+
+
+def _table_rows(name: str, res: dict) -> tuple:
+    """(results by method, the photo's own scores, the table lines) of one photo."""
+    base = next(iter(res.values()))["baseline"]
+    lines = []
+    for method, r in res.items():
+        usable = ""
+        if "usable_at" in r:
+            usable = f"{_usable(r)}, {r['train_seconds'] / 60:.0f} min"
+        lines.append(_row(name, method, r["metrics"], base, usable))
+    lines.append(_row(name, "*photo itself*", base, base))
+    return res, base, lines
 
 
 def _verdicts(rows) -> list[str]:
