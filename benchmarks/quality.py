@@ -1,7 +1,7 @@
 """Texture quality: texgen (PSGAN and texnet, fast preset) against patch synthesis and the
 photos themselves, and an ablation of PSGAN's training parts. One training at a time.
 
-    python benchmarks/quality.py table     [--only conc01,brick] [--no-texnet]
+    python benchmarks/quality.py table     [--only conc01,brick] [--no-texnet] [--preset full] [--iters N]
     python benchmarks/quality.py ablation  [--only tile01_2x,floor_se01,grass_lush] [--minutes 15]
     python benchmarks/quality.py ab --only tile01,conc01 --iters 200 \
         --variant base: --variant spec100:spectrum_weight=100
@@ -18,6 +18,10 @@ GPL-3.0, installed by the benchmark's user, not a texgen dependency: a crop of t
 made seamless the way GIMP's "make seamless" does), and the photo's own crops. Every metric
 of texgen eval on 4 seeds at 512 px, plus time to usable: the first checkpoint at which the
 texture_distance is at most 1.5x the photo's own crop-to-crop distance.
+`--only` trains and scores those photos and keeps the other photos' cached rows. `--preset
+full` trains with the full preset instead (meant for a GPU; its runs live apart, its table is
+quality_full.md); `--iters N` trains N iterations instead of the preset's. A cached run trained
+with other settings (its timing.json records them) is refused, not reused.
 
 ablation: PSGAN on three photos, each row adding one part, every training given the same
 wall-clock budget (--minutes; iterations = budget / seconds per step, measured on the
@@ -107,13 +111,13 @@ def _json(path: Path, data) -> None:
     atomic_write_bytes(path, json.dumps(data, indent=1).encode())
 
 
-def _preset(method: str) -> tuple:
-    """(model config or None, training config) of the method's fast preset."""
+def _preset(method: str, preset: str = "fast") -> tuple:
+    """(model config or None, training config) of the method's preset."""
     if method == "psgan":
         from texgen.train.psgan import PRESETS
-        return PRESETS["fast"]
+        return PRESETS[preset]
     from texgen.train.texnet import PRESETS
-    return None, PRESETS["fast"]
+    return None, PRESETS[preset]
 
 
 def _timing(key: str) -> dict:
@@ -140,7 +144,7 @@ def _changed(timing: dict, mcfg, tcfg) -> list[str]:
 
 
 def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mcfg=None,
-              minutes: float | None = None, snapshots: int = 10) -> Path:
+              minutes: float | None = None, snapshots: int = 10, preset: str = "fast") -> Path:
     """Train (or finish training) benchmarks/models/quality/<key>; keeps a snapshot of the
     model (and of the training state, for the no-average variant) at every checkpoint and
     the wall time of training in timing.json. minutes: iterations from that budget."""
@@ -152,8 +156,8 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
     else:
         from texgen.models.texnet import TexNetConfig
         from texgen.train.texnet import train
-    preset = _preset(method)
-    mcfg, tcfg = (mcfg or preset[0]) if method == "psgan" else None, tcfg or preset[1]
+    default = _preset(method, preset)
+    mcfg, tcfg = (mcfg or default[0]) if method == "psgan" else None, tcfg or default[1]
     changed = _changed(timing, mcfg, tcfg)
     if changed:
         raise SystemExit(f"{folder} was trained with other settings ({', '.join(changed)}): "
@@ -187,7 +191,7 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
         return folder
     resume = (folder / "model" / checkpoint.TRAIN_FILE).exists()
     print(f"training {key}: {iters} iterations{' (resuming)' if resume else ''}", flush=True)
-    prov = {"method": method, "preset": "fast", "exemplars": [photo.name], "licence": "as the photo"}
+    prov = {"method": method, "preset": preset, "exemplars": [photo.name], "licence": "as the photo"}
     t0 = time.perf_counter()
     try:
         if method == "psgan":
@@ -339,10 +343,10 @@ def _crop_or_tile(img, size, rng):
 
 
 def run_model(key, method, photo, img, cfg, vgg, tcfg=None, mcfg=None, minutes=None,
-              kinds=(None,), snapshots: int = 10) -> dict:
+              kinds=(None,), snapshots: int = 10, preset: str = "fast") -> dict:
     """Train key and score it; kinds: None (the saved model) and/or 'raw' / 'legacy'
     variants of a psgan run. Returns {kind: result}."""
-    folder = train_run(key, method, photo, img, tcfg, mcfg, minutes, snapshots)
+    folder = train_run(key, method, photo, img, tcfg, mcfg, minutes, snapshots, preset)
     timing = json.loads((folder / "timing.json").read_text())
     out = {}
     for kind in kinds:
@@ -388,6 +392,12 @@ def table(args, found, cfg, vgg):
     names = [n for n in found if n != "tile01_2x" or "tile01_2x" in (args.only or "")]
     if args.only:
         names = [n for n in names if n in args.only.split(",")]
+    # the fast preset's runs live in table/, another preset's in table_PRESET/ (resynthesizer's
+    # samples do not depend on it: they stay in table/)
+    root = "table" if args.preset == "fast" else f"table_{args.preset}"
+    presets = {m: _preset(m, args.preset) for m in ("psgan", "texnet")}
+    if args.iters:
+        presets = {m: (mc, replace(tc, iters=args.iters)) for m, (mc, tc) in presets.items()}
     rows = {}
     for name in found:
         if name in names:
@@ -395,11 +405,12 @@ def table(args, found, cfg, vgg):
         # a photo not asked for keeps the row its cached results give: `--only` adds to the
         # table instead of replacing it
         res = {label: json.loads(f.read_text()) for label, f in (
-            (label, MODELS / "table" / name / sub / "result.json") for label, sub in (
-                ("texgen psgan", "psgan/final"), ("texgen texnet", "texnet/final"),
-                ("resynthesizer", "resynthesizer"))) if f.exists()}
+            (label, MODELS / sub / "result.json") for label, sub in (
+                ("texgen psgan", f"{root}/{name}/psgan/final"),
+                ("texgen texnet", f"{root}/{name}/texnet/final"),
+                ("resynthesizer", f"table/{name}/resynthesizer"))) if f.exists()}
         stale = [label for label, method in (("texgen psgan", "psgan"), ("texgen texnet", "texnet"))
-                 if label in res and _changed(_timing(f"table/{name}/{method}"), *_preset(method))]
+                 if label in res and _changed(_timing(f"{root}/{name}/{method}"), *presets[method])]
         if stale:
             print(f"{name}: {', '.join(stale)} trained with other settings; left out", flush=True)
         elif "texgen psgan" in res:
@@ -407,9 +418,11 @@ def table(args, found, cfg, vgg):
     for name in names:
         img = read_image(found[name])
         res = {}
-        res["texgen psgan"] = run_model(f"table/{name}/psgan", "psgan", found[name], img, cfg, vgg)[None]
-        if not args.no_texnet:
-            res["texgen texnet"] = run_model(f"table/{name}/texnet", "texnet", found[name], img, cfg, vgg)[None]
+        for method in ("psgan",) + (() if args.no_texnet else ("texnet",)):
+            mcfg, tcfg = presets[method]
+            res[f"texgen {method}"] = run_model(f"{root}/{name}/{method}", method, found[name], img,
+                                                cfg, vgg, tcfg, mcfg, snapshots=args.snapshots,
+                                                preset=args.preset)[None]
 
         def peer(fn, label):
             def compute():
@@ -423,7 +436,7 @@ def table(args, found, cfg, vgg):
             print(f"resynthesizer skipped: {e}")
         rows[name] = _table_rows(name, res)
         print("\n".join(rows[name][2]), flush=True)
-    write_table(dict(sorted(rows.items())), cfg)
+    write_table(dict(sorted(rows.items())), cfg, args.preset)
 
 
 def _table_rows(name: str, res: dict) -> tuple:
@@ -458,12 +471,13 @@ def _verdicts(rows) -> list[str]:
     return out
 
 
-def write_table(rows, cfg):
-    path = OUT / "quality.md"
+def write_table(rows, cfg, preset: str = "fast"):
+    path = OUT / ("quality.md" if preset == "fast" else f"quality_{preset}.md")
+    opt = "" if preset == "fast" else f" --preset {preset}"
     lines = ["# Texture quality: texgen against patch synthesis and the photos", "",
-             "Command: `python benchmarks/quality.py table` (one training at a time on this "
-             "2-core CPU). texgen: the fast preset's defaults (`texgen train PHOTO`, and "
-             "`--method texnet`). Samples: seeds "
+             f"Command: `python benchmarks/quality.py table{opt}` (one training at a time). "
+             f"texgen: the {preset} preset's defaults (`texgen train PHOTO{opt}`, and "
+             "`--method texnet`; the iterations each run had are in its last column). Samples: seeds "
              f"{', '.join(map(str, cfg.seeds))} at {cfg.size} px; VGG-19 crops of {cfg.crop} px. "
              "*photo itself*: the photo's crops against the photo (the floor; its seam_score "
              "is the photo's own seam). 'x photo's' is texture_distance over the photo's own; "
@@ -641,7 +655,10 @@ def main():
     ap.add_argument("what", choices=["table", "ablation", "ab"])
     ap.add_argument("--only", help="comma-separated photo names")
     ap.add_argument("--no-texnet", action="store_true")
-    ap.add_argument("--iters", type=int, default=200, help="ab: iterations per training")
+    ap.add_argument("--iters", type=int, help="ab: iterations per training (default 200); "
+                    "table: instead of the preset's")
+    ap.add_argument("--preset", choices=["fast", "full"], default="fast",
+                    help="table: the preset texgen trains with (full: meant for a GPU)")
     ap.add_argument("--method", choices=["psgan", "texnet"], default="psgan", help="ab: what trains")
     ap.add_argument("--variant", action="append", default=[],
                     help="ab: LABEL:field=value,... (TrainConfig fields; 'base:' for none)")
@@ -664,6 +681,8 @@ def main():
     vgg = VGG19(last="relu4_1")
     if args.what == "ab" and not (args.only and args.variant):
         ap.error("ab needs --only PHOTOS and at least one --variant")
+    if args.what == "ab":
+        args.iters = args.iters or 200
     {"table": table, "ablation": ablation, "ab": ab}[args.what](args, found, cfg, vgg)
 
 
