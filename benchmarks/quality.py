@@ -444,10 +444,8 @@ def _table_rows(name: str, res: dict) -> tuple:
     base = next(iter(res.values()))["baseline"]
     lines = []
     for method, r in res.items():
-        usable = ""
-        if "usable_at" in r:
-            usable = f"{_usable(r)}, {r['train_seconds'] / 60:.0f} min"
-        lines.append(_row(name, method, r["metrics"], base, usable))
+        lines.append(_row(name, method, r["metrics"], base,
+                          _usable(r, minutes=True) if "usable_at" in r else ""))
     lines.append(_row(name, "*photo itself*", base, base))
     return res, base, lines
 
@@ -596,12 +594,7 @@ def ablation(args, found, cfg, vgg):
 
 def ab(args, found, cfg, vgg):
     """Each --variant on each --only photo for --iters iterations: one table, photo-major."""
-    if args.method == "texnet":
-        from texgen.train.texnet import PRESETS as TEXNET
-        mcfg, tcfg = None, TEXNET["fast"]
-    else:
-        from texgen.train.psgan import PRESETS
-        mcfg, tcfg = PRESETS["fast"]
+    mcfg, tcfg = _preset(args.method)
     variants = []
     for v in args.variant:
         label, _, fields = v.partition(":")
@@ -639,15 +632,16 @@ def ab(args, found, cfg, vgg):
     print(f"wrote {path}")
 
 
-def _usable(r) -> str:
-    """A run's time to usable: 'ITERATION of ITERS' or 'never (of ITERS)'."""
+def _usable(r, minutes: bool = False) -> str:
+    """A run's time to usable: 'ITERATION of ITERS' or 'never (of ITERS)', and with minutes
+    the run's training minutes after it."""
     u = r["usable_at"]
-    return f"{u} of {r['iters']}" if u is not None else f"never (of {r['iters']})"
+    text = f"{u} of {r['iters']}" if u is not None else f"never (of {r['iters']})"
+    return text + (f", {r['train_seconds'] / 60:.0f} min" if minutes else "")
 
 
 def _ablation_row(name, label, r):
-    return _row(name, label, r["metrics"], r["baseline"],
-                _usable(r) + f", {r['train_seconds'] / 60:.0f} min")
+    return _row(name, label, r["metrics"], r["baseline"], _usable(r, minutes=True))
 
 
 def main():
