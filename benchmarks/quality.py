@@ -140,7 +140,10 @@ def _changed(timing: dict, mcfg, tcfg) -> list[str]:
     if "settings" not in timing:
         return []
     now, then = _settings(mcfg, tcfg), timing["settings"]
-    return sorted(k for part in now for k in now[part] if then.get(part, {}).get(k) != now[part][k])
+    # a field the record lacks was added to the configs since: the run had its default
+    default = _settings(type(mcfg)() if mcfg else None, type(tcfg)())
+    return sorted(k for part in now for k in now[part]
+                  if then.get(part, {}).get(k, default[part][k]) != now[part][k])
 
 
 def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mcfg=None,
@@ -358,6 +361,7 @@ def run_model(key, method, photo, img, cfg, vgg, tcfg=None, mcfg=None, minutes=N
             contact_sheet(f"{key.replace('/', '_')}{'_' + kind if kind else ''}", img, samples)
             r = score(samples, img, cfg, vgg)
             r.update(iters=final, train_seconds=timing["seconds"],
+                     painted=checkpoint.load_model(model)[1].get("painted"),
                      **time_to_usable(snaps, "model" if kind in (None, "ema") else "training",
                                       img, cfg, vgg, r["baseline"]["texture_distance"],
                                       None if kind == "ema" else kind))
@@ -633,10 +637,14 @@ def ab(args, found, cfg, vgg):
 
 
 def _usable(r, minutes: bool = False) -> str:
-    """A run's time to usable: 'ITERATION of ITERS' or 'never (of ITERS)', and with minutes
-    the run's training minutes after it."""
+    """A run's time to usable: 'ITERATION of ITERS' or 'never (of ITERS)', the checkpoint
+    whose weights paint where it is not the last, and with minutes the run's training
+    minutes after it."""
     u = r["usable_at"]
     text = f"{u} of {r['iters']}" if u is not None else f"never (of {r['iters']})"
+    painted = (r.get("painted") or {}).get("iteration")
+    if painted not in (None, r["iters"]):   # keep_within kept an earlier checkpoint's weights
+        text += f" (paints {painted}'s weights)"
     return text + (f", {r['train_seconds'] / 60:.0f} min" if minutes else "")
 
 

@@ -263,7 +263,8 @@ def test_cli_train_texnet_and_stylize(tmp_path):
 
 
 def test_learning_rate_holds_then_falls_to_lr_end():
-    from texgen.train.texnet import TexNetTrainConfig, learning_rate
+    from texgen.train.common import learning_rate
+    from texgen.train.texnet import TexNetTrainConfig
     cfg = TexNetTrainConfig(iters=100, lr=2e-3, lr_end=0.1)
     rates = [learning_rate(cfg, it) for it in range(100)]
     assert rates[0] == rates[50] == 2e-3

@@ -17,6 +17,7 @@ from texgen.runtime.imageio import read_image, save_image
 from texgen.spectrum import clear_periods
 from texgen.train import psgan as train_psgan
 from texgen.train.batchnorm import _draw_inputs, calibrate_batchnorm, execution_order, measure
+from texgen.train.common import learning_rate
 from texgen.train.psgan import TrainConfig, gan_step, plan, update_average
 
 
@@ -177,7 +178,8 @@ def test_spectrum_loss_sees_period_and_grain_but_not_position():
 
 def test_psgan_with_every_part_trains_and_resumes(tmp_path):
     cfg = TrainConfig(iters=2, batch=2, patch=32, ckpt_every=2, preview_every=2, ema=0.9, r1=1.0,
-                      r1_every=1, descriptor_weight=1.0, loss="swd", spectrum_weight=1.0)
+                      r1_every=1, descriptor_weight=1.0, loss="swd", spectrum_weight=1.0,
+                      lr_end=0.5, keep_within=1.5)
     saved = []
     out = train_psgan.train([stripes(64, 64)], tmp_path / "m", tiny_config(), cfg,
                             log=lambda *a: None, on_save=lambda it, f: saved.append(it))
@@ -187,11 +189,45 @@ def test_psgan_with_every_part_trains_and_resumes(tmp_path):
     from texgen import checkpoint
     tensors, meta = checkpoint.load_model(out)
     assert meta["iteration"] == 4 and meta["train"]["loss"] == "swd"
+    # checkpoints are judged by the Gram loss (its own, as the descriptor is swd) of samples
+    assert meta["best"]["iteration"] in (2, 4) and 0 < meta["best"]["score"] < 10
+    assert meta["painted"]["score"] <= 1.5 * meta["best"]["score"]
+    # the rate falls by a cosine over the second half: the last step (3 of 4) ran at its end
+    groups = checkpoint.training_info(out)["param_groups"]
+    assert groups["opt_g"][0]["lr"] == pytest.approx(learning_rate(replace(cfg, iters=4), 3))
+    assert groups["opt_d"][0]["lr"] < cfg.lr
     train_tensors, _ = checkpoint.load_model(out / checkpoint.TRAIN_FILE)
     # the saved model paints with the average, not the last step's weights
     ema = {k[2:]: v for k, v in train_tensors.items() if k.startswith("E.")}
     assert ema and torch.equal(tensors["net.0.weight"], ema["net.0.weight"])
     assert not torch.equal(tensors["net.0.weight"], train_tensors["G.net.0.weight"])
+
+
+def test_a_checkpoint_that_paints_far_worse_does_not_replace_the_model(tmp_path, monkeypatch):
+    """A late collapse (conc01: 2.5x its own crop distance at 500 iterations, 14x at 600) must
+    not reach the user: the model keeps the earlier weights until a checkpoint scores within
+    keep_within of the best again."""
+    from texgen import checkpoint
+    scores = iter([1.0, 5.0, 1.2])
+    monkeypatch.setattr(train_psgan, "texture_score", lambda G, judge, side: next(scores))
+    cfg = TrainConfig(iters=2, batch=2, patch=32, ckpt_every=1, preview_every=1, keep_within=1.5)
+    logged, weights = [], {}
+
+    def on_save(it, folder):
+        weights[it] = checkpoint.load_model(folder)[0]
+    out = train_psgan.train([stripes(64, 64)], tmp_path / "m", tiny_config(), cfg,
+                            log=logged.append, on_save=on_save)
+    meta = checkpoint.load_model(out)[1]
+    assert meta["iteration"] == 2 and checkpoint.training_info(out)["iteration"] == 2
+    assert meta["painted"] == {"iteration": 1, "score": 1.0} and meta["best"]["iteration"] == 1
+    assert all(torch.equal(weights[1][k], weights[2][k]) for k in weights[1])
+    assert any("iteration 2 paints worse" in m and "keeps iteration 1's weights" in m for m in logged)
+    # a resumed run remembers the best; 1.2 is within 1.5x of it, so iteration 3 paints
+    train_psgan.train([stripes(64, 64)], out, tiny_config(), replace(cfg, iters=3), resume=True,
+                      log=logged.append, on_save=on_save)
+    meta = checkpoint.load_model(out)[1]
+    assert meta["painted"] == {"iteration": 3, "score": 1.2} and meta["best"]["score"] == 1.0
+    assert not all(torch.equal(weights[1][k], weights[3][k]) for k in weights[1])
 
 
 def test_colour_first_whatever_order_maps_are_given(tmp_path, monkeypatch):

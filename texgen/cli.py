@@ -869,6 +869,7 @@ def info(model):
     cfg = meta["config"]
     click.echo(json.dumps({"config": cfg, "train": meta.get("train"),
                            "iteration": meta.get("iteration"),
+                           "painted": meta.get("painted"), "best": meta.get("best"),
                            "provenance": meta.get("provenance"),
                            "surface": meta.get("surface")}, indent=2))
 

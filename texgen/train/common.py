@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import signal
 import threading
 from pathlib import Path
@@ -104,6 +105,14 @@ def uninterruptible():
             signal.signal(sig, handler)
     if held:
         signal.raise_signal(held[0])        # now handled as it would have been: Ctrl-C raises
+
+
+def learning_rate(cfg, it: int) -> float:
+    """cfg.lr for the first half of cfg.iters, then a cosine down to cfg.lr * cfg.lr_end (a
+    training config of either method). A batch's loss is noisy; the end is calm."""
+    half = cfg.iters / 2
+    t = min(1.0, max(0.0, (it - half) / max(half, 1)))
+    return cfg.lr * (cfg.lr_end + (1 - cfg.lr_end) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 def data_digest(images: list[np.ndarray]) -> str:
@@ -207,11 +216,17 @@ def save_exemplar_thumb(path, images: list[np.ndarray], side: int = 256, maps=No
 
 
 @torch.no_grad()
-def save_preview(path, G, images: list[np.ndarray], cfg, side: int = 256, seed: int = 0) -> None:
-    """Exemplar | a side x side sample tiled 2 x 2 (seams would show as a cross in the middle)."""
+def paint_sample(G, cfg, side: int, seed: int = 0) -> np.ndarray:
+    """C x side x side in [-1, 1]: what the runtime paints with G (cfg: its model config)."""
     from texgen.paint import torch_runner
     from texgen.runtime.canvas import synthesize
-    sample = synthesize(torch_runner(G), cfg.layout, cfg.scale, G.margin, side, side, seed=seed)
+    return synthesize(torch_runner(G), cfg.layout, cfg.scale, G.margin, side, side, seed=seed)
+
+
+@torch.no_grad()
+def save_preview(path, G, images: list[np.ndarray], cfg, side: int = 256, seed: int = 0) -> None:
+    """Exemplar | a side x side sample tiled 2 x 2 (seams would show as a cross in the middle)."""
+    sample = paint_sample(G, cfg, side, seed)
     tiled = np.tile(_rgb(sample.transpose(1, 2, 0) * 0.5 + 0.5, cfg.maps), (2, 2, 1))
     ex = _thumb(images[0], 2 * side, cfg.maps)
     ex = np.pad(ex, ((0, 2 * side - ex.shape[0]), (0, 8), (0, 0)), constant_values=1)

@@ -3,7 +3,8 @@
     photo(s) -> plan (periods -> patch, batch, discriminator scales; waves at the periods)
              -> loop: D step (+ R1 penalty), G step (adversarial + optional VGG-19 descriptor
                 term), moving average of G's weights
-             -> checkpoint: the averaged G with exact batch-norm statistics paints
+             -> checkpoint: the averaged G with exact batch-norm statistics paints, unless its
+            texture score is far worse than an earlier checkpoint's (a late collapse)
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from texgen.runtime.maps import check_map_names, map_channels, map_slices
 from texgen.runtime.noise import sample_noise
 from texgen.spectrum import clear_periods, dominant_frequencies, fundamentals
 from texgen.train.batchnorm import calibrate_batchnorm
-from texgen.train.common import run_iterations, save_exemplar_thumb, save_preview, start_point
+from texgen.train.common import (learning_rate, paint_sample, run_iterations, save_exemplar_thumb,
+                                 save_preview, start_point)
 
 D_FIELD = 128       # px a full-size discriminator logit sees (125: five 5x5 stride-2 convs)
 
@@ -40,6 +42,8 @@ class TrainConfig:
                                 # waves started at a stochastic texture's random peaks paint
                                 # a lattice of streaks into it
     lr: float = 2e-4
+    lr_end: float = 1.0         # lr falls to lr * lr_end by a cosine over the second half
+                                # (train/common.learning_rate; 1: constant)
     beta1: float = 0.5
     real_label: float = 0.9     # one-sided label smoothing: D never becomes certain
     d_skip_below: float = 0.1   # D sits out a step while its loss is this low (G catches up)
@@ -58,6 +62,11 @@ class TrainConfig:
                                 # lattice lines at their spacing, but on a stochastic texture
                                 # it blurred (conc01: fine_energy 1.42 -> 0.31); off when
                                 # --spectrum-weight is given
+    keep_within: float = 0.0    # a checkpoint whose texture score (VGG-19 Gram loss of two
+                                # painted samples) is over this times the best so far does not
+                                # replace the model that paints (0: the latest always paints).
+                                # GAN training can collapse late: conc01 fell from 2.5x its own
+                                # crop distance at 500 iterations to 14x at 600
     preview_every: int = 250
     ckpt_every: int = 250
     seed: int = 0
@@ -72,12 +81,17 @@ class TrainConfig:
 # together on tile01 and wall_brick01 at 200 iterations (benchmarks/out/quality_ab.md); at
 # 100 it met the 3 % period target on both but raised texture_distance, and on held-out
 # metal002 doubled it; at 30 metal002's period_error fell 0.20 -> 0.04 for +12 % distance.
+# At a constant 1e-3, conc01's run ran away at iteration 550: the descriptor term rose
+# 0.05 -> 251 in 10 steps (G's gradient norm 400 -> 390 000) and never came back. Replayed
+# from iteration 500 (training is deterministic), the same steps at 2.5e-4 held it at 0.04;
+# so the rate falls over the second half, as texnet's does, and keep_within is the net.
 PRESETS = {
     "fast": (PSGANConfig(n_global=20, n_periodic=8, g_widths=(256, 128, 64, 32), d_widths=(32, 64, 128, 256)),
-             TrainConfig(iters=700, batch=2, patch=256, lr=1e-3, descriptor_weight=100.0,
-                         loss="gram", spectrum_weight=30.0, preview_every=100, ckpt_every=100)),
-    "full": (PSGANConfig(), TrainConfig(iters=30000, batch=25, patch=160, preview_every=1000,
-                                        ckpt_every=1000)),
+             TrainConfig(iters=700, batch=2, patch=256, lr=1e-3, lr_end=0.1, descriptor_weight=100.0,
+                         loss="gram", spectrum_weight=30.0, keep_within=1.5, preview_every=100,
+                         ckpt_every=100)),
+    "full": (PSGANConfig(), TrainConfig(iters=30000, batch=25, patch=160, keep_within=1.5,
+                                        preview_every=1000, ckpt_every=1000)),
 }
 
 
@@ -190,6 +204,12 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         colour = map_slices(model_cfg.maps)["color"]
         descriptor = DescriptorLoss([im[..., colour] for im in images], cfg.descriptor_weights,
                                     device=dev, kind=cfg.loss)
+    judge = None                        # scores checkpoints: the Gram loss, deterministic
+    if cfg.keep_within:
+        from texgen.train.descriptor import DescriptorLoss
+        colour = map_slices(model_cfg.maps)["color"]
+        judge = descriptor if descriptor is not None and descriptor.kind == "gram" else \
+            DescriptorLoss([im[..., colour] for im in images], cfg.descriptor_weights, device=dev)
     spectrum = None
     if cfg.spectrum_weight:
         from texgen.train.descriptor import SpectrumLoss
@@ -205,6 +225,9 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
     info = {"config": model_cfg.to_dict(), "train": asdict(cfg),
             "provenance": provenance or {}}
     info["surface"] = surface or {}
+    if resume and meta.get("painted"):
+        info["painted"] = meta["painted"]           # {"iteration", "score"} of what paints
+    best = meta.get("best") if resume else None     # {"iteration", "score"} of the best checkpoint
 
     def paint_ready(it: int) -> Generator:
         """A copy of the painting G (the average, when kept) with exact batch-norm statistics."""
@@ -214,11 +237,25 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         return G_eval
 
     def save(it: int):
+        nonlocal best
         info["iteration"], info["d_loss"] = it, d_val
-        checkpoint.save_training(out, G, D, opt_g, opt_d, sampler.rng, info, extra)
         G_eval = paint_ready(it)
-        checkpoint.save_model(out, G_eval, info)
-        save_preview(out / "preview.png", G_eval, images, model_cfg)
+        score = texture_score(G_eval, judge, cfg.patch) if judge is not None else None
+        worse = score is not None and best is not None and score > cfg.keep_within * best["score"]
+        if score is not None and (best is None or score < best["score"]):
+            best = {"iteration": it, "score": score}
+        if not worse:
+            info["painted"] = {"iteration": it, "score": score}
+        info["best"] = best
+        checkpoint.save_training(out, G, D, opt_g, opt_d, sampler.rng, info, extra)
+        if worse:   # the weights that paint stay; the metadata says how far training went
+            log(f"\niteration {it} paints worse (texture score {score:.3g}, "
+                f"{score / best['score']:.1f}x the best, at {best['iteration']}): the model "
+                f"keeps iteration {info['painted']['iteration']}'s weights")
+            checkpoint.update_model_info(out, **info)
+        else:
+            checkpoint.save_model(out, G_eval, info)
+            save_preview(out / "preview.png", G_eval, images, model_cfg)
         if on_save:
             on_save(it, out)
 
@@ -227,6 +264,9 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
 
     def one(it: int):
         nonlocal d_val, d_skips
+        for o in (opt_g, opt_d):
+            for group in o.param_groups:
+                group["lr"] = learning_rate(cfg, it)
         real = torch.from_numpy(sampler.sample(cfg.batch)).to(dev)
         z = torch.from_numpy(sample_noise(model_cfg.layout, cells, cells, sampler.rng,
                                           batch=cfg.batch)).to(dev)
@@ -242,6 +282,16 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
                    lambda done: save_preview(out / "preview.png", paint_ready(done), images, model_cfg),
                    cfg.ckpt_every, cfg.preview_every, out, log, rng=sampler.rng)
     return out
+
+
+@torch.no_grad()
+def texture_score(G: Generator, judge, side: int, seeds=(1, 2)) -> float:
+    """The judge's (a gram DescriptorLoss) texture loss of side x side px samples G paints at
+    fixed seeds, as the runtime paints them: checkpoints of one run compare."""
+    colour = map_slices(G.cfg.maps)["color"]
+    x = np.stack([paint_sample(G, G.cfg, side, seed)[colour] for seed in seeds]) * 0.5 + 0.5
+    x = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(judge.targets()[0].device)
+    return float(judge.texture(judge.features(x)).mean())
 
 
 @torch.no_grad()

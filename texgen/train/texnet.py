@@ -21,7 +21,8 @@ from texgen.train.batchnorm import calibrate_batchnorm
 from texgen.models.texnet import TexNet, TexNetConfig
 from texgen.runtime.noise import sample_noise
 from texgen.runtime.stylize import content_noise
-from texgen.train.common import run_iterations, save_exemplar_thumb, save_preview, start_point
+from texgen.train.common import (learning_rate, run_iterations, save_exemplar_thumb, save_preview,
+                                 start_point)
 from texgen.train.descriptor import DescriptorLoss, diversity
 
 
@@ -163,13 +164,6 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
     run_iterations(one, start, cfg.iters, save, lambda done: preview(paint_ready(done)),
                    cfg.ckpt_every, cfg.preview_every, out, log, rng=rng)
     return out
-
-
-def learning_rate(cfg: TexNetTrainConfig, it: int) -> float:
-    """cfg.lr for the first half of cfg.iters, then a cosine down to cfg.lr * cfg.lr_end."""
-    half = cfg.iters / 2
-    t = min(1.0, max(0.0, (it - half) / max(half, 1)))
-    return cfg.lr * (cfg.lr_end + (1 - cfg.lr_end) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 def step(G: TexNet, loss_fn: DescriptorLoss, opt, z: torch.Tensor, content: torch.Tensor | None,
