@@ -201,23 +201,24 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
     extra = {"E": G_ema} if G_ema is not None else {}
     rng, start, meta = start_point(out, resume, cfg.seed, G, D, opt_g, opt_d, log, extra)
     sampler = PatchSampler(images, cfg.patch, rng)
+
+    def colours() -> list[np.ndarray]:
+        """The exemplars' colour maps (views), all the image losses and the judge see."""
+        return [im[..., map_slices(model_cfg.maps)["color"]] for im in images]
+
     descriptor = None
     if cfg.descriptor_weight:
         from texgen.train.descriptor import DescriptorLoss
-        colour = map_slices(model_cfg.maps)["color"]
-        descriptor = DescriptorLoss([im[..., colour] for im in images], cfg.descriptor_weights,
-                                    device=dev, kind=cfg.loss)
+        descriptor = DescriptorLoss(colours(), cfg.descriptor_weights, device=dev, kind=cfg.loss)
     judge = None                        # scores checkpoints: the Gram loss, deterministic
     if cfg.keep_within:
         from texgen.train.descriptor import DescriptorLoss
-        colour = map_slices(model_cfg.maps)["color"]
         judge = descriptor if descriptor is not None and descriptor.kind == "gram" else \
-            DescriptorLoss([im[..., colour] for im in images], cfg.descriptor_weights, device=dev)
+            DescriptorLoss(colours(), cfg.descriptor_weights, device=dev)
     spectrum = None
     if cfg.spectrum_weight:
         from texgen.train.descriptor import SpectrumLoss
-        colour = map_slices(model_cfg.maps)["color"]
-        spectrum = SpectrumLoss([im[..., colour] for im in images], cfg.patch, device=dev)
+        spectrum = SpectrumLoss(colours(), cfg.patch, device=dev)
     out.mkdir(parents=True, exist_ok=True)
     save_exemplar_thumb(out / "exemplar.png", images, maps=model_cfg.maps)
 
