@@ -72,9 +72,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "textures"
 MODELS = ROOT / "benchmarks" / "models" / "quality"
 OUT = ROOT / "benchmarks" / "out"
-TUNED = ("tile01_2x", "floor_se01", "grass_lush")
+TUNED = ("tile01_2x", "floor_se01", "grass_lush", "conc01")   # conc01: the lattice weight (2026-12-03)
 METRICS = ["texture_distance", "histogram_distance", "spectrum_distance", "fine_energy",
-           "seam_score", "period_error", "diversity", "copy_score"]
+           "seam_score", "period_error", "cell_lattice", "diversity", "copy_score"]
 BAR = 1.5                       # usable: texture_distance at most this x the photo's own
 
 
@@ -384,7 +384,8 @@ def _keep_notes(path: Path, text: str) -> str:
 def _row(name: str, method: str, m: dict, base: dict, extra: str = "") -> str:
     td = m["texture_distance"]
     return (f"| {name} | {method} | {td:.3f} | {td / base['texture_distance']:.2f} | "
-            + " | ".join(f"{m[k]:.3f}" for k in METRICS[1:]) + f" | {extra} |")
+            + " | ".join(f"{m[k]:.3f}" if k in m else "-" for k in METRICS[1:])
+            + f" | {extra} |")         # "-": scored before the metric existed
 
 
 HEADER = ("| photo | method | texture_distance | x photo's | " + " | ".join(METRICS[1:])
@@ -402,7 +403,7 @@ def table(args, found, cfg, vgg):
     presets = {m: _preset(m, args.preset) for m in ("psgan", "texnet")}
     if args.iters:
         presets = {m: (mc, replace(tc, iters=args.iters)) for m, (mc, tc) in presets.items()}
-    rows = {}
+    rows, earlier = {}, {}
     for name in found:
         if name in names:
             continue
@@ -413,10 +414,16 @@ def table(args, found, cfg, vgg):
                 ("texgen psgan", f"{root}/{name}/psgan/final"),
                 ("texgen texnet", f"{root}/{name}/texnet/final"),
                 ("resynthesizer", f"table/{name}/resynthesizer"))) if f.exists()}
-        stale = [label for label, method in (("texgen psgan", "psgan"), ("texgen texnet", "texnet"))
-                 if label in res and _changed(_timing(f"{root}/{name}/{method}"), *presets[method])]
+        changed = {label: _changed(_timing(f"{root}/{name}/{method}"), *presets[method])
+                   for label, method in (("texgen psgan", "psgan"), ("texgen texnet", "texnet"))
+                   if label in res}
+        stale = [label for label, keys in changed.items() if keys]
         if stale:
-            print(f"{name}: {', '.join(stale)} trained with other settings; left out", flush=True)
+            print(f"{name}: {', '.join(stale)} trained with other settings; listed apart",
+                  flush=True)
+            if "texgen psgan" in res:
+                earlier[name] = (sorted({k for keys in changed.values() for k in keys}),
+                                 _table_rows(name, res)[2])
         elif "texgen psgan" in res:
             rows[name] = _table_rows(name, res)
     for name in names:
@@ -440,7 +447,8 @@ def table(args, found, cfg, vgg):
             print(f"resynthesizer skipped: {e}")
         rows[name] = _table_rows(name, res)
         print("\n".join(rows[name][2]), flush=True)
-    write_table(dict(sorted(rows.items())), cfg, args.preset)
+    write_table(dict(sorted(rows.items())), cfg, args.preset,
+                {n: v for n, v in sorted(earlier.items()) if n not in rows})
 
 
 def _table_rows(name: str, res: dict) -> tuple:
@@ -473,7 +481,9 @@ def _verdicts(rows) -> list[str]:
     return out
 
 
-def write_table(rows, cfg, preset: str = "fast"):
+def write_table(rows, cfg, preset: str = "fast", earlier=None):
+    """earlier: photo -> (settings that changed, table lines) of runs trained before the
+    preset changed: listed apart, not in the verdicts, until they are trained again."""
     path = OUT / ("quality.md" if preset == "fast" else f"quality_{preset}.md")
     opt = "" if preset == "fast" else f" --preset {preset}"
     lines = ["# Texture quality: texgen against patch synthesis and the photos", "",
@@ -484,13 +494,24 @@ def write_table(rows, cfg, preset: str = "fast"):
              "*photo itself*: the photo's crops against the photo (the floor; its seam_score "
              "is the photo's own seam). 'x photo's' is texture_distance over the photo's own; "
              f"the target is at most {BAR}. fine_energy: energy in the finest octave over the "
-             "photo's (target 0.8-1.2: above is speckle, below blur). usable at: the first "
+             "photo's (target 0.8-1.2: above is speckle, below blur). cell_lattice: the share "
+             "of the samples' variance in one motif repeated in every 32 px noise cell, a "
+             "fine woven lattice (the photo's own crops: chance; '-': scored before it "
+             "existed). usable at: the first "
              f"checkpoint within {BAR}x the photo's own distance. Tuned on: "
              f"{', '.join(TUNED)}; every other photo is held out.", "",
              "## Verdicts", "", *_verdicts(rows), "", "## Every photo", "", HEADER,
              RULE]
     for name, (_, _, rl) in rows.items():
         lines += rl
+    if earlier:
+        lines += ["", "## Not yet trained again since the preset changed", "",
+                  "Their last runs, for reference only: not in the verdicts above. Settings "
+                  "that differ from the preset now: "
+                  + "; ".join(f"{n}: {', '.join(keys)}" for n, (keys, _) in earlier.items())
+                  + ".", "", HEADER, RULE]
+        for _, rl in earlier.values():
+            lines += rl
     atomic_write_bytes(path, _keep_notes(path, "\n".join(lines) + "\n").encode())
     print(f"wrote {path}")
 

@@ -78,6 +78,18 @@ def tiny_G(tiny_cfg) -> Generator:
     return G.eval()
 
 
+@pytest.fixture(scope="session")
+def noisy_G() -> Generator:
+    """tiny_G's kind with pixel noise, at a strength that shows (training starts it at 0)."""
+    torch.manual_seed(0)
+    G = Generator(tiny_config(pixel_noise=True))
+    with torch.no_grad():
+        for strength in G.noise_strength:
+            strength.fill_(0.5)
+    calibrate_batchnorm(G, cells=3, batches=2, batch=2)
+    return G.eval()
+
+
 # ----------------------------------------------------------------------------- the command line
 
 @pytest.fixture(scope="session")

@@ -74,6 +74,22 @@ def test_period_error_is_zero_at_the_right_period_and_grows_off_it():
     assert 0.15 < off < 0.5                      # 16 px vs 21.3 px: a quarter off
 
 
+def test_cell_lattice_sees_one_motif_per_cell_but_not_a_stationary_texture():
+    rng = np.random.default_rng(0)
+    # what a generator that ignores its local noise paints: one motif in every 32 px cell
+    weave = np.tile(rng.random((32, 32, 3)), (8, 8, 1)) + 0.1 * rng.random((256, 256, 3))
+    noise = rng.random((256, 256, 3))
+    assert M.cell_lattice([weave], 32) > 0.85
+    assert M.cell_lattice([noise], 32) < 2 / 64          # chance: 1 / 64 blocks
+    # wherever the crop starts in the weave
+    assert M.cell_lattice([np.roll(weave, (5, 11), (0, 1))], 32) == \
+        pytest.approx(M.cell_lattice([weave], 32))
+    # the training loss runs the same function on tensors: it agrees, batched
+    t = torch.from_numpy(np.stack([weave, noise]).transpose(0, 3, 1, 2).astype(np.float32))
+    assert M.lattice_share(t, 32).numpy() == pytest.approx(
+        [M.cell_lattice([weave], 32), M.cell_lattice([noise], 32)], rel=1e-4)
+
+
 def test_texture_distance_prefers_the_same_texture(vgg, wall):
     grams = lambda crops: M.gram_matrices(vgg, crops)
     crops = M.random_crops(wall, 64, 6, seed=0)
@@ -149,7 +165,9 @@ def test_eval_model_writes_report(tmp_path, tiny_G, wall):
     data = json.loads((out / "metrics.json").read_text())
     assert set(data["readings"]) == set(data["metrics"])
     assert set(data["metrics"]) == {"texture_distance", "histogram_distance", "spectrum_distance",
-                                    "fine_energy", "seam_score", "period_error", "diversity", "copy_score"}
+                                    "fine_energy", "seam_score", "period_error", "cell_lattice",
+                                    "diversity", "copy_score"}
+    assert 0 <= data["metrics"]["cell_lattice"] <= 1
     # an untrained generator is far from the bricks: the report must say so
     assert data["metrics"]["texture_distance"] > 2 * data["exemplar_baseline"]["texture_distance"]
     page = (out / "index.html").read_text()

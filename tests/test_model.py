@@ -58,18 +58,20 @@ def test_morphing_canvas_still_wraps(tiny_G):
 
 @torch.no_grad()
 @pytest.mark.parametrize("dim", [2, 3])
-def test_rolling_noise_by_one_cell_rolls_output_by_scale(tiny_G, dim):
-    cfg = tiny_G.cfg
+@pytest.mark.parametrize("net", ["tiny_G", "noisy_G"])
+def test_rolling_noise_by_one_cell_rolls_output_by_scale(request, net, dim):
+    G = request.getfixturevalue(net)          # with and without pixel noise
+    cfg = G.cfg
     h, w = 3, 4
     z = torch.from_numpy(sample_noise(cfg.layout, h, w, seed=5))
     ys, xs = torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32)
     torus = torch.tensor([h, w], dtype=torch.float32)
-    out = tiny_G(z, coords=(ys, xs), torus=torus)
+    out = G(z, coords=(ys, xs), torus=torus)
     if dim == 3:
         coords = (ys, torch.roll(xs, 1, 0))
     else:
         coords = (torch.roll(ys, 1, 0), xs)
-    rolled = tiny_G(torch.roll(z, 1, dim), coords=coords, torus=torus)
+    rolled = G(torch.roll(z, 1, dim), coords=coords, torus=torus)
     expected = torch.roll(out, cfg.scale, dim)
     assert (rolled - expected).abs().max().item() < 1e-5
     # and the output is not trivially shift invariant, so the check means something
@@ -104,16 +106,18 @@ def test_tile_starts_pull_back_the_last_tile():
     assert tile_starts(3, 5) == [0]
 
 
-def test_tiled_bands_equal_one_shot(tiny_G):
-    cfg = tiny_G.cfg
+@pytest.mark.parametrize("net", ["tiny_G", "noisy_G"])
+def test_tiled_bands_equal_one_shot(request, net):
+    G = request.getfixturevalue(net)          # with and without pixel noise
+    cfg = G.cfg
     H, W = 5, 7
     z = sample_noise(cfg.layout, H, W, seed=4)
-    run = torch_runner(tiny_G)
+    run = torch_runner(G)
     torus = np.array([H, W], np.float32)
     painter = lambda zt, ys, xs: run(zt, ys, xs, torus)
 
     def paint(**kw):
-        bands = list(paint_bands(painter, z, cfg.scale, tiny_G.margin, (0, H), (0, W), **kw))
+        bands = list(paint_bands(painter, z, cfg.scale, G.margin, (0, H), (0, W), **kw))
         assert [r for r, _ in bands] == sorted(r for r, _ in bands)     # top to bottom
         return np.concatenate([b for _, b in bands], axis=1), len(bands)
     whole, n = paint(tile=None)
@@ -127,26 +131,28 @@ def test_tiled_bands_equal_one_shot(tiny_G):
     banded, n = paint(tile=None, band_cells=2)              # one tile a band, 2 cells high
     assert n == 3 and np.abs(whole - banded).max() < 1e-5
     # a region that runs past the torus wraps: cell rows 4..7 are 4, 0, 1, 2
-    part = np.concatenate([b for _, b in paint_bands(painter, z, cfg.scale, tiny_G.margin,
+    part = np.concatenate([b for _, b in paint_bands(painter, z, cfg.scale, G.margin,
                                                       (4, 8), (0, W), tile=2)], axis=1)
     s = cfg.scale
     assert np.abs(part[:, :s] - whole[:, 4 * s:]).max() < 1e-5
     assert np.abs(part[:, s:] - whole[:, :3 * s]).max() < 1e-5
 
 
-def test_interior_of_a_tile_equals_the_wrapped_torus(tiny_G):
+@pytest.mark.parametrize("net", ["tiny_G", "noisy_G"])
+def test_interior_of_a_tile_equals_the_wrapped_torus(request, net):
     """What training sees (forward: every layer wraps the whole torus) is what the painters
     paint (interior: valid layers on a tile and its context), pixel for pixel."""
-    cfg, m, s = tiny_G.cfg, tiny_G.margin, tiny_G.cfg.scale
+    G = request.getfixturevalue(net)          # with and without pixel noise
+    cfg, m, s = G.cfg, G.margin, G.cfg.scale
     H, W = 5, 6
     z = sample_noise(cfg.layout, H, W, seed=2)
     torus = torch.tensor([float(H), float(W)])
     coords = (torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32))
     with torch.no_grad():
-        whole = tiny_G(torch.from_numpy(z), coords, torus)
+        whole = G(torch.from_numpy(z), coords, torus)
         for y0, x0, h, w in [(0, 0, H, W), (3, 4, 2, 2), (1, 5, 3, 1)]:
             zt, ys, xs = tile_noise(z, y0, x0, h, w, m)
-            part = tiny_G.interior(torch.from_numpy(zt), (torch.from_numpy(ys),
+            part = G.interior(torch.from_numpy(zt), (torch.from_numpy(ys),
                                                           torch.from_numpy(xs)), torus)
             rows = (np.arange(y0 * s, (y0 + h) * s) % (H * s))
             cols = (np.arange(x0 * s, (x0 + w) * s) % (W * s))
@@ -155,15 +161,17 @@ def test_interior_of_a_tile_equals_the_wrapped_torus(tiny_G):
             assert (part - ref).abs().max().item() < 1e-5
         # one cell less of context and the border pixels are wrong: the margin is needed
         zt, ys, xs = tile_noise(z, 1, 1, 2, 2, m)
-        short = tiny_G.interior(torch.from_numpy(zt[..., 1:-1, 1:-1]),
+        short = G.interior(torch.from_numpy(zt[..., 1:-1, 1:-1]),
                                 (torch.from_numpy(ys[1:-1]), torch.from_numpy(xs[1:-1])), torus)
         assert short.shape[-1] < 2 * s
 
 
-def test_tiled_synthesize_equals_one_shot(tiny_G):
-    cfg = tiny_G.cfg
-    run = torch_runner(tiny_G)
-    args = (cfg.layout, cfg.scale, tiny_G.margin, 5 * cfg.scale, 3 * cfg.scale)
+@pytest.mark.parametrize("net", ["tiny_G", "noisy_G"])
+def test_tiled_synthesize_equals_one_shot(request, net):
+    G = request.getfixturevalue(net)          # with and without pixel noise
+    cfg = G.cfg
+    run = torch_runner(G)
+    args = (cfg.layout, cfg.scale, G.margin, 5 * cfg.scale, 3 * cfg.scale)
     a = synthesize(run, *args, seed=9)
     b = synthesize(run, *args, seed=9, tile=2)
     assert np.abs(a - b).max() < 1e-5
@@ -222,6 +230,28 @@ def test_waves_follow_canvas_coordinates():
 
 
 # ----------------------------------------------------------------------------- configs
+
+@torch.no_grad()
+def test_pixel_noise_starts_silent_and_paints_fine_detail(tiny_G, noisy_G):
+    cfg = noisy_G.cfg
+    start = cfg.n_global + cfg.n_local
+    assert cfg.layout.n_local == tiny_G.cfg.layout.n_local + cfg.pixel_channels
+    z = sample_noise(cfg.layout, 3, 4, seed=1)
+    plain = np.delete(z, np.s_[start:start + cfg.pixel_channels], axis=1)
+    # at strength 0 (where training starts) a pixel-noise G paints what the plain one does
+    silent = Generator(cfg).eval()
+    silent.load_state_dict({k: v for k, v in tiny_G.state_dict().items()}, strict=False)
+    assert all(float(s.abs().max()) == 0 for s in silent.noise_strength)
+    assert torch.allclose(silent(torch.from_numpy(z)), tiny_G(torch.from_numpy(plain)), atol=1e-6)
+    # with strength, new pixel noise alone changes the image
+    other = z.copy()
+    other[:, start:start + cfg.pixel_channels] = sample_noise(cfg.layout, 3, 4, seed=2)[
+        :, start:start + cfg.pixel_channels]
+    diff = (noisy_G(torch.from_numpy(other)) - noisy_G(torch.from_numpy(z))).abs()
+    assert diff.mean() > 1e-3
+    with pytest.raises(ValueError, match="4x4 kernel"):
+        tiny_config(pixel_noise=True, kernel=6)
+
 
 def test_sgan_config_builds_and_paints():
     cfg = tiny_config(n_global=0, n_periodic=0)

@@ -139,6 +139,17 @@ def test_sgan_exports_and_matches(tmp_path):
     assert np.abs(p.run(z, ys, xs, torus) - ref).max() <= FP32_TOL
 
 
+def test_pixel_noise_exports_and_matches(noisy_G, tmp_path):
+    # the noise is added after batch norm, which export folds into the convolution before it
+    checkpoint.save_model(tmp_path, noisy_G, {"config": noisy_G.cfg.to_dict(),
+                                              "provenance": {"method": "psgan"}})
+    export_onnx(tmp_path, tmp_path / "n.onnx")
+    p = OnnxPainter(tmp_path / "n.onnx", device="cpu")
+    assert p.layout == noisy_G.cfg.layout and p.layout.n_local == 4 + 4 + 16 + 64 + 256
+    z, ys, xs, torus, ref = torch_image(noisy_G, 3, 5)
+    assert np.abs(p.run(z, ys, xs, torus) - ref).max() <= FP32_TOL
+
+
 # ----------------------------------------------------------------------------- painting
 
 def test_onnx_tiles_equal_one_shot_and_wrap(exported):

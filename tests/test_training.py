@@ -176,10 +176,30 @@ def test_spectrum_loss_sees_period_and_grain_but_not_position():
         SpectrumLoss([stripes(20, 20)], 64)
 
 
+def test_lattice_loss_pushes_a_motif_per_cell_down_to_the_exemplars_own():
+    from texgen.train.descriptor import LatticeLoss
+    rng = np.random.default_rng(0)
+    loss = LatticeLoss([rng.random((128, 128, 3)).astype(np.float32)], 64, 16)
+    assert 0 < loss.target < 0.15                        # chance for 16 blocks: about 1/16
+    weave = torch.from_numpy(np.tile(rng.random((1, 3, 16, 16)), (2, 1, 4, 4))
+                             + 0.1 * rng.random((2, 3, 64, 64))).float().requires_grad_(True)
+    before = loss(weave)
+    assert before.item() > 0.8
+    before.backward()                                   # a small step down its gradient
+    step = weave.detach() - 0.1 * weave.grad / weave.grad.abs().max()
+    assert loss(step).item() < before.item() - 0.01
+    # a stationary batch pays (nearly) nothing; the floor is the exemplar's, not zero
+    assert loss(torch.rand(2, 3, 64, 64)).item() < 0.05
+    # an exemplar whose real period is the cell's sets a high floor: its weave is not pushed
+    tiled = np.tile(rng.random((16, 16, 3)), (8, 8, 1)).astype(np.float32)
+    assert LatticeLoss([tiled], 64, 16).target > 0.99
+    assert LatticeLoss([tiled], 64, 16)(weave).item() < 0.05
+
+
 def test_psgan_with_every_part_trains_and_resumes(tmp_path):
     cfg = TrainConfig(iters=2, batch=2, patch=32, ckpt_every=2, preview_every=2, ema=0.9, r1=1.0,
                       r1_every=1, descriptor_weight=1.0, loss="swd", spectrum_weight=1.0,
-                      lr_end=0.5, keep_within=1.5)
+                      lattice_weight=1.0, lr_end=0.5, keep_within=1.5)
     saved = []
     out = train_psgan.train([stripes(64, 64)], tmp_path / "m", tiny_config(), cfg,
                             log=lambda *a: None, on_save=lambda it, f: saved.append(it))

@@ -8,6 +8,7 @@ Each metric has one job and says which way is better:
     fine_energy         energy in the finest octave, samples / exemplar           1.0 (> 1.2 speckle)
     seam_score          steps across the wrap-around seams / interior steps      1.0 = seamless
     period_error        dominant periods of the samples vs the exemplar's        lower
+    cell_lattice        share of the variance in one motif per noise cell         the photo's
     diversity           spread between samples / spread between exemplar crops   ~1, 0 = mode collapse
     copy_score          how much of a sample is pasted exemplar                  lower (fraction)
 
@@ -129,6 +130,28 @@ def fine_energy(samples: list[np.ndarray], exemplar: np.ndarray) -> float:
     the photo; above 1.2, speckle; below 0.8, blur."""
     return float(np.mean([top_octave_energy(s) for s in samples]) /
                  max(top_octave_energy(exemplar), 1e-12))
+
+
+# ----------------------------------------------------------------------------- lattice
+
+def lattice_share(x, cell: int):
+    """Share of an image's variance in its cell pattern: the mean over all its cell x cell
+    blocks (from the top-left), position by position in the block. A generator paints one
+    noise cell per `cell` px; when it paints the same motif in every cell, whatever the
+    noise, the image is a fine woven lattice at that size and this is near 1. A stationary
+    texture's is about 1 / blocks (chance). x: (..., C, H, W), a numpy array or a torch
+    tensor (the training loss), -> (...,) of the same kind."""
+    h, w = x.shape[-2] // cell * cell, x.shape[-1] // cell * cell
+    x = x[..., :h, :w]
+    x = x - x.mean(axis=(-2, -1), keepdims=True)
+    pattern = x.reshape(*x.shape[:-2], h // cell, cell, w // cell, cell).mean(axis=(-4, -2))
+    return (pattern ** 2).mean(axis=(-3, -2, -1)) / ((x ** 2).mean(axis=(-3, -2, -1)) + 1e-12)
+
+
+def cell_lattice(images: list[np.ndarray], cell: int) -> float:
+    """Mean lattice_share of (H, W, 3) images; compare samples with crops of the photo (a
+    photo with a real period near a multiple of the cell scores above chance too)."""
+    return float(np.mean([lattice_share(_rgb(im).transpose(2, 0, 1), cell) for im in images]))
 
 
 # ----------------------------------------------------------------------------- periods

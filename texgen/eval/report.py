@@ -30,6 +30,8 @@ class EvalConfig:
     crop: int = 256                     # VGG crops (exemplar and samples) in px
     exemplar_crops: int = 8             # random crops of the exemplar for its own baseline
     crops_per_sample: int = 2
+    cell: int = 32                      # px per noise cell, for cell_lattice (evaluate() takes
+                                        # the painter's)
 
 
 # what each number means, in plain words, for the report's table
@@ -46,6 +48,9 @@ READINGS = {
                   "invisibly, the photo itself shows what a visible seam scores.",
     "period_error": "Relative error of the samples' dominant periods vs the photo's; 0 is "
                     "exact. Meaningful for regular textures (bricks, tiles) only.",
+    "cell_lattice": "Share of the variance in one motif repeated in every noise cell (a "
+                    "fine woven lattice at the cell size); compare with the photo's own, near "
+                    "1 is wallpaper of one motif.",
     "diversity": "Spread between seeds / spread between places of the photo; ~1 is healthy, "
                  "near 0 every seed paints the same (mode collapse).",
     "copy_score": "Fraction of the samples that is pasted photo; near 0 is healthy, high means "
@@ -81,6 +86,7 @@ def evaluate(painter, exemplar: np.ndarray, cfg: EvalConfig = EvalConfig(), vgg=
              progress=None) -> EvalResult:
     """Paint one sample per seed in cfg.seeds and score them against `exemplar`."""
     check_exemplar(exemplar)                        # before the painting, not after
+    cfg = replace(cfg, cell=getattr(painter, "scale", cfg.cell))
     samples = []
     for i, seed in enumerate(cfg.seeds):
         samples.append(colour(painter, painter.paint(cfg.size, cfg.size, seed=seed)))
@@ -122,6 +128,8 @@ def evaluate_samples(samples: list[np.ndarray], exemplar: np.ndarray,
             "fine_energy": M.fine_energy(samples, exemplar),
             "seam_score": float(np.mean([M.seam_score(s) for s in samples])),
             "period_error": M.period_error(exemplar, samples),
+            # crops of the samples, as of the photo: the chance level depends on the size
+            "cell_lattice": M.cell_lattice([c for cs in per_seed for c in cs], cfg.cell),
             "diversity": M.diversity(seed_grams, ex_grams),
             "copy_score": float(np.mean(M.copy_scores(samples, exemplar))),
         },
@@ -133,6 +141,7 @@ def evaluate_samples(samples: list[np.ndarray], exemplar: np.ndarray,
             "fine_energy": M.fine_energy(ex_crops, exemplar),
             "seam_score": M.seam_score(exemplar),
             "period_error": M.period_error(exemplar, ex_crops[:2]),
+            "cell_lattice": M.cell_lattice(ex_crops, cfg.cell),
             "diversity": 1.0,
             "copy_score": 0.0,
         })

@@ -4,12 +4,21 @@ noise tensor Z (see runtime/noise.py), and a patch discriminator.
 
 Z (B, G+L+P, h, w) --PeriodicWaves--> (B, G+L+2P, h, w) --5 x [WrapConvT 2x, BN, ReLU]-->
 image (B, C, 32h, 32w), tanh in [-1, 1]. Every layer wraps around, so the image is a torus.
+
+With pixel_noise, Z also carries one noise value per pixel of every hidden layer (packed into
+its cell like texnet's levels: 4 + 16 + 64 + 256 more local channels for four), added to
+that layer's batch-normed output with a learned strength per feature (StyleGAN's noise
+inputs, Karras et al. 2019). Without it every pixel is a function of a few cells' noise
+only, the same function in every cell, and the samples show it: a fine lattice the size of a
+cell. The noise alone does not remove that lattice (train/descriptor.LatticeLoss does); it
+gives the generator detail that is not tied to the cell, so the loss costs less texture.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -33,15 +42,23 @@ class PSGANConfig:
     d_scales: int = 1           # the discriminator judges the patch at 1x, 1/2x, ...: the coarse
                                 # views see a lattice of periods the full-size one cannot
     kind: str | None = None     # "psgan" or "sgan" (texgen/kinds.py); None: what the channels say
+    pixel_noise: bool = False   # per-pixel noise into every hidden layer (see above)
 
     def __post_init__(self):
         self.kind = check_kind(kind_of(asdict(self)), "psgan")
         if self.kind == "sgan" and (self.n_global or self.n_periodic):
             raise ValueError("an SGAN has neither global nor periodic channels")
+        if self.pixel_noise and self.kernel != 4:
+            raise ValueError("pixel_noise needs the 4x4 kernel (its valid layers' crop)")
 
     @property
     def layout(self) -> NoiseLayout:
-        return NoiseLayout(self.n_global, self.n_local, self.n_periodic)
+        return NoiseLayout(self.n_global, self.n_local + self.pixel_channels, self.n_periodic)
+
+    @property
+    def pixel_channels(self) -> int:
+        """Local noise channels per cell that pixel_noise adds: 4**i for hidden layer i."""
+        return sum(4 ** i for i in range(1, len(self.g_widths) + 1)) if self.pixel_noise else 0
 
     @property
     def scale(self) -> int:
@@ -64,7 +81,8 @@ class Generator(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.waves = PeriodicWaves(cfg.n_global, cfg.n_periodic, cfg.wave_hidden, cfg.init_k)
-        widths = [cfg.layout.channels + self.waves.out_channels_extra, *cfg.g_widths]
+        widths = [cfg.layout.channels - cfg.pixel_channels + self.waves.out_channels_extra,
+                  *cfg.g_widths]
         layers = []
         for cin, cout in zip(widths[:-1], widths[1:]):
             # no conv bias: batch norm's shift replaces it
@@ -75,10 +93,41 @@ class Generator(nn.Module):
         for m in self.net.modules():
             if isinstance(m, nn.ConvTranspose2d):
                 nn.init.normal_(m.weight, std=0.02)            # DCGAN / official init
+        # strength per feature of each hidden layer's pixel noise; 0 at first, so the noise
+        # comes in only as far as training asks for it
+        self.noise_strength = nn.ParameterList(
+            nn.Parameter(torch.zeros(1, w, 1, 1)) for w in (cfg.g_widths if cfg.pixel_noise else ()))
 
     def forward(self, z, coords=None, torus=None):
         """The whole torus z (B, C, h, w) -> (B, channels, h*scale, w*scale); every layer wraps."""
-        return self.net(self.waves(z, coords, torus))
+        return self._run(self.waves(z, coords, torus), valid=False)
+
+    def _run(self, x, valid: bool):
+        """The layers on waves(z) = [global, local, pixel noise, waves]; valid: interior()'s."""
+        n = self.cfg.pixel_channels
+        if n:
+            start = self.cfg.n_global + self.cfg.n_local
+            pixels, x = x[:, start:start + n], torch.cat([x[:, :start], x[:, start + n:]], 1)
+        level = 0
+        for layer in self.net:
+            if isinstance(layer, nn.ReLU) and self.noise_strength:
+                # hidden layer `level`'s pixel noise, after its batch norm (which export
+                # folds into the convolution, so nothing may come between them)
+                level += 1
+                x = x + self.noise_strength[level - 1] * self._pixel_noise(pixels, level, valid)
+            valid_conv = valid and isinstance(layer, WrapConvTranspose2d)
+            x = layer.forward_valid(x) if valid_conv else layer(x)
+        return x
+
+    @staticmethod
+    def _pixel_noise(pixels, level: int, valid: bool):
+        """(B, 1, h * 2**level, w * 2**level) noise of hidden layer `level` from its 4**level
+        channels per cell; valid: less the 2**level - 1 px per side that `level` valid layers
+        have eaten (each eats 1 px of its own resolution, doubled by every later layer)."""
+        first = sum(4 ** i for i in range(1, level))
+        noise = F.pixel_shuffle(pixels[:, first:first + 4 ** level], 2 ** level)
+        c = 2 ** level - 1
+        return noise[..., c:-c, c:-c] if valid else noise
 
     def interior(self, z, coords, torus):
         """Paint a tile: z (B, C, h + 2m, w + 2m) is h x w cells plus m = self.margin cells of
@@ -89,9 +138,7 @@ class Generator(nn.Module):
         context that would be thrown away and makes no padded copies (with the phase convs
         of WrapConvTranspose2d.forward_valid, onnxruntime paints the default-size generator
         1.2x faster than forward() on a wrapped tile, benchmarks/out/runtime_speed.md)."""
-        x = self.waves(z, coords, torus)
-        for layer in self.net:
-            x = layer.forward_valid(x) if isinstance(layer, WrapConvTranspose2d) else layer(x)
+        x = self._run(self.waves(z, coords, torus), valid=True)
         c = self.interior_crop
         return x[..., c:x.shape[-2] - c, c:x.shape[-1] - c]
 

@@ -62,6 +62,8 @@ class TrainConfig:
                                 # lattice lines at their spacing, but on a stochastic texture
                                 # it blurred (conc01: fine_energy 1.42 -> 0.31); off when
                                 # --spectrum-weight is given
+    lattice_weight: float = 0.0  # weight of the loss on a motif repeated in every noise cell
+                                # (train/descriptor.LatticeLoss; 0: off)
     keep_within: float = 0.0    # a checkpoint whose texture score (VGG-19 Gram loss of two
                                 # painted samples) is over this times the best so far does not
                                 # replace the model that paints (0: the latest always paints).
@@ -88,11 +90,18 @@ class TrainConfig:
 # 0.05 -> 251 in 10 steps (G's gradient norm 400 -> 390 000) and never came back. Replayed
 # from iteration 500 (training is deterministic), the same steps at 2.5e-4 held it at 0.04;
 # so the rate falls over the second half, as texnet's does, and keep_within is the net.
+# Every photo without a clear period came out as a fine woven lattice at the 32 px noise cell:
+# one motif per cell, 70 % of conc01's variance (97 % at 100 iterations; eval's
+# cell_lattice). Per-pixel noise alone left it at 0.93 (200 iterations). On conc01 at 150
+# iterations the lattice loss at 10 left 0.95, at 100 0.45, and at 100 with per-pixel noise
+# 0.26, for the same texture loss (0.16); at 700, conc01 0.70 -> 0.03 and texture_distance
+# 0.204 -> 0.133 (benchmarks/out/quality.md).
 PRESETS = {
-    "fast": (PSGANConfig(n_global=20, n_periodic=8, g_widths=(256, 128, 64, 32), d_widths=(32, 64, 128, 256)),
+    "fast": (PSGANConfig(n_global=20, n_periodic=8, g_widths=(256, 128, 64, 32), d_widths=(32, 64, 128, 256),
+                         pixel_noise=True),
              TrainConfig(iters=700, batch=2, patch=256, lr=1e-3, lr_end=0.1, descriptor_weight=100.0,
-                         loss="gram", spectrum_weight=30.0, keep_within=4.0, preview_every=100,
-                         ckpt_every=100)),
+                         loss="gram", spectrum_weight=30.0, lattice_weight=100.0, keep_within=4.0,
+                         preview_every=100, ckpt_every=100)),
     "full": (PSGANConfig(), TrainConfig(iters=30000, batch=25, patch=160, keep_within=4.0,
                                         preview_every=1000, ckpt_every=1000)),
 }
@@ -219,6 +228,10 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
     if cfg.spectrum_weight:
         from texgen.train.descriptor import SpectrumLoss
         spectrum = SpectrumLoss(colours(), cfg.patch, device=dev)
+    lattice = None
+    if cfg.lattice_weight:
+        from texgen.train.descriptor import LatticeLoss
+        lattice = LatticeLoss(colours(), cfg.patch, scale)
     out.mkdir(parents=True, exist_ok=True)
     save_exemplar_thumb(out / "exemplar.png", images, maps=model_cfg.maps)
 
@@ -276,7 +289,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
                                           batch=cfg.batch)).to(dev)
         skipped = d_val < cfg.d_skip_below
         d_val, g_val, terms = gan_step(G, D, opt_g, opt_d, real, z, cfg, d_val, it,
-                                       descriptor, sampler.rng, spectrum)
+                                       descriptor, sampler.rng, spectrum, lattice)
         d_skips += skipped
         if G_ema is not None:
             update_average(G_ema, G, min(cfg.ema, (1 + it) / (10 + it)))
@@ -311,7 +324,7 @@ def update_average(avg: torch.nn.Module, net: torch.nn.Module, decay: float) -> 
 
 def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: int = 0,
              descriptor=None, rng: np.random.Generator | None = None,
-             spectrum=None) -> tuple[float, float, dict]:
+             spectrum=None, lattice=None) -> tuple[float, float, dict]:
     """One discriminator and one generator update; returns their losses and the terms.
 
     The discriminator sits out a step while its loss is below cfg.d_skip_below (it is far
@@ -320,7 +333,7 @@ def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: in
     update instead of poisoning Adam's moments. D is frozen during G's step (no gradients
     for its weights are computed there). The descriptor term scores G's colour against the
     exemplar's VGG-19 statistics (rng: swd's directions), the spectrum term its Fourier
-    modulus.
+    modulus, the lattice term a motif repeated in every noise cell.
     """
     m = G.margin * G.cfg.scale
     fake = G(z)[..., m:-m, m:-m]          # drop the wrap-touched border cells (see train())
@@ -361,6 +374,10 @@ def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: in
         spec = spectrum(colour)
         terms["spec"] = spec.item()
         g_loss = g_loss + cfg.spectrum_weight * spec
+    if lattice is not None:
+        lat = lattice(colour)
+        terms["lat"] = lat.item()
+        g_loss = g_loss + cfg.lattice_weight * lat
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     if torch.isfinite(g_loss):
