@@ -447,8 +447,7 @@ def table(args, found, cfg, vgg):
             print(f"resynthesizer skipped: {e}")
         rows[name] = _table_rows(name, res)
         print("\n".join(rows[name][2]), flush=True)
-    write_table(dict(sorted(rows.items())), cfg, args.preset,
-                {n: v for n, v in sorted(earlier.items()) if n not in rows})
+    write_table(dict(sorted(rows.items())), cfg, args.preset, dict(sorted(earlier.items())))
 
 
 def _table_rows(name: str, res: dict) -> tuple:

@@ -30,7 +30,7 @@ class EvalConfig:
     crop: int = 256                     # VGG crops (exemplar and samples) in px
     exemplar_crops: int = 8             # random crops of the exemplar for its own baseline
     crops_per_sample: int = 2
-    cell: int = 32                      # px per noise cell, for cell_lattice (evaluate() takes
+    cell: int = 32                      # px per noise cell, for cell_lattice (evaluate() sets
                                         # the painter's)
 
 
@@ -86,7 +86,7 @@ def evaluate(painter, exemplar: np.ndarray, cfg: EvalConfig = EvalConfig(), vgg=
              progress=None) -> EvalResult:
     """Paint one sample per seed in cfg.seeds and score them against `exemplar`."""
     check_exemplar(exemplar)                        # before the painting, not after
-    cfg = replace(cfg, cell=getattr(painter, "scale", cfg.cell))
+    cfg = replace(cfg, cell=painter.scale)
     samples = []
     for i, seed in enumerate(cfg.seeds):
         samples.append(colour(painter, painter.paint(cfg.size, cfg.size, seed=seed)))
