@@ -74,7 +74,8 @@ MODELS = ROOT / "benchmarks" / "models" / "quality"
 OUT = ROOT / "benchmarks" / "out"
 TUNED = ("tile01_2x", "floor_se01", "grass_lush", "conc01")   # conc01: the lattice weight (2026-12-03)
 METRICS = ["texture_distance", "histogram_distance", "spectrum_distance", "fine_energy",
-           "seam_score", "period_error", "cell_lattice", "diversity", "copy_score"]
+           "seam_score", "period_error", "cell_lattice", "cell_contrast", "diversity",
+           "copy_score"]
 BAR = 1.5                       # usable: texture_distance at most this x the photo's own
 
 
@@ -403,29 +404,7 @@ def table(args, found, cfg, vgg):
     presets = {m: _preset(m, args.preset) for m in ("psgan", "texnet")}
     if args.iters:
         presets = {m: (mc, replace(tc, iters=args.iters)) for m, (mc, tc) in presets.items()}
-    rows, earlier = {}, {}
-    for name in found:
-        if name in names:
-            continue
-        # a photo not asked for keeps the row its cached results give: `--only` adds to the
-        # table instead of replacing it
-        res = {label: json.loads(f.read_text()) for label, f in (
-            (label, MODELS / sub / "result.json") for label, sub in (
-                ("texgen psgan", f"{root}/{name}/psgan/final"),
-                ("texgen texnet", f"{root}/{name}/texnet/final"),
-                ("resynthesizer", f"table/{name}/resynthesizer"))) if f.exists()}
-        changed = {label: _changed(_timing(f"{root}/{name}/{method}"), *presets[method])
-                   for label, method in (("texgen psgan", "psgan"), ("texgen texnet", "texnet"))
-                   if label in res}
-        stale = [label for label, keys in changed.items() if keys]
-        if stale:
-            print(f"{name}: {', '.join(stale)} trained with other settings; listed apart",
-                  flush=True)
-            if "texgen psgan" in res:
-                earlier[name] = (sorted({k for keys in changed.values() for k in keys}),
-                                 _table_rows(name, res)[2])
-        elif "texgen psgan" in res:
-            rows[name] = _table_rows(name, res)
+    rows = {}
     for name in names:
         img = read_image(found[name])
         res = {}
@@ -447,7 +426,37 @@ def table(args, found, cfg, vgg):
             print(f"resynthesizer skipped: {e}")
         rows[name] = _table_rows(name, res)
         print("\n".join(rows[name][2]), flush=True)
+    earlier = _cached_rows(found, names, root, presets, rows)
     write_table(dict(sorted(rows.items())), cfg, args.preset, dict(sorted(earlier.items())))
+
+
+def _cached_rows(found, names, root, presets, rows) -> dict:
+    """Add to rows the photos not asked for, from their cached results: `--only` adds to the
+    table instead of replacing it. Read after training, so that of two tables trained side by
+    side the one that ends last lists both. Returns the photos trained with other settings
+    (listed apart)."""
+    earlier = {}
+    for name in found:
+        if name in names:
+            continue
+        res = {label: json.loads(f.read_text()) for label, f in (
+            (label, MODELS / sub / "result.json") for label, sub in (
+                ("texgen psgan", f"{root}/{name}/psgan/final"),
+                ("texgen texnet", f"{root}/{name}/texnet/final"),
+                ("resynthesizer", f"table/{name}/resynthesizer"))) if f.exists()}
+        changed = {label: _changed(_timing(f"{root}/{name}/{method}"), *presets[method])
+                   for label, method in (("texgen psgan", "psgan"), ("texgen texnet", "texnet"))
+                   if label in res}
+        stale = [label for label, keys in changed.items() if keys]
+        if stale:
+            print(f"{name}: {', '.join(stale)} trained with other settings; listed apart",
+                  flush=True)
+            if "texgen psgan" in res:
+                earlier[name] = (sorted({k for keys in changed.values() for k in keys}),
+                                 _table_rows(name, res)[2])
+        elif "texgen psgan" in res:
+            rows[name] = _table_rows(name, res)
+    return earlier
 
 
 def _table_rows(name: str, res: dict) -> tuple:
@@ -496,7 +505,9 @@ def write_table(rows, cfg, preset: str = "fast", earlier=None):
              "photo's (target 0.8-1.2: above is speckle, below blur). cell_lattice: the share "
              "of the samples' variance in one motif repeated in every 32 px noise cell, a "
              "fine woven lattice (the photo's own crops: chance; '-': scored before it "
-             "existed). usable at: the first "
+             "existed). cell_contrast: how much the contrast and edges sit at the same places "
+             "in every cell, a grid of square blocks, pooled over the four samples (the photo: "
+             "as much of it in crops; 0 is even). usable at: the first "
              f"checkpoint within {BAR}x the photo's own distance. Tuned on: "
              f"{', '.join(TUNED)}; every other photo is held out.", "",
              "## Verdicts", "", *_verdicts(rows), "", "## Every photo", "", HEADER,

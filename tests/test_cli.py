@@ -125,19 +125,19 @@ def test_spectrum_weight_is_recorded_and_checked(tmp_path, exemplar, tiny_preset
     assert not (tmp_path / "b").exists() and not (tmp_path / "c" / "model.safetensors").exists()
 
 
-def test_lattice_weight_is_recorded_and_checked(tmp_path, exemplar, tiny_preset):
+@pytest.mark.parametrize("option", ["--lattice-weight", "--contrast-weight"])
+def test_cell_grid_weights_are_recorded_and_checked(tmp_path, exemplar, tiny_preset, option):
+    key = option[2:].replace("-", "_")
     res = _run("train", exemplar, "--out", tmp_path / "a", "--iters", 2, "--patch", 32,
-               "--lattice-weight", 7)
+               option, 7)
     assert res.exit_code == 0, res.output
-    assert checkpoint.load_model(tmp_path / "a")[1]["train"]["lattice_weight"] == 7
-    res = _run("train", exemplar, "--out", tmp_path / "a", "--resume", "--iters", 3,
-               "--lattice-weight", 8)
-    _assert_user_error(res, "--lattice-weight 8.0 differs from its 7.0")
-    res = _run("train", exemplar, "--out", tmp_path / "b", "--lattice-weight", -1)
-    _assert_user_error(res, "lattice-weight")
-    res = _run("train", exemplar, "--out", tmp_path / "c", "--method", "texnet",
-               "--lattice-weight", 5)
-    _assert_user_error(res, "--lattice-weight is for --method psgan or sgan")
+    assert checkpoint.load_model(tmp_path / "a")[1]["train"][key] == 7
+    res = _run("train", exemplar, "--out", tmp_path / "a", "--resume", "--iters", 3, option, 8)
+    _assert_user_error(res, f"{option} 8.0 differs from its 7.0")
+    res = _run("train", exemplar, "--out", tmp_path / "b", option, -1)
+    _assert_user_error(res, option[2:])
+    res = _run("train", exemplar, "--out", tmp_path / "c", "--method", "texnet", option, 5)
+    _assert_user_error(res, f"{option} is for --method psgan or sgan")
     assert not (tmp_path / "b").exists() and not (tmp_path / "c" / "model.safetensors").exists()
 
 

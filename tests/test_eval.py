@@ -90,6 +90,23 @@ def test_cell_lattice_sees_one_motif_per_cell_but_not_a_stationary_texture():
         [M.cell_lattice([weave], 32), M.cell_lattice([noise], 32)], rel=1e-4)
 
 
+def test_cell_contrast_sees_busy_and_flat_places_fixed_to_the_cell():
+    rng = np.random.default_rng(0)
+    noise = rng.random((4, 3, 256, 256))
+    # the same noise, with a contrast that depends on the px position in its 32 px cell
+    gain = np.tile(rng.random((32, 32)) ** 2, (8, 8))
+    blocks = 0.5 + (noise - 0.5) * gain
+    assert M.contrast_spread(noise, 32) < 0.01            # chance, pooled over 256 blocks
+    assert M.contrast_spread(blocks, 32) > 0.5
+    assert M.lattice_share(blocks, 32).max() < 2 / 64     # no motif: the first order is blind
+    # the report's form: (H, W, 3) images, pooled
+    assert M.cell_contrast(list(blocks.transpose(0, 2, 3, 1)), 32) == \
+        pytest.approx(M.contrast_spread(blocks, 32))
+    # the same function on tensors, as the training loss runs it
+    assert float(M.contrast_spread(torch.from_numpy(blocks), 32)) == \
+        pytest.approx(M.contrast_spread(blocks, 32), rel=1e-6)
+
+
 def test_texture_distance_prefers_the_same_texture(vgg, wall):
     grams = lambda crops: M.gram_matrices(vgg, crops)
     crops = M.random_crops(wall, 64, 6, seed=0)
@@ -166,8 +183,9 @@ def test_eval_model_writes_report(tmp_path, tiny_G, wall):
     assert set(data["readings"]) == set(data["metrics"])
     assert set(data["metrics"]) == {"texture_distance", "histogram_distance", "spectrum_distance",
                                     "fine_energy", "seam_score", "period_error", "cell_lattice",
-                                    "diversity", "copy_score"}
+                                    "cell_contrast", "diversity", "copy_score"}
     assert 0 <= data["metrics"]["cell_lattice"] <= 1
+    assert data["metrics"]["cell_contrast"] >= 0 and data["exemplar_baseline"]["cell_contrast"] >= 0
     # an untrained generator is far from the bricks: the report must say so
     assert data["metrics"]["texture_distance"] > 2 * data["exemplar_baseline"]["texture_distance"]
     page = (out / "index.html").read_text()

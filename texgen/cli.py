@@ -146,6 +146,10 @@ _texnet_options = _options(
         click.option("--lattice-weight", type=_range("lattice_weight"),
                      help="psgan: weight of the loss on one motif repeated in every 32 px "
                           "noise cell, a fine woven lattice (0: off). Default: the preset's."),
+        click.option("--contrast-weight", type=_range("contrast_weight"),
+                     help="psgan: weight of the loss on contrast and edges at the same places "
+                          "in every noise cell, a grid of square blocks (0: off). Default: the "
+                          "preset's."),
         click.option("--diversity", type=_range("diversity"),
                      help="texnet: weight of the diversity term (Improved Texture Networks). "
                           "[default: 0]"),
@@ -285,7 +289,7 @@ def train(**options):
 def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None, batch=None,
            lr=None, seed=None, resume=False, force=False, licence=None, map_paths=None,
            loss=None, descriptor_weight=None, descriptor_weights=None, spectrum_weight=None,
-           lattice_weight=None, style_paths=(),
+           lattice_weight=None, contrast_weight=None, style_paths=(),
            content_paths=(), style_scale=None, diversity=None, content_weight=None,
            texel_size=None, exemplar_width=None, **map_options):
     """`texgen train` (train-many's jobs too): options as the command's, None when not given."""
@@ -302,7 +306,7 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
         raise TexgenError(f"nothing to resume in {out}")
     given = dict(patch=patch, batch=batch, lr=lr, loss=loss, descriptor_weight=descriptor_weight,
                  descriptor_weights=descriptor_weights, spectrum_weight=spectrum_weight,
-                 lattice_weight=lattice_weight,
+                 lattice_weight=lattice_weight, contrast_weight=contrast_weight,
                  seed=seed, style_scale=style_scale,
                  diversity=diversity, content_weight=content_weight)
     saved = check_resume(out, method, given, preset, licence, iters) if resume else None
@@ -321,6 +325,7 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
             ("--descriptor-weight", descriptor_weight, ("psgan", "sgan")),
             ("--spectrum-weight", spectrum_weight, ("psgan", "sgan", "texnet")),
             ("--lattice-weight", lattice_weight, ("psgan", "sgan")),
+            ("--contrast-weight", contrast_weight, ("psgan", "sgan")),
             ("--maps", map_paths, ("psgan", "sgan"))):
         if value and method not in methods:     # said, not silently ignored
             raise TexgenError(f"{option} is for --method {' or '.join(methods)}, not {method}")
@@ -342,7 +347,8 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
         colour = data[0][..., map_slices(maps or ["color"])["color"]]
         surface = _surface(texel_size, exemplar_width, colour, given_maps)
     settings = {k: opts[k] for k in ("patch", "batch", "lr", "loss", "descriptor_weights",
-                                     "spectrum_weight", "lattice_weight") if opts[k] is not None}
+                                     "spectrum_weight", "lattice_weight", "contrast_weight")
+                if opts[k] is not None}
     if iters is not None:
         settings["iters"] = iters
     with undo_on_failure(out, keep=lambda: (out / checkpoint.MODEL_FILE).exists()):

@@ -148,6 +148,43 @@ def lattice_share(x, cell: int):
     return (pattern ** 2).mean(axis=(-3, -2, -1)) / ((x ** 2).mean(axis=(-3, -2, -1)) + 1e-12)
 
 
+def contrast_spread(x, cell: int):
+    """How unevenly contrast and edges are spread over the cell's px positions: the squared
+    coefficient of variation, over the cell x cell positions, of the mean energy, |x step| and
+    |y step| there, summed; pooled over every image, channel and block of x (..., C, H, W),
+    whose cells start at its top-left. lattice_share sees one motif repeated in every cell;
+    this sees its second order, the same places in every cell being the busy or the flat ones,
+    which G's transposed convolutions (own weights per px position) leave once the motif is
+    gone. Pooled, since one image's few blocks leave chance near the signal; a stationary
+    texture's value falls as 1 / blocks, so compare equal amounts of image. A step term needs
+    two cells along its axis (each position then has one step into the next px per block but
+    the last). numpy or torch."""
+    h, w = x.shape[-2] // cell * cell, x.shape[-1] // cell * cell
+    x = x[..., :h, :w]
+    x = x - x.mean(axis=(-2, -1), keepdims=True)
+
+    def per_position(a):                                    # (..., by*cell, bx*cell) -> (cell, cell)
+        a = a[..., :a.shape[-2] // cell * cell, :a.shape[-1] // cell * cell]
+        a = a.reshape(-1, a.shape[-2] // cell, cell, a.shape[-1] // cell, cell)
+        return a.mean(axis=(0, 1, 3))
+
+    def cv2(v):
+        return ((v - v.mean()) ** 2).mean() / (v.mean() ** 2 + 1e-12)
+
+    out = cv2(per_position(x ** 2))
+    if w >= 2 * cell:
+        out = out + cv2(per_position(abs(x[..., :, 1:] - x[..., :, :-1])))
+    if h >= 2 * cell:
+        out = out + cv2(per_position(abs(x[..., 1:, :] - x[..., :-1, :])))
+    return out
+
+
+def cell_contrast(images: list[np.ndarray], cell: int) -> float:
+    """contrast_spread pooled over (H, W, 3) images of one size, whose cells start at their
+    top-left corner (samples as painted; a photo's crops anywhere)."""
+    return float(contrast_spread(np.stack([_rgb(im).transpose(2, 0, 1) for im in images]), cell))
+
+
 def cell_lattice(images: list[np.ndarray], cell: int) -> float:
     """Mean lattice_share of (H, W, 3) images; compare samples with crops of the photo (a
     photo with a real period near a multiple of the cell scores above chance too)."""

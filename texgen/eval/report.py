@@ -30,8 +30,8 @@ class EvalConfig:
     crop: int = 256                     # VGG crops (exemplar and samples) in px
     exemplar_crops: int = 8             # random crops of the exemplar for its own baseline
     crops_per_sample: int = 2
-    cell: int = 32                      # px per noise cell, for cell_lattice (evaluate() sets
-                                        # the painter's)
+    cell: int = 32                      # px per noise cell, for cell_lattice and cell_contrast
+                                        # (evaluate() sets the painter's)
 
 
 # what each number means, in plain words, for the report's table
@@ -51,6 +51,8 @@ READINGS = {
     "cell_lattice": "Share of the variance in one motif repeated in every noise cell (a "
                     "fine woven lattice at the cell size); compare with the photo's own, near "
                     "1 is wallpaper of one motif.",
+    "cell_contrast": "How much contrast and edges sit at the same places in every noise cell "
+                     "(a grid of square blocks); compare with the photo's own, 0 is even.",
     "diversity": "Spread between seeds / spread between places of the photo; ~1 is healthy, "
                  "near 0 every seed paints the same (mode collapse).",
     "copy_score": "Fraction of the samples that is pasted photo; near 0 is healthy, high means "
@@ -104,6 +106,13 @@ def evaluate(painter, exemplar: np.ndarray, cfg: EvalConfig = EvalConfig(), vgg=
     return result
 
 
+def _as_much_of(exemplar: np.ndarray, samples: list[np.ndarray], crop: int) -> list[np.ndarray]:
+    """Random crops of the exemplar, as many as cover the samples' area."""
+    size = min(crop, *exemplar.shape[:2])
+    return M.random_crops(exemplar, size, max(1, sum(s.shape[0] * s.shape[1] for s in samples)
+                                              // size ** 2), seed=0)
+
+
 def evaluate_samples(samples: list[np.ndarray], exemplar: np.ndarray,
                      cfg: EvalConfig = EvalConfig(), vgg=None) -> EvalResult:
     """Score generated images (H, W, 3) in [0, 1], one per seed, against `exemplar`; also
@@ -130,6 +139,9 @@ def evaluate_samples(samples: list[np.ndarray], exemplar: np.ndarray,
             "period_error": M.period_error(exemplar, samples),
             # crops of the samples, as of the photo: the chance level depends on the size
             "cell_lattice": M.cell_lattice([c for cs in per_seed for c in cs], cfg.cell),
+            # whole samples, whose cells start at their corner; pooled, as chance falls with
+            # the area (the photo's crops below: as much of it)
+            "cell_contrast": M.cell_contrast(samples, cfg.cell),
             "diversity": M.diversity(seed_grams, ex_grams),
             "copy_score": float(np.mean(M.copy_scores(samples, exemplar))),
         },
@@ -142,6 +154,7 @@ def evaluate_samples(samples: list[np.ndarray], exemplar: np.ndarray,
             "seam_score": M.seam_score(exemplar),
             "period_error": M.period_error(exemplar, ex_crops[:2]),
             "cell_lattice": M.cell_lattice(ex_crops, cfg.cell),
+            "cell_contrast": M.cell_contrast(_as_much_of(exemplar, samples, cfg.crop), cfg.cell),
             "diversity": 1.0,
             "copy_score": 0.0,
         })

@@ -23,7 +23,9 @@ and one on pixels, beside them:
           both: a lattice's lines are its peaks, and speckle is energy in its outer ring.
     lattice  the share of the samples' variance that repeats in every noise cell
           (eval/metrics.lattice_share), above the exemplar's own (LatticeLoss): neither VGG
-          statistics nor a patch discriminator kept G from painting one motif per cell.
+          statistics nor a patch discriminator kept G from painting one motif per cell;
+          and its second order, contrast and edges at the same places in every cell
+          (eval/metrics.contrast_spread).
 Images go in as (B, 3, H, W) in [0, 1].
 """
 
@@ -35,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from texgen.errors import TexgenError
-from texgen.eval.metrics import lattice_share
+from texgen.eval.metrics import contrast_spread, lattice_share
 from texgen.models.vgg import CONTENT_LAYER, TEXTURE_LAYERS, VGG19, gram
 
 LOSSES = ("gram", "swd")
@@ -202,28 +204,40 @@ class SpectrumLoss(nn.Module):
 
 
 class LatticeLoss:
-    """How much more of the samples' variance repeats in every noise cell than of the
-    exemplar's: mean over the batch of max(0, lattice_share(x) - the exemplar's), in [0, 1].
+    """How much more the samples repeat in every noise cell than the exemplar does: its
+    first order, mean over the batch of max(0, lattice_share(x) - the exemplar's), in [0, 1];
+    and its second order, max(0, contrast_spread(x) - the exemplar's).
 
     A PSGAN's transposed convolutions give each of the cell's px positions its own weights;
     G soon paints the same motif in every cell whatever its local noise (conc01 at 100
     iterations: 97 % of a sample's variance, a woven lattice), and VGG statistics are blind
     to it. The exemplar's own share (crops at random places, so a real period near a
-    multiple of the cell counts) is the floor, below which nothing pushes."""
+    multiple of the cell counts) is the floor, below which nothing pushes.
+
+    With the motif gone, G still puts contrast and edges at the same places in every cell
+    (conc01 at 150 iterations: cell_contrast 0.20 against the photo's 0.003), which the eye
+    sees as a grid of square blocks; the second term flattens that (0.06 at weight 100), but
+    at 700 iterations a 1-2 px checkerboard flattened it too (TrainConfig.contrast_weight)."""
 
     CROPS = 64
 
-    def __init__(self, exemplars: list[np.ndarray], size: int, cell: int):
+    def __init__(self, exemplars: list[np.ndarray], size: int, cell: int, batch: int = 2):
         size = min(size, *(min(im.shape[:2]) for im in exemplars))
         crops = exemplar_crops([np.asarray(im, np.float32) for im in exemplars], size,
                                self.CROPS, np.random.default_rng(0))
         self.cell = cell
         self.target = float(lattice_share(np.stack(crops), cell).mean())
+        # contrast_spread's chance level falls with the image pooled: the photo's in batches
+        # (or whole, when it is one crop: a photo of the patch's size)
+        n = min(batch, len(crops))
+        self.contrast_target = float(np.mean([contrast_spread(np.stack(crops[i:i + n]), cell)
+                                              for i in range(0, len(crops) - n + 1, n)]))
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        """() loss of the batch x (B, C, H, W), H and W multiples of the cell and aligned
-        with G's cells."""
-        return (lattice_share(x, self.cell) - self.target).clamp_min(0).mean()
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """() first- and second-order losses of the batch x (B, C, H, W), H and W multiples
+        of the cell and aligned with G's cells."""
+        return ((lattice_share(x, self.cell) - self.target).clamp_min(0).mean(),
+                (contrast_spread(x, self.cell) - self.contrast_target).clamp_min(0))
 
 
 def exemplar_crops(exemplars: list[np.ndarray], size: int, n: int,

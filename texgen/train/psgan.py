@@ -64,6 +64,8 @@ class TrainConfig:
                                 # --spectrum-weight is given
     lattice_weight: float = 0.0  # weight of the loss on a motif repeated in every noise cell
                                 # (train/descriptor.LatticeLoss; 0: off)
+    contrast_weight: float = 0.0  # weight of its second order: contrast and edges at the same
+                                # places in every cell (LatticeLoss's contrast term; 0: off)
     keep_within: float = 0.0    # a checkpoint whose texture score (VGG-19 Gram loss of two
                                 # painted samples) is over this times the best so far does not
                                 # replace the model that paints (0: the latest always paints).
@@ -97,6 +99,9 @@ class TrainConfig:
 # 0.26, for the same texture loss (0.16). At 700 (benchmarks/out/quality.md) it fell to the
 # photos' level on all four photos tried; texture_distance: conc01 0.204 -> 0.133,
 # wall_brick01 0.120 -> 0.086, grass_lush 0.140 -> 0.154, desert002 0.191 -> 0.217.
+# contrast_weight stays 0: at 100 (700 iterations) eval's cell_contrast fell 0.25 -> 0.02,
+# and metal002's texture_distance 0.164 -> 0.148, but conc01's rose 0.133 -> 0.167 under a
+# 1-2 px checkerboard (fine_energy 1.22 -> 1.61): even pixel noise flattens it cheaply.
 PRESETS = {
     "fast": (PSGANConfig(n_global=20, n_periodic=8, g_widths=(256, 128, 64, 32), d_widths=(32, 64, 128, 256),
                          pixel_noise=True),
@@ -230,9 +235,9 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         from texgen.train.descriptor import SpectrumLoss
         spectrum = SpectrumLoss(colours(), cfg.patch, device=dev)
     lattice = None
-    if cfg.lattice_weight:
+    if cfg.lattice_weight or cfg.contrast_weight:
         from texgen.train.descriptor import LatticeLoss
-        lattice = LatticeLoss(colours(), cfg.patch, scale)
+        lattice = LatticeLoss(colours(), cfg.patch, scale, cfg.batch)
     out.mkdir(parents=True, exist_ok=True)
     save_exemplar_thumb(out / "exemplar.png", images, maps=model_cfg.maps)
 
@@ -376,9 +381,9 @@ def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: in
         terms["spec"] = spec.item()
         g_loss = g_loss + cfg.spectrum_weight * spec
     if lattice is not None:
-        lat = lattice(colour)
-        terms["lat"] = lat.item()
-        g_loss = g_loss + cfg.lattice_weight * lat
+        lat, con = lattice(colour)
+        terms["lat"], terms["con"] = lat.item(), con.item()
+        g_loss = g_loss + cfg.lattice_weight * lat + cfg.contrast_weight * con
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     if torch.isfinite(g_loss):
