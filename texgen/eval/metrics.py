@@ -134,6 +134,12 @@ def fine_energy(samples: list[np.ndarray], exemplar: np.ndarray) -> float:
 
 # ----------------------------------------------------------------------------- lattice
 
+def _whole_cells_centred(x, cell: int):
+    """x (..., C, H, W) cut to whole cells from its top-left, less each channel's mean."""
+    x = x[..., :x.shape[-2] // cell * cell, :x.shape[-1] // cell * cell]
+    return x - x.mean(axis=(-2, -1), keepdims=True)
+
+
 def lattice_share(x, cell: int):
     """Share of an image's variance in its cell pattern: the mean over all its cell x cell
     blocks (from the top-left), position by position in the block. A generator paints one
@@ -141,9 +147,8 @@ def lattice_share(x, cell: int):
     noise, the image is a fine woven lattice at that size and this is near 1. A stationary
     texture's is about 1 / blocks (chance). x: (..., C, H, W), a numpy array or a torch
     tensor (the training loss), -> (...,) of the same kind."""
-    h, w = x.shape[-2] // cell * cell, x.shape[-1] // cell * cell
-    x = x[..., :h, :w]
-    x = x - x.mean(axis=(-2, -1), keepdims=True)
+    x = _whole_cells_centred(x, cell)
+    h, w = x.shape[-2:]
     pattern = x.reshape(*x.shape[:-2], h // cell, cell, w // cell, cell).mean(axis=(-4, -2))
     return (pattern ** 2).mean(axis=(-3, -2, -1)) / ((x ** 2).mean(axis=(-3, -2, -1)) + 1e-12)
 
@@ -159,9 +164,8 @@ def contrast_spread(x, cell: int):
     texture's value falls as 1 / blocks, so compare equal amounts of image. A step term needs
     two cells along its axis (each position then has one step into the next px per block but
     the last). numpy or torch."""
-    h, w = x.shape[-2] // cell * cell, x.shape[-1] // cell * cell
-    x = x[..., :h, :w]
-    x = x - x.mean(axis=(-2, -1), keepdims=True)
+    x = _whole_cells_centred(x, cell)
+    h, w = x.shape[-2:]
 
     def per_position(a):                                    # (..., by*cell, bx*cell) -> (cell, cell)
         a = a[..., :a.shape[-2] // cell * cell, :a.shape[-1] // cell * cell]

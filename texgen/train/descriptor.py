@@ -233,11 +233,14 @@ class LatticeLoss:
         self.contrast_target = float(np.mean([contrast_spread(np.stack(crops[i:i + n]), cell)
                                               for i in range(0, len(crops) - n + 1, n)]))
 
-    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """() first- and second-order losses of the batch x (B, C, H, W), H and W multiples
-        of the cell and aligned with G's cells."""
-        return ((lattice_share(x, self.cell) - self.target).clamp_min(0).mean(),
-                (contrast_spread(x, self.cell) - self.contrast_target).clamp_min(0))
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """() first-order loss of the batch x (B, C, H, W), H and W multiples of the cell and
+        aligned with G's cells."""
+        return (lattice_share(x, self.cell) - self.target).clamp_min(0).mean()
+
+    def contrast(self, x: torch.Tensor) -> torch.Tensor:
+        """() second-order loss of the batch x, as __call__'s."""
+        return (contrast_spread(x, self.cell) - self.contrast_target).clamp_min(0)
 
 
 def exemplar_crops(exemplars: list[np.ndarray], size: int, n: int,

@@ -380,10 +380,14 @@ def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: in
         spec = spectrum(colour)
         terms["spec"] = spec.item()
         g_loss = g_loss + cfg.spectrum_weight * spec
-    if lattice is not None:
-        lat, con = lattice(colour)
-        terms["lat"], terms["con"] = lat.item(), con.item()
-        g_loss = g_loss + cfg.lattice_weight * lat + cfg.contrast_weight * con
+    if cfg.lattice_weight and lattice is not None:
+        lat = lattice(colour)
+        terms["lat"] = lat.item()
+        g_loss = g_loss + cfg.lattice_weight * lat
+    if cfg.contrast_weight and lattice is not None:
+        con = lattice.contrast(colour)
+        terms["con"] = con.item()
+        g_loss = g_loss + cfg.contrast_weight * con
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     if torch.isfinite(g_loss):
