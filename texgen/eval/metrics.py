@@ -252,8 +252,10 @@ def _strong(img: np.ndarray, freqs: np.ndarray, frac: float = 0.1) -> np.ndarray
 
 # ----------------------------------------------------------------------------- VGG-19 Gram
 
-def random_crops(img: np.ndarray, size: int, n: int, seed: int = 0) -> list[np.ndarray]:
-    """n random size x size crops of img (the whole image, centre-cropped, if it is smaller)."""
+def random_crops(img: np.ndarray, size: int, n: int,
+                 seed: int | np.random.Generator = 0) -> list[np.ndarray]:
+    """n random size x size crops of img (size clamped to its shorter side); seed may be a
+    Generator, which then draws them (training's losses share one)."""
     rng = np.random.default_rng(seed)
     h, w = img.shape[:2]
     size = min(size, h, w)

@@ -37,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from texgen.errors import TexgenError
-from texgen.eval.metrics import contrast_spread, lattice_share
+from texgen.eval.metrics import contrast_spread, lattice_share, random_crops
 from texgen.models.vgg import CONTENT_LAYER, TEXTURE_LAYERS, VGG19, gram
 
 LOSSES = ("gram", "swd")
@@ -177,11 +177,11 @@ class SpectrumLoss(nn.Module):
         super().__init__()
         rng = np.random.default_rng(0)
         exemplars = [rescale(np.asarray(im, np.float32)[..., :3], style_scale) for im in exemplars]
-        size = self.size = min(size, *(min(im.shape[:2]) for im in exemplars))
+        crops = exemplar_crops(exemplars, size, self.CROPS, rng)
+        size = self.size = crops[0].shape[-1]
         if size < MIN_SIDE:
             raise TexgenError(f"the exemplar is too small for the spectrum loss ({MIN_SIDE} px "
                               f"a side at least)")
-        crops = exemplar_crops(exemplars, size, self.CROPS, rng)
         window = torch.outer(*(torch.hann_window(size, periodic=False, dtype=torch.float32),) * 2)
         self.register_buffer("window", window / window.pow(2).mean().sqrt())
         with torch.no_grad():
@@ -222,7 +222,6 @@ class LatticeLoss:
     CROPS = 64
 
     def __init__(self, exemplars: list[np.ndarray], size: int, cell: int, batch: int = 2):
-        size = min(size, *(min(im.shape[:2]) for im in exemplars))
         crops = exemplar_crops([np.asarray(im, np.float32) for im in exemplars], size,
                                self.CROPS, np.random.default_rng(0))
         self.cell = cell
@@ -246,14 +245,10 @@ class LatticeLoss:
 def exemplar_crops(exemplars: list[np.ndarray], size: int, n: int,
                    rng: np.random.Generator) -> list[np.ndarray]:
     """n random size x size crops (C, size, size) of each (H, W, C) exemplar (one, the
-    whole image, when it is that size)."""
-    crops = []
-    for img in exemplars:
-        h, w = img.shape[:2]
-        k = 1 if (h, w) == (size, size) else n
-        for y, x in zip(rng.integers(0, h - size + 1, k), rng.integers(0, w - size + 1, k)):
-            crops.append(img[y:y + size, x:x + size].transpose(2, 0, 1))
-    return crops
+    whole image, when it is that size); size is first clamped to the smallest side."""
+    size = min(size, *(min(im.shape[:2]) for im in exemplars))
+    return [c.transpose(2, 0, 1) for im in exemplars
+            for c in random_crops(im, size, 1 if im.shape[:2] == (size, size) else n, rng)]
 
 
 def _sorted(x: torch.Tensor) -> torch.Tensor:
