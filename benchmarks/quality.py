@@ -46,7 +46,9 @@ Models, snapshots and per-run results live in benchmarks/models/ (gitignored) an
 a rerun skips finished work, and an interrupted training resumes. Contact sheets (exemplar |
 two samples | 2x2 repeat) go to benchmarks/out/sheets/ (gitignored: the photos' licences).
 Results: benchmarks/out/quality.md and quality_ablation.md; a section headed "## Looked at"
-in either is kept when the tables are rewritten.
+in either is kept when the tables are rewritten. The table's scores, and the settings each run
+was trained with, are also kept in benchmarks/out/quality_results.json (in git): a machine
+without the models cache lists the photos it did not train from there.
 """
 
 from __future__ import annotations
@@ -426,16 +428,39 @@ def table(args, found, cfg, vgg):
             print(f"resynthesizer skipped: {e}")
         rows[name] = _table_rows(name, res)
         print("\n".join(rows[name][2]), flush=True)
+    _record(args.preset, root, rows)
     earlier = _cached_rows(found, names, root, presets, rows)
     write_table(dict(sorted(rows.items())), cfg, args.preset, dict(sorted(earlier.items())))
 
 
+def _ledger_path(preset: str) -> Path:
+    return OUT / ("quality_results.json" if preset == "fast" else f"quality_{preset}_results.json")
+
+
+def _record(preset: str, root: str, rows: dict) -> None:
+    """Add the photos just scored to the ledger (benchmarks/out/quality_results.json, kept in
+    git): their results and the settings each method was trained with. The models folder is
+    a cache that a new machine does not have; the ledger is what lets `--only` add to the
+    table there instead of replacing it. Read just before writing, so that two tables
+    trained side by side both end up in it."""
+    path = _ledger_path(preset)
+    ledger = json.loads(path.read_text()) if path.exists() else {}
+    for name, (res, _, _) in rows.items():
+        ledger[name] = {"results": res, "settings": {
+            label: _timing(f"{root}/{name}/{label.split()[1]}").get("settings")
+            for label in res if label.startswith("texgen ")}}
+    _json(path, dict(sorted(ledger.items())))
+
+
 def _cached_rows(found, names, root, presets, rows) -> dict:
-    """Add to rows the photos not asked for, from their cached results: `--only` adds to the
-    table instead of replacing it. Read after training, so that of two tables trained side by
-    side the one that ends last lists both. Returns the photos trained with other settings
-    (listed apart)."""
+    """Add to rows the photos not asked for, from their cached results or, where this
+    machine has no cache of them, from the ledger: `--only` adds to the table instead of
+    replacing it. Read after training, so that of two tables trained side by side the one
+    that ends last lists both. Returns the photos trained with other settings (listed
+    apart)."""
     earlier = {}
+    path = _ledger_path("fast" if root == "table" else root.split("_", 1)[1])
+    ledger = json.loads(path.read_text()) if path.exists() else {}
     for name in found:
         if name in names:
             continue
@@ -444,7 +469,13 @@ def _cached_rows(found, names, root, presets, rows) -> dict:
                 ("texgen psgan", f"{root}/{name}/psgan/final"),
                 ("texgen texnet", f"{root}/{name}/texnet/final"),
                 ("resynthesizer", f"table/{name}/resynthesizer"))) if f.exists()}
-        changed = {label: _changed(_timing(f"{root}/{name}/{method}"), *presets[method])
+        timings = {label: _timing(f"{root}/{name}/{label.split()[1]}")
+                   for label in res if label.startswith("texgen ")}
+        if "texgen psgan" not in res and name in ledger:
+            res = ledger[name]["results"]
+            timings = {label: {"settings": s} if s else {}
+                       for label, s in ledger[name]["settings"].items()}
+        changed = {label: _changed(timings[label], *presets[method])
                    for label, method in (("texgen psgan", "psgan"), ("texgen texnet", "texnet"))
                    if label in res}
         stale = [label for label, keys in changed.items() if keys]
