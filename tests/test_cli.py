@@ -125,7 +125,7 @@ def test_spectrum_weight_is_recorded_and_checked(tmp_path, exemplar, tiny_preset
     assert not (tmp_path / "b").exists() and not (tmp_path / "c" / "model.safetensors").exists()
 
 
-@pytest.mark.parametrize("option", ["--lattice-weight", "--contrast-weight"])
+@pytest.mark.parametrize("option", ["--lattice-weight", "--contrast-weight", "--fine-weight"])
 def test_cell_grid_weights_are_recorded_and_checked(tmp_path, exemplar, tiny_preset, option):
     key = option[2:].replace("-", "_")
     res = _run("train", exemplar, "--out", tmp_path / "a", "--iters", 2, "--patch", 32,

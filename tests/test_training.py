@@ -176,6 +176,27 @@ def test_spectrum_loss_sees_period_and_grain_but_not_position():
         SpectrumLoss([stripes(20, 20)], 64)
 
 
+def test_fine_excess_caps_speckle_per_channel_and_leaves_blur_alone():
+    from texgen.train.descriptor import SpectrumLoss
+    photo = np.random.default_rng(0).random((128, 128, 3)).astype(np.float32)
+    photo = torch.nn.functional.avg_pool2d(torch.from_numpy(photo.transpose(2, 0, 1))[None],
+                                           3, 1, 1, count_include_pad=False)[0]   # some grain
+    loss = SpectrumLoss([photo.numpy().transpose(1, 2, 0)], 64)
+    crops = photo.unfold(1, 64, 64).unfold(2, 64, 64).permute(1, 2, 0, 3, 4).reshape(-1, 3, 64, 64)
+    assert loss.fine_excess(crops).item() < 0.05
+    # a 1 px magenta/green checker: no more luma grain, but red and blue gain, green loses
+    checker = torch.from_numpy(np.indices((64, 64)).sum(0) % 2 * 2 - 1.0).float()
+    tint = torch.tensor([1.0, -1.0, 1.0])[:, None, None]
+    speckled = crops + 0.1 * tint * checker
+    assert loss.fine_excess(speckled).item() > 1.0
+    assert loss.fine_excess(speckled).item() > 10 * loss.fine_excess(crops).item()
+    blurred = torch.nn.functional.avg_pool2d(crops, 5, 1, 2, count_include_pad=False)
+    assert loss.fine_excess(blurred).item() == 0.0        # one-sided: blur is not pushed on
+    x = speckled.clone().requires_grad_(True)
+    loss.fine_excess(x).backward()
+    assert x.grad.abs().sum() > 0
+
+
 def test_lattice_loss_pushes_a_motif_per_cell_down_to_the_exemplars_own():
     from texgen.train.descriptor import LatticeLoss
     rng = np.random.default_rng(0)

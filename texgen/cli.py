@@ -150,6 +150,10 @@ _texnet_options = _options(
                      help="psgan: weight of the loss on contrast and edges at the same places "
                           "in every noise cell, a grid of square blocks (0: off). Default: the "
                           "preset's."),
+        click.option("--fine-weight", type=_range("fine_weight"),
+                     help="psgan: weight of the cap on fine speckle: energy in the finest "
+                          "octave of each colour channel above the photo's (0: off). Default: "
+                          "the preset's."),
         click.option("--diversity", type=_range("diversity"),
                      help="texnet: weight of the diversity term (Improved Texture Networks). "
                           "[default: 0]"),
@@ -289,7 +293,7 @@ def train(**options):
 def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None, batch=None,
            lr=None, seed=None, resume=False, force=False, licence=None, map_paths=None,
            loss=None, descriptor_weight=None, descriptor_weights=None, spectrum_weight=None,
-           lattice_weight=None, contrast_weight=None, style_paths=(),
+           lattice_weight=None, contrast_weight=None, fine_weight=None, style_paths=(),
            content_paths=(), style_scale=None, diversity=None, content_weight=None,
            texel_size=None, exemplar_width=None, **map_options):
     """`texgen train` (train-many's jobs too): options as the command's, None when not given."""
@@ -307,6 +311,7 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
     given = dict(patch=patch, batch=batch, lr=lr, loss=loss, descriptor_weight=descriptor_weight,
                  descriptor_weights=descriptor_weights, spectrum_weight=spectrum_weight,
                  lattice_weight=lattice_weight, contrast_weight=contrast_weight,
+                 fine_weight=fine_weight,
                  seed=seed, style_scale=style_scale,
                  diversity=diversity, content_weight=content_weight)
     saved = check_resume(out, method, given, preset, licence, iters) if resume else None
@@ -326,6 +331,7 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
             ("--spectrum-weight", spectrum_weight, ("psgan", "sgan", "texnet")),
             ("--lattice-weight", lattice_weight, ("psgan", "sgan")),
             ("--contrast-weight", contrast_weight, ("psgan", "sgan")),
+            ("--fine-weight", fine_weight, ("psgan", "sgan")),
             ("--maps", map_paths, ("psgan", "sgan"))):
         if value and method not in methods:     # said, not silently ignored
             raise TexgenError(f"{option} is for --method {' or '.join(methods)}, not {method}")
@@ -347,7 +353,8 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
         colour = data[0][..., map_slices(maps or ["color"])["color"]]
         surface = _surface(texel_size, exemplar_width, colour, given_maps)
     settings = {k: opts[k] for k in ("patch", "batch", "lr", "loss", "descriptor_weights",
-                                     "spectrum_weight", "lattice_weight", "contrast_weight")
+                                     "spectrum_weight", "lattice_weight", "contrast_weight",
+                                     "fine_weight")
                 if opts[k] is not None}
     if iters is not None:
         settings["iters"] = iters

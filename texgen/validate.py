@@ -111,6 +111,7 @@ RANGES: dict[str, Range] = {
     "spectrum_weight": NON_NEGATIVE,
     "lattice_weight": NON_NEGATIVE,
     "contrast_weight": NON_NEGATIVE,
+    "fine_weight": NON_NEGATIVE,
     "preview_every": COUNT,
     "ckpt_every": COUNT,
     "lr_end": Range(0, 1),

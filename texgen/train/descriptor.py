@@ -186,6 +186,11 @@ class SpectrumLoss(nn.Module):
         self.register_buffer("window", window / window.pow(2).mean().sqrt())
         with torch.no_grad():
             self.register_buffer("target", self.power(torch.from_numpy(np.stack(crops))).sqrt())
+        # the finest octave, from 0.25 cycles per px out: eval's fine_energy stops at 0.5 and
+        # misses the corners, where a 1 px checkerboard's energy lies
+        f = torch.hypot(torch.fft.fftfreq(size)[:, None], torch.fft.rfftfreq(size)[None])
+        self.register_buffer("top", (f >= 0.25).float())
+        self.register_buffer("top_target", (self.target.pow(2) * self.top).sum((1, 2)))
         self.to(device)
 
     def power(self, x: torch.Tensor) -> torch.Tensor:
@@ -196,11 +201,23 @@ class SpectrumLoss(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """() spectrum loss of the batch x (B, 3, H, W) in [0, 1], H, W >= size (a bigger
         x is compared by its top-left size x size crop)."""
+        amp = (self.power(self._seen(x)) + 1e-12).sqrt()
+        return (amp - self.target).pow(2).mean() / self.target.pow(2).mean().clamp_min(1e-12)
+
+    def fine_excess(self, x: torch.Tensor) -> torch.Tensor:
+        """() how far the batch x's energy in the finest octave exceeds the exemplar's, per
+        colour channel: mean over channels of max(0, log(E_x / E_e))^2. Speckle, a 1-2 px
+        colour checker, is energy there that the photo lacks; this caps it and leaves every
+        other frequency, and a blur, alone (the whole spectrum loss blurred conc01). In logs,
+        so the white noise a new G paints (many times the photo's) does not swamp the rest."""
+        e = (self.power(self._seen(x)) * self.top).sum((1, 2))
+        return (e.clamp_min(1e-12) / self.top_target.clamp_min(1e-12)).log().clamp_min(0).pow(2).mean()
+
+    def _seen(self, x: torch.Tensor) -> torch.Tensor:
         if min(x.shape[-2:]) < self.size:
             raise TexgenError(f"images of {x.shape[-1]}x{x.shape[-2]} px are smaller than the "
                               f"{self.size} px the spectrum loss compares")
-        amp = (self.power(x[..., :self.size, :self.size]) + 1e-12).sqrt()
-        return (amp - self.target).pow(2).mean() / self.target.pow(2).mean().clamp_min(1e-12)
+        return x[..., :self.size, :self.size]
 
 
 class LatticeLoss:

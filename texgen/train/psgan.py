@@ -62,6 +62,9 @@ class TrainConfig:
                                 # lattice lines at their spacing, but on a stochastic texture
                                 # it blurred (conc01: fine_energy 1.42 -> 0.31); off when
                                 # --spectrum-weight is given
+    fine_weight: float = 0.0    # weight of the cap on energy in the finest octave, per colour
+                                # channel, above the exemplar's (SpectrumLoss.fine_excess:
+                                # speckle; 0: off)
     lattice_weight: float = 0.0  # weight of the loss on a motif repeated in every noise cell
                                 # (train/descriptor.LatticeLoss; 0: off)
     contrast_weight: float = 0.0  # weight of its second order: contrast and edges at the same
@@ -102,6 +105,10 @@ class TrainConfig:
 # contrast_weight stays 0: at 100 (700 iterations) eval's cell_contrast fell 0.25 -> 0.02,
 # and metal002's texture_distance 0.164 -> 0.148, but conc01's rose 0.133 -> 0.167 under a
 # 1-2 px checkerboard (fine_energy 1.22 -> 1.61): even pixel noise flattens it cheaply.
+# fine_weight stays 0: at 100 it took conc01's fine_energy 1.22 -> 0.71 and brick's 2.75 ->
+# 0.44 (its colour checker gone), but texture_distance rose (0.133 -> 0.139, 0.224 -> 0.230)
+# and the cell grid grew (cell_contrast 0.25 -> 0.35, 0.28 -> 0.60); with contrast_weight
+# 100 beside it conc01 lost grid and speckle both, and went soft: 0.133 -> 0.207.
 PRESETS = {
     "fast": (PSGANConfig(n_global=20, n_periodic=8, g_widths=(256, 128, 64, 32), d_widths=(32, 64, 128, 256),
                          pixel_noise=True),
@@ -231,7 +238,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         judge = descriptor if descriptor is not None and descriptor.kind == "gram" else \
             DescriptorLoss(colours(), cfg.descriptor_weights, device=dev)
     spectrum = None
-    if cfg.spectrum_weight:
+    if cfg.spectrum_weight or cfg.fine_weight:
         from texgen.train.descriptor import SpectrumLoss
         spectrum = SpectrumLoss(colours(), cfg.patch, device=dev)
     lattice = None
@@ -339,7 +346,8 @@ def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: in
     update instead of poisoning Adam's moments. D is frozen during G's step (no gradients
     for its weights are computed there). The descriptor term scores G's colour against the
     exemplar's VGG-19 statistics (rng: swd's directions), the spectrum term its Fourier
-    modulus, the lattice term a motif repeated in every noise cell.
+    modulus (and the fine term its finest octave), the lattice term a motif repeated in
+    every noise cell.
     """
     m = G.margin * G.cfg.scale
     fake = G(z)[..., m:-m, m:-m]          # drop the wrap-touched border cells (see train())
@@ -376,10 +384,14 @@ def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: in
         tex = descriptor.texture(descriptor.features(seen), rng).mean()
         terms["tex"] = tex.item()
         g_loss = g_loss + cfg.descriptor_weight * tex
-    if spectrum is not None:
+    if cfg.spectrum_weight and spectrum is not None:
         spec = spectrum(colour)
         terms["spec"] = spec.item()
         g_loss = g_loss + cfg.spectrum_weight * spec
+    if cfg.fine_weight and spectrum is not None:
+        fine = spectrum.fine_excess(colour)
+        terms["fine"] = fine.item()
+        g_loss = g_loss + cfg.fine_weight * fine
     if cfg.lattice_weight and lattice is not None:
         lat = lattice(colour)
         terms["lat"] = lat.item()
