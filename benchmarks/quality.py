@@ -136,13 +136,14 @@ def _settings(mcfg, tcfg) -> dict:
         **({"model": asdict(mcfg)} if mcfg else {})}))
 
 
-def _changed(timing: dict, mcfg, tcfg) -> list[str]:
-    """The settings a cached run (its timing.json) was trained with that differ from these
-    ([] where none do or none were recorded): a cache trained with other settings, e.g.
-    before a preset changed, must not pass for this one."""
-    if "settings" not in timing:
+def _changed(then: dict | None, mcfg, tcfg) -> list[str]:
+    """Of the settings a cached run was trained with (its timing.json's, or the ledger's;
+    None: not recorded), those that differ from these ([] where none do or none were
+    recorded): a cache trained with other settings, e.g. before a preset changed, must not
+    pass for this one."""
+    if not then:
         return []
-    now, then = _settings(mcfg, tcfg), timing["settings"]
+    now = _settings(mcfg, tcfg)
     # a field the record lacks was added to the configs since: the run had its default
     default = _settings(type(mcfg)() if mcfg else None, type(tcfg)())
     return sorted(k for part in now for k in now[part]
@@ -164,7 +165,7 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
         from texgen.train.texnet import train
     default = _preset(method, preset)
     mcfg, tcfg = (mcfg or default[0]) if method == "psgan" else None, tcfg or default[1]
-    changed = _changed(timing, mcfg, tcfg)
+    changed = _changed(timing.get("settings"), mcfg, tcfg)
     if changed:
         raise SystemExit(f"{folder} was trained with other settings ({', '.join(changed)}): "
                          "move it away to train it again")
@@ -428,8 +429,8 @@ def table(args, found, cfg, vgg):
             print(f"resynthesizer skipped: {e}")
         rows[name] = _table_rows(name, res)
         print("\n".join(rows[name][2]), flush=True)
-    _record(args.preset, root, rows)
-    earlier = _cached_rows(found, names, root, presets, rows)
+    ledger = _record(args.preset, root, rows)
+    earlier = _cached_rows(found, names, root, presets, rows, ledger)
     write_table(dict(sorted(rows.items())), cfg, args.preset, dict(sorted(earlier.items())))
 
 
@@ -437,30 +438,35 @@ def _ledger_path(preset: str) -> Path:
     return OUT / ("quality_results.json" if preset == "fast" else f"quality_{preset}_results.json")
 
 
-def _record(preset: str, root: str, rows: dict) -> None:
+def _run_settings(root: str, name: str, res: dict) -> dict:
+    """label -> the settings each texgen run of the photo was trained with (None: not
+    recorded), from its timing.json."""
+    return {label: _timing(f"{root}/{name}/{label.split()[1]}").get("settings")
+            for label in res if label.startswith("texgen ")}
+
+
+def _record(preset: str, root: str, rows: dict) -> dict:
     """Add the photos just scored to the ledger (benchmarks/out/quality_results.json, kept in
     git): their results and the settings each method was trained with. The models folder is
     a cache that a new machine does not have; the ledger is what lets `--only` add to the
     table there instead of replacing it. Read just before writing, so that two tables
-    trained side by side both end up in it."""
+    trained side by side both end up in it. Returns the ledger as written."""
     path = _ledger_path(preset)
     ledger = json.loads(path.read_text()) if path.exists() else {}
     for name, (res, _, _) in rows.items():
-        ledger[name] = {"results": res, "settings": {
-            label: _timing(f"{root}/{name}/{label.split()[1]}").get("settings")
-            for label in res if label.startswith("texgen ")}}
-    _json(path, dict(sorted(ledger.items())))
+        ledger[name] = {"results": res, "settings": _run_settings(root, name, res)}
+    ledger = dict(sorted(ledger.items()))
+    _json(path, ledger)
+    return ledger
 
 
-def _cached_rows(found, names, root, presets, rows) -> dict:
+def _cached_rows(found, names, root, presets, rows, ledger: dict) -> dict:
     """Add to rows the photos not asked for, from their cached results or, where this
-    machine has no cache of them, from the ledger: `--only` adds to the table instead of
+    machine has no cache of them, from the ledger (_record's): `--only` adds to the table instead of
     replacing it. Read after training, so that of two tables trained side by side the one
     that ends last lists both. Returns the photos trained with other settings (listed
     apart)."""
     earlier = {}
-    path = _ledger_path("fast" if root == "table" else root.split("_", 1)[1])
-    ledger = json.loads(path.read_text()) if path.exists() else {}
     for name in found:
         if name in names:
             continue
@@ -469,13 +475,10 @@ def _cached_rows(found, names, root, presets, rows) -> dict:
                 ("texgen psgan", f"{root}/{name}/psgan/final"),
                 ("texgen texnet", f"{root}/{name}/texnet/final"),
                 ("resynthesizer", f"table/{name}/resynthesizer"))) if f.exists()}
-        timings = {label: _timing(f"{root}/{name}/{label.split()[1]}")
-                   for label in res if label.startswith("texgen ")}
+        settings = _run_settings(root, name, res)
         if "texgen psgan" not in res and name in ledger:
-            res = ledger[name]["results"]
-            timings = {label: {"settings": s} if s else {}
-                       for label, s in ledger[name]["settings"].items()}
-        changed = {label: _changed(timings[label], *presets[method])
+            res, settings = ledger[name]["results"], ledger[name]["settings"]
+        changed = {label: _changed(settings[label], *presets[method])
                    for label, method in (("texgen psgan", "psgan"), ("texgen texnet", "texnet"))
                    if label in res}
         stale = [label for label, keys in changed.items() if keys]
