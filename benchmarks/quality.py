@@ -1,7 +1,7 @@
 """Texture quality: texgen (PSGAN and texnet, fast preset) against patch synthesis and the
 photos themselves, and an ablation of PSGAN's training parts. One training at a time.
 
-    python benchmarks/quality.py table     [--only conc01,brick] [--no-texnet] [--preset full] [--iters N]
+    python benchmarks/quality.py table     [--only conc01,brick] [--no-texnet | --method M] [--preset full] [--iters N]
     python benchmarks/quality.py ablation  [--only tile01_2x,floor_se01,grass_lush] [--minutes 15]
     python benchmarks/quality.py ab --only tile01,conc01 --iters 200 \
         --variant base: --variant spec100:spectrum_weight=100
@@ -407,15 +407,24 @@ def table(args, found, cfg, vgg):
     presets = {m: _preset(m, args.preset) for m in ("psgan", "texnet")}
     if args.iters:
         presets = {m: (mc, replace(tc, iters=args.iters)) for m, (mc, tc) in presets.items()}
+    methods = ((args.method,) if args.method else
+               ("psgan",) + (() if args.no_texnet else ("texnet",)))
+    path = _ledger_path(args.preset)
+    ledger = json.loads(path.read_text()) if path.exists() else {}
     rows = {}
     for name in names:
         img = read_image(found[name])
         res = {}
-        for method in ("psgan",) + (() if args.no_texnet else ("texnet",)):
-            mcfg, tcfg = presets[method]
-            res[f"texgen {method}"] = run_model(f"{root}/{name}/{method}", method, found[name], img,
-                                                cfg, vgg, tcfg, mcfg, snapshots=args.snapshots,
-                                                preset=args.preset)[None]
+        for method in ("psgan", "texnet"):
+            label = f"texgen {method}"
+            if method in methods:
+                mcfg, tcfg = presets[method]
+                res[label] = run_model(f"{root}/{name}/{method}", method, found[name], img,
+                                       cfg, vgg, tcfg, mcfg, snapshots=args.snapshots,
+                                       preset=args.preset)[None]
+            elif label in ledger.get(name, {}).get("results", {}):
+                # --method trains one method: the other's row stays as the ledger has it
+                res[label] = ledger[name]["results"][label]
 
         def peer(fn, label):
             def compute():
@@ -431,7 +440,11 @@ def table(args, found, cfg, vgg):
         print("\n".join(rows[name][2]), flush=True)
     ledger = _record(args.preset, root, rows)
     earlier = _cached_rows(found, names, root, presets, rows, ledger)
-    write_table(dict(sorted(rows.items())), cfg, args.preset, dict(sorted(earlier.items())))
+    # what `texgen train PHOTO` trains by default (--method auto), photo by photo
+    from texgen.train.common import choose_method
+    auto = {name: choose_method([read_image(found[name])])[0] for name in rows}
+    write_table(dict(sorted(rows.items())), cfg, args.preset, dict(sorted(earlier.items())),
+                auto)
 
 
 def _ledger_path(preset: str) -> Path:
@@ -454,7 +467,11 @@ def _record(preset: str, root: str, rows: dict) -> dict:
     path = _ledger_path(preset)
     ledger = json.loads(path.read_text()) if path.exists() else {}
     for name, (res, _, _) in rows.items():
-        ledger[name] = {"results": res, "settings": _run_settings(root, name, res)}
+        # a row kept from the ledger (table --method) has no run here: keep its settings
+        settings = (ledger.get(name) or {}).get("settings", {})
+        settings.update({label: s for label, s in _run_settings(root, name, res).items()
+                         if s is not None or label not in settings})
+        ledger[name] = {"results": res, "settings": settings}
     ledger = dict(sorted(ledger.items()))
     _json(path, ledger)
     return ledger
@@ -504,34 +521,49 @@ def _table_rows(name: str, res: dict) -> tuple:
     return res, base, lines
 
 
-def _verdicts(rows) -> list[str]:
+def _verdicts(rows, auto: dict | None = None) -> list[str]:
+    """auto: photo -> the method `texgen train` picks for it by default (--method auto); its
+    rows are judged as one more method, 'texgen default'."""
+    def method_of(n, method):
+        return f"texgen {auto[n]}" if method == "texgen default" else method
+
     out = []
     for group, names in (("tuned on", [n for n in rows if n in TUNED]),
-                         ("held out", [n for n in rows if n not in TUNED])):
-        for method in ("texgen psgan", "texgen texnet"):
-            have = [n for n in names if method in rows[n][0]]
+                         ("held out", [n for n in rows if n not in TUNED]),
+                         *((("all", list(rows)),) if auto else ())):
+        for method in (("texgen psgan", "texgen texnet") if group != "all" else ()) + (
+                ("texgen default",) if auto else ()):
+            have = [n for n in names if method_of(n, method) in rows[n][0]]
             if not have:
                 continue
-            bar = [n for n in have if rows[n][0][method]["metrics"]["texture_distance"]
+
+            def td(n, m):
+                return rows[n][0][m]["metrics"]["texture_distance"]
+            bar = [n for n in have if td(n, method_of(n, method))
                    <= BAR * rows[n][1]["texture_distance"]]
             beat = [n for n in have if "resynthesizer" in rows[n][0] and
-                    rows[n][0][method]["metrics"]["texture_distance"]
-                    <= rows[n][0]["resynthesizer"]["metrics"]["texture_distance"]]
+                    td(n, method_of(n, method)) <= td(n, "resynthesizer")]
+            missing = [n for n in names if n not in have]
             out.append(f"- {method}, {group} ({len(have)} photos): within {BAR}x the photo's own "
                        f"distance on {len(bar)} ({', '.join(bar) or 'none'}); at most "
-                       f"resynthesizer's on {len(beat)} ({', '.join(beat) or 'none'})")
+                       f"resynthesizer's on {len(beat)} ({', '.join(beat) or 'none'})"
+                       + (f"; not yet trained with its method: {', '.join(missing)}"
+                          if method == "texgen default" and missing else ""))
     return out
 
 
-def write_table(rows, cfg, preset: str = "fast", earlier=None):
+def write_table(rows, cfg, preset: str = "fast", earlier=None, auto=None):
     """earlier: photo -> (settings that changed, table lines) of runs trained before the
     preset changed: listed apart, not in the verdicts, until they are trained again."""
     path = OUT / ("quality.md" if preset == "fast" else f"quality_{preset}.md")
     opt = "" if preset == "fast" else f" --preset {preset}"
     lines = ["# Texture quality: texgen against patch synthesis and the photos", "",
              f"Command: `python benchmarks/quality.py table{opt}` (one training at a time). "
-             f"texgen: the {preset} preset's defaults (`texgen train PHOTO{opt}`, and "
-             "`--method texnet`; the iterations each run had are in its last column). Samples: seeds "
+             f"texgen: the {preset} preset's defaults (`texgen train PHOTO{opt} --method psgan`, "
+             "and `--method texnet`; the iterations each run had are in its last column; "
+             "'texgen default' in the verdicts: the one of the two that `texgen train PHOTO` "
+             "trains, --method auto: texnet on a photo with no clear period, psgan on the "
+             "others). Samples: seeds "
              f"{', '.join(map(str, cfg.seeds))} at {cfg.size} px; VGG-19 crops of {cfg.crop} px. "
              "*photo itself*: the photo's crops against the photo (the floor; its seam_score "
              "is the photo's own seam). 'x photo's' is texture_distance over the photo's own; "
@@ -544,7 +576,7 @@ def write_table(rows, cfg, preset: str = "fast", earlier=None):
              "as much of it in crops; 0 is even). usable at: the first "
              f"checkpoint within {BAR}x the photo's own distance. Tuned on: "
              f"{', '.join(TUNED)}; every other photo is held out.", "",
-             "## Verdicts", "", *_verdicts(rows), "", "## Every photo", "", HEADER,
+             "## Verdicts", "", *_verdicts(rows, auto), "", "## Every photo", "", HEADER,
              RULE]
     for name, (_, _, rl) in rows.items():
         lines += rl
@@ -726,7 +758,9 @@ def main():
                     "table: instead of the preset's")
     ap.add_argument("--preset", choices=["fast", "full"], default="fast",
                     help="table: the preset texgen trains with (full: meant for a GPU)")
-    ap.add_argument("--method", choices=["psgan", "texnet"], default="psgan", help="ab: what trains")
+    ap.add_argument("--method", choices=["psgan", "texnet"],
+                    help="what trains (ab: default psgan; table: default both, the other "
+                    "method's row kept from the ledger)")
     ap.add_argument("--variant", action="append", default=[],
                     help="ab: LABEL:field=value,... (TrainConfig fields; 'base:' for none)")
     ap.add_argument("--minutes", type=float, default=15.0, help="ablation: budget per training")
@@ -750,6 +784,7 @@ def main():
         ap.error("ab needs --only PHOTOS and at least one --variant")
     if args.what == "ab":
         args.iters = args.iters or 200
+        args.method = args.method or "psgan"
     {"table": table, "ablation": ablation, "ab": ab}[args.what](args, found, cfg, vgg)
 
 
