@@ -141,6 +141,36 @@ def test_cell_grid_weights_are_recorded_and_checked(tmp_path, exemplar, tiny_pre
     assert not (tmp_path / "b").exists() and not (tmp_path / "c" / "model.safetensors").exists()
 
 
+def test_auto_method_is_texnet_only_for_one_photo_without_a_period(tmp_path, exemplar,
+                                                                    tiny_preset):
+    # the default, --method auto: texnet on a photo with no clear period; psgan on stripes,
+    # on several photos, or where an option given is psgan's; what it chose is said
+    noise = tmp_path / "noise.png"
+    save_image(noise, np.random.default_rng(0).random((64, 64, 3)).astype(np.float32))
+    small = ("--iters", 1, "--patch", 32, "--batch", 2)
+
+    def method(out, *args):
+        res = _run("train", *args, "--out", tmp_path / out, *small)
+        assert res.exit_code == 0, res.output
+        return checkpoint.load_model(tmp_path / out)[1]["provenance"]["method"], res.output
+
+    kind, said = method("n", noise)
+    assert kind == "texnet" and "method: texnet (no clear period in the photo" in said
+    kind, said = method("s", exemplar)
+    assert kind == "psgan" and "method: psgan (a clear period of 8 px" in said
+    kind, said = method("two", noise, exemplar)
+    assert kind == "psgan" and "method: psgan (2 images" in said
+    kind, said = method("l", noise, "--lattice-weight", 5)
+    assert kind == "psgan" and "method: psgan (--lattice-weight is for it" in said
+    kind, said = method("x", exemplar, "--method", "texnet")      # said: no choice made
+    assert kind == "texnet" and "method:" not in said
+    # --resume keeps the saved model's method, whatever auto would choose now
+    res = _run("train", exemplar, "--out", tmp_path / "s", "--resume", "--method", "auto",
+               "--iters", 2)
+    assert res.exit_code == 0, res.output
+    assert checkpoint.load_model(tmp_path / "s")[1]["iteration"] == 2
+
+
 @pytest.mark.parametrize("kind", ["corrupt", "tiny", "missing"])
 def test_train_on_bad_images(tmp_path, kind, tiny_preset):
     img = tmp_path / "bad.png"

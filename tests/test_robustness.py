@@ -55,7 +55,8 @@ def test_bad_painting_values_are_one_line(tiny_models, tmp_path, args):
     ["--patch", "0"], ["--batch", "0"], ["--batch", "-2"], ["--lr", "nan"], ["--lr", "-0.1"],
     ["--lr", "inf"], ["--descriptor-weight", "-1"], ["--descriptor-weight", "nan"],
     ["--style-scale", "0", "--method", "texnet"], ["--diversity", "nan", "--method", "texnet"],
-    ["--style-scale", "2"],                         # a texnet option given to psgan
+    ["--style-scale", "2", "--method", "psgan"],    # a texnet option given to psgan
+    ["--style-scale", "2", "--lattice-weight", "5"],  # options of two methods: auto takes neither
     ["--method", "texnet", "--maps", "normal=x.png"],
 ])
 def test_bad_training_values_are_one_line_and_make_nothing(tiny_models, tmp_path, tiny_preset,

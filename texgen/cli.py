@@ -226,13 +226,39 @@ def _surface(texel_size, exemplar_width, exemplar, given: dict, base=None, estim
 
 # What train uses when an option is left out (None in click, so --resume can tell an option
 # given from a default: a resumed run keeps its saved settings)
-TRAIN_DEFAULTS = {"method": "psgan", "preset": "fast", "seed": 0,
+TRAIN_DEFAULTS = {"method": "auto", "preset": "fast", "seed": 0,
                   "licence": "as the exemplar images", "style_scale": 1.0, "diversity": 0.0,
                   "content_weight": 1.0}
 
 
-_METHOD_HELP = ("sgan: no global and no periodic channels; texnet: Texture Networks (Gram loss, "
-                "no discriminator)")
+_METHOD_HELP = ("auto: texnet for one photo with no clear period (grass, gravel, concrete), "
+                "psgan otherwise; sgan: no global and no periodic channels; texnet: Texture "
+                "Networks (Gram loss, no discriminator)")
+
+# options only some methods take: (option, its name in _train, the methods)
+_METHOD_ONLY = (("--style/--content", "stylise", ("stylize",)),
+                ("--content-weight", "content_weight", ("stylize",)),
+                ("--style-scale", "style_scale", ("texnet", "stylize")),
+                ("--diversity", "diversity", ("texnet", "stylize")),
+                ("--descriptor-weight", "descriptor_weight", ("psgan", "sgan")),
+                ("--spectrum-weight", "spectrum_weight", ("psgan", "sgan", "texnet")),
+                ("--lattice-weight", "lattice_weight", ("psgan", "sgan")),
+                ("--contrast-weight", "contrast_weight", ("psgan", "sgan")),
+                ("--fine-weight", "fine_weight", ("psgan", "sgan")),
+                ("--maps", "map_paths", ("psgan", "sgan")))
+
+
+def _auto_method(images, said: dict) -> tuple[str, str]:
+    """--method auto's choice, and why: the method an option given is for, else the one that
+    paints the photo best (train/common.choose_method)."""
+    for option, key, methods in _METHOD_ONLY:
+        if said[key] and not {"psgan", "texnet"} <= set(methods):
+            return methods[0], f"{option} is for it"
+    if not images:
+        return "psgan", "no images"         # _training_data says what is missing
+    from texgen.data import load_exemplars
+    from texgen.train.common import choose_method
+    return choose_method(load_exemplars(list(images)))
 
 
 # the options train and train-many share (how a model is trained)
@@ -263,9 +289,9 @@ def _ray_option(what: str):
 
 @main.command()
 @click.argument("images", nargs=-1, type=click.Path())
-@click.option("--method", type=click.Choice(["psgan", "sgan", "texnet", "stylize"]),
+@click.option("--method", type=click.Choice(["auto", "psgan", "sgan", "texnet", "stylize"]),
               help=f"{_METHOD_HELP}; stylize: a stylisation network (--style, --content). "
-                   "[default: psgan; with --resume, the saved model's]")
+                   "[default: auto; with --resume, the saved model's]")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Model folder.")
 @_training_options
 @click.option("--resume", is_flag=True,
@@ -314,26 +340,22 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
                  fine_weight=fine_weight,
                  seed=seed, style_scale=style_scale,
                  diversity=diversity, content_weight=content_weight)
-    saved = check_resume(out, method, given, preset, licence, iters) if resume else None
+    saved = (check_resume(out, None if method == "auto" else method, given, preset, licence,
+                          iters) if resume else None)
     if saved:                           # the saved run's method, preset and iteration target
         method, preset, iters = saved["method"], saved["preset"], iters or saved["iters"]
     method, preset = method or TRAIN_DEFAULTS["method"], preset or TRAIN_DEFAULTS["preset"]
     opts = {k: v if v is not None else TRAIN_DEFAULTS.get(k) for k, v in given.items()}
     licence = licence or TRAIN_DEFAULTS["licence"]
 
+    said = {**given, "stylise": style_paths or content_paths, "map_paths": map_paths}
+    log = click.echo
+    if method == "auto":
+        method, why = _auto_method(images, said)
+        log = _said_first(f"method: {method} ({why}; --method chooses)")
     texnet = method in ("texnet", "stylize")
-    for option, value, methods in (
-            ("--style/--content", style_paths or content_paths, ("stylize",)),
-            ("--content-weight", content_weight, ("stylize",)),
-            ("--style-scale", style_scale, ("texnet", "stylize")),
-            ("--diversity", diversity, ("texnet", "stylize")),
-            ("--descriptor-weight", descriptor_weight, ("psgan", "sgan")),
-            ("--spectrum-weight", spectrum_weight, ("psgan", "sgan", "texnet")),
-            ("--lattice-weight", lattice_weight, ("psgan", "sgan")),
-            ("--contrast-weight", contrast_weight, ("psgan", "sgan")),
-            ("--fine-weight", fine_weight, ("psgan", "sgan")),
-            ("--maps", map_paths, ("psgan", "sgan"))):
-        if value and method not in methods:     # said, not silently ignored
+    for option, key, methods in _METHOD_ONLY:
+        if said[key] and method not in methods:     # said, not silently ignored
             raise TexgenError(f"{option} is for --method {' or '.join(methods)}, not {method}")
     data, content, names, maps = _training_data(method, images, style_paths, content_paths,
                                                 map_paths)
@@ -361,10 +383,10 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
     with undo_on_failure(out, keep=lambda: (out / checkpoint.MODEL_FILE).exists()):
         if texnet:
             _train_texnet(data, content, method, preset, out, settings, opts, resume, prov,
-                          surface.to_dict())
+                          surface.to_dict(), log)
         else:
             _train_psgan(data, maps, method, preset, out, settings, opts, resume, prov,
-                         surface.to_dict())
+                         surface.to_dict(), log)
     click.echo(f"saved {out}")
 
 
@@ -389,7 +411,19 @@ def _training_data(method, images, style_paths, content_paths, map_paths):
     return load_exemplars(list(images)), None, [Path(p).name for p in images], None
 
 
-def _train_psgan(imgs, maps, method, preset, out, settings, opts, resume, prov, surface):
+def _said_first(line: str):
+    """A log that prints `line` before its first message: the trainers' first line comes once
+    they have accepted the run, so a bad option is still one error line."""
+    pending = [line]
+
+    def log(message):
+        while pending:
+            click.echo(pending.pop())
+        click.echo(message)
+    return log
+
+
+def _train_psgan(imgs, maps, method, preset, out, settings, opts, resume, prov, surface, log):
     from dataclasses import replace
     from texgen.train.psgan import PRESETS, TrainConfig, train as run_train
     model_cfg, cfg = PRESETS[preset]
@@ -409,10 +443,12 @@ def _train_psgan(imgs, maps, method, preset, out, settings, opts, resume, prov, 
                   **({"auto_patch": False} if "patch" in settings else {}),
                   **({"auto_spectrum": False} if "spectrum_weight" in settings else {}))
     validate.check_config(cfg)
-    run_train(imgs, out, model_cfg, cfg, resume=resume, provenance=prov, surface=surface)
+    run_train(imgs, out, model_cfg, cfg, resume=resume, provenance=prov, surface=surface,
+              log=log)
 
 
-def _train_texnet(style, content, method, preset, out, settings, opts, resume, prov, surface):
+def _train_texnet(style, content, method, preset, out, settings, opts, resume, prov, surface,
+                  log):
     from dataclasses import replace
     from texgen.models.texnet import TexNetConfig
     from texgen.train.texnet import PRESETS, train as run_train
@@ -420,15 +456,15 @@ def _train_texnet(style, content, method, preset, out, settings, opts, resume, p
                   diversity=opts["diversity"], content_weight=opts["content_weight"], **settings)
     validate.check_config(cfg)
     run_train(style, out, TexNetConfig(content=3 if content else 0, kind=method), cfg, content=content,
-              resume=resume, provenance=prov, surface=surface)
+              resume=resume, provenance=prov, surface=surface, log=log)
 
 
 @main.command("train-many")
 @click.argument("photos", nargs=-1, required=True, type=click.Path())
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Folder for the models: one sub-folder per photo, named from its file name.")
-@click.option("--method", type=click.Choice(["psgan", "sgan", "texnet"]),
-              help=f"{_METHOD_HELP}. [default: psgan]")
+@click.option("--method", type=click.Choice(["auto", "psgan", "sgan", "texnet"]),
+              help=f"{_METHOD_HELP}. [default: auto, per photo]")
 @_training_options
 @click.option("--force", is_flag=True, help="Train again the models already in --out.")
 @_ray_option("the trainings (a GPU each where the cluster has GPUs)")

@@ -115,6 +115,25 @@ def learning_rate(cfg, it: int) -> float:
     return cfg.lr * (cfg.lr_end + (1 - cfg.lr_end) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
+def choose_method(images: list[np.ndarray]) -> tuple[str, str]:
+    """(method, why) for `texgen train --method auto`, the default: texnet for one photo with
+    no clear period (spectrum.clear_periods: grass, gravel, concrete), psgan otherwise.
+
+    On such photos, at the fast preset's budget, texnet paints closer to the photo than
+    PSGAN, and without PSGAN's grid of 32 px noise cells (texture_distance over the photo's
+    own, benchmarks/out/quality.md: grass_lush 1.22 against 3.63, gravel 1.39 against 2.15,
+    grass 1.15 against 1.58, conc01 1.93 against 1.90). A lattice of tiles or courses needs
+    PSGAN's learned waves to keep its period (texnet paints tiles as a maze of rectangles),
+    and several photos make a PSGAN texture manifold."""
+    from texgen.spectrum import clear_periods
+    if len(images) > 1:
+        return "psgan", f"{len(images)} images: a texture manifold"
+    periods = clear_periods(images[0][..., :3])
+    if len(periods):
+        return "psgan", f"a clear period of {1 / np.abs(periods[0]).max():.0f} px"
+    return "texnet", "no clear period in the photo"
+
+
 def data_digest(images: list[np.ndarray]) -> str:
     """SHA-256 of training images as read (shapes and pixels): --resume compares it to tell
     the photo a run started with from another."""

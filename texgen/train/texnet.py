@@ -94,6 +94,9 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
     if cfg.spectrum_weight:
         from texgen.train.descriptor import SpectrumLoss
         spectrum = SpectrumLoss(images, cfg.patch, cfg.style_scale, device=dev)
+    if not resume:                              # what PSGAN's plan line says for it
+        log(f"training patch {cfg.patch} px, batch {cfg.batch}, {cfg.loss} loss"
+            + (f", spectrum loss {cfg.spectrum_weight:g}" if cfg.spectrum_weight else ""))
     opt = torch.optim.Adam(G.parameters(), cfg.lr)
     rng, start, meta = start_point(out, resume, cfg.seed, G, None, opt, None, log)
     photos = PatchSampler(content, cfg.patch, rng) if content else None
