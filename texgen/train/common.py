@@ -130,7 +130,7 @@ def choose_method(images: list[np.ndarray]) -> tuple[str, str]:
         return "psgan", f"{len(images)} images: a texture manifold"
     periods = clear_periods(images[0][..., :3])
     if len(periods):
-        return "psgan", f"a clear period of {1 / np.abs(periods[0]).max():.0f} px"
+        return "psgan", f"a clear period of {1 / np.hypot(*periods[0]):.0f} px"
     return "texnet", "no clear period in the photo"
 
 
