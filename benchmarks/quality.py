@@ -423,7 +423,8 @@ def table(args, found, cfg, vgg):
                                        cfg, vgg, tcfg, mcfg, snapshots=args.snapshots,
                                        preset=args.preset)[None]
             elif label in ledger.get(name, {}).get("results", {}):
-                # --method trains one method: the other's row stays as the ledger has it
+                # a method not trained this run (--method, --no-texnet): its row stays as
+                # the ledger has it
                 res[label] = ledger[name]["results"][label]
 
         def peer(fn, label):
@@ -524,25 +525,27 @@ def _table_rows(name: str, res: dict) -> tuple:
 def _verdicts(rows, auto: dict | None = None) -> list[str]:
     """auto: photo -> the method `texgen train` picks for it by default (--method auto); its
     rows are judged as one more method, 'texgen default'."""
-    def method_of(n, method):
-        return f"texgen {auto[n]}" if method == "texgen default" else method
+    both, default = ("texgen psgan", "texgen texnet"), ("texgen default",) if auto else ()
+    groups = [("tuned on", [n for n in rows if n in TUNED], both + default),
+              ("held out", [n for n in rows if n not in TUNED], both + default)]
+    if auto:
+        groups.append(("all", list(rows), default))
+
+    def td(n, label):
+        return rows[n][0][label]["metrics"]["texture_distance"]
 
     out = []
-    for group, names in (("tuned on", [n for n in rows if n in TUNED]),
-                         ("held out", [n for n in rows if n not in TUNED]),
-                         *((("all", list(rows)),) if auto else ())):
-        for method in (("texgen psgan", "texgen texnet") if group != "all" else ()) + (
-                ("texgen default",) if auto else ()):
-            have = [n for n in names if method_of(n, method) in rows[n][0]]
+    for group, names, methods in groups:
+        for method in methods:
+            # the row each photo is judged by: the method's own, or the one auto picks
+            label = {n: f"texgen {auto[n]}" if method == "texgen default" else method
+                     for n in names}
+            have = [n for n in names if label[n] in rows[n][0]]
             if not have:
                 continue
-
-            def td(n, m):
-                return rows[n][0][m]["metrics"]["texture_distance"]
-            bar = [n for n in have if td(n, method_of(n, method))
-                   <= BAR * rows[n][1]["texture_distance"]]
+            bar = [n for n in have if td(n, label[n]) <= BAR * rows[n][1]["texture_distance"]]
             beat = [n for n in have if "resynthesizer" in rows[n][0] and
-                    td(n, method_of(n, method)) <= td(n, "resynthesizer")]
+                    td(n, label[n]) <= td(n, "resynthesizer")]
             missing = [n for n in names if n not in have]
             out.append(f"- {method}, {group} ({len(have)} photos): within {BAR}x the photo's own "
                        f"distance on {len(bar)} ({', '.join(bar) or 'none'}); at most "
