@@ -76,7 +76,7 @@ MODELS = ROOT / "benchmarks" / "models" / "quality"
 OUT = ROOT / "benchmarks" / "out"
 TUNED = ("tile01_2x", "floor_se01", "grass_lush", "conc01")   # conc01: the lattice weight (2026-12-03)
 METRICS = ["texture_distance", "histogram_distance", "spectrum_distance", "fine_energy",
-           "seam_score", "period_error", "cell_lattice", "cell_contrast", "diversity",
+           "checker_energy", "seam_score", "period_error", "cell_lattice", "cell_contrast", "diversity",
            "copy_score"]
 BAR = 1.5                       # usable: texture_distance at most this x the photo's own
 
@@ -482,8 +482,8 @@ def _cached_rows(found, names, root, presets, rows, ledger: dict) -> dict:
     """Add to rows the photos not asked for, from their cached results or, where this
     machine has no cache of them, from the ledger (_record's): `--only` adds to the table instead of
     replacing it. Read after training, so that of two tables trained side by side the one
-    that ends last lists both. Returns the photos trained with other settings (listed
-    apart)."""
+    that ends last lists both. Returns the photos with rows trained with other settings
+    (those rows are listed apart)."""
     earlier = {}
     for name in found:
         if name in names:
@@ -501,13 +501,15 @@ def _cached_rows(found, names, root, presets, rows, ledger: dict) -> dict:
                    if label in res}
         stale = [label for label, keys in changed.items() if keys]
         if stale:
+            # only those rows: the photo's others still stand (its texnet row trained
+            # before texnet's preset changed does not take its psgan row out of the verdicts)
             print(f"{name}: {', '.join(stale)} trained with other settings; listed apart",
                   flush=True)
-            if "texgen psgan" in res:
-                earlier[name] = (sorted({k for keys in changed.values() for k in keys}),
-                                 _table_rows(name, res)[2])
-        elif "texgen psgan" in res:
-            rows[name] = _table_rows(name, res)
+            earlier[name] = (sorted({k for keys in changed.values() for k in keys}),
+                             _table_rows(name, {label: res[label] for label in stale})[2])
+        fresh = {label: r for label, r in res.items() if label not in stale}
+        if "texgen psgan" in fresh:
+            rows[name] = _table_rows(name, fresh)
     return earlier
 
 
@@ -571,7 +573,10 @@ def write_table(rows, cfg, preset: str = "fast", earlier=None, auto=None):
              "*photo itself*: the photo's crops against the photo (the floor; its seam_score "
              "is the photo's own seam). 'x photo's' is texture_distance over the photo's own; "
              f"the target is at most {BAR}. fine_energy: energy in the finest octave over the "
-             "photo's (target 0.8-1.2: above is speckle, below blur). cell_lattice: the share "
+             "photo's (0.25-0.5 cycles per px; target 0.8-1.2: above is speckle, below blur). "
+             "checker_energy: energy beyond 0.5 cycles per px, in the spectrum's corners, where "
+             "a 1 px checkerboard lies and fine_energy does not look, over the photo's (a halftone "
+             "shows as many times 1; '-': scored before it existed). cell_lattice: the share "
              "of the samples' variance in one motif repeated in every 32 px noise cell, a "
              "fine woven lattice (the photo's own crops: chance; '-': scored before it "
              "existed). cell_contrast: how much the contrast and edges sit at the same places "

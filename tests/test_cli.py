@@ -125,8 +125,11 @@ def test_spectrum_weight_is_recorded_and_checked(tmp_path, exemplar, tiny_preset
     assert not (tmp_path / "b").exists() and not (tmp_path / "c" / "model.safetensors").exists()
 
 
-@pytest.mark.parametrize("option", ["--lattice-weight", "--contrast-weight", "--fine-weight"])
-def test_cell_grid_weights_are_recorded_and_checked(tmp_path, exemplar, tiny_preset, option):
+@pytest.mark.parametrize("option, methods", [("--lattice-weight", "psgan or sgan"),
+                                             ("--contrast-weight", "psgan or sgan"),
+                                             ("--fine-weight", "psgan or sgan or texnet")])
+def test_cell_grid_weights_are_recorded_and_checked(tmp_path, exemplar, tiny_preset, option,
+                                                    methods):
     key = option[2:].replace("-", "_")
     res = _run("train", exemplar, "--out", tmp_path / "a", "--iters", 2, "--patch", 32,
                option, 7)
@@ -136,8 +139,9 @@ def test_cell_grid_weights_are_recorded_and_checked(tmp_path, exemplar, tiny_pre
     _assert_user_error(res, f"{option} 8.0 differs from its 7.0")
     res = _run("train", exemplar, "--out", tmp_path / "b", option, -1)
     _assert_user_error(res, option[2:])
-    res = _run("train", exemplar, "--out", tmp_path / "c", "--method", "texnet", option, 5)
-    _assert_user_error(res, f"{option} is for --method psgan or sgan")
+    res = _run("train", "--out", tmp_path / "c", "--method", "stylize", "--style", exemplar,
+               "--content", exemplar, option, 5)
+    _assert_user_error(res, f"{option} is for --method {methods}")
     assert not (tmp_path / "b").exists() and not (tmp_path / "c" / "model.safetensors").exists()
 
 

@@ -66,6 +66,15 @@ def test_fine_energy_sees_speckle_and_blur(wall):
     assert M.fine_energy([speckle], wall) > 1.5
     assert M.fine_energy([blur(wall, 3)], wall) < 0.5
 
+def test_checker_energy_sees_a_halftone_that_fine_energy_misses(wall):
+    # a faint 1 px checkerboard: its energy lies in the spectrum's corners, beyond 0.5 cycles/px
+    checker = np.indices(wall.shape[:2]).sum(0)[..., None] % 2 * 2 - 1.0
+    halftone = np.clip(wall + 0.03 * checker, 0, 1)
+    assert abs(M.checker_energy([wall], wall) - 1) < 1e-9
+    assert M.checker_energy([halftone], wall) > 5
+    assert abs(M.fine_energy([halftone], wall) - 1) < 0.2
+    assert M.checker_energy([blur(wall, 3)], wall) < 0.5
+
 
 def test_period_error_is_zero_at_the_right_period_and_grows_off_it():
     ex = stripes(128, 128, period=16.0)
@@ -182,7 +191,7 @@ def test_eval_model_writes_report(tmp_path, tiny_G, wall):
     data = json.loads((out / "metrics.json").read_text())
     assert set(data["readings"]) == set(data["metrics"])
     assert set(data["metrics"]) == {"texture_distance", "histogram_distance", "spectrum_distance",
-                                    "fine_energy", "seam_score", "period_error", "cell_lattice",
+                                    "fine_energy", "checker_energy", "seam_score", "period_error", "cell_lattice",
                                     "cell_contrast", "diversity", "copy_score"}
     assert 0 <= data["metrics"]["cell_lattice"] <= 1
     assert data["metrics"]["cell_contrast"] >= 0 and data["exemplar_baseline"]["cell_contrast"] >= 0

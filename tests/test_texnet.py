@@ -286,3 +286,17 @@ def test_fixed_batchnorm_step_keeps_the_statistics_it_paints_with():
     assert torch.equal(bn.running_mean, before)            # normalised with them, not updated
     step(G, loss_fn, opt, z, None, TexNetTrainConfig())
     assert not torch.equal(bn.running_mean, before)        # the control: batch statistics move them
+
+
+def test_fine_cap_charges_a_checker_and_is_recorded():
+    """texnet's fine cap (`--fine-weight`) is a term of its step when weighted, and only then."""
+    from texgen.train.descriptor import DescriptorLoss, SpectrumLoss
+    ex = stripes(48, 48)
+    G = ready(tiny())
+    loss_fn, spectrum = DescriptorLoss([ex]), SpectrumLoss([ex], 48)
+    z = torch.from_numpy(sample_noise(G.cfg.layout, 12, 12, seed=1, batch=2))
+    opt = torch.optim.Adam(G.parameters(), 1e-3)
+    _, terms = step(G, loss_fn, opt, z, None, TexNetTrainConfig(fine_weight=1.0), spectrum=spectrum)
+    assert terms["fine"] > 0                   # an untrained net paints speckle the stripes lack
+    _, terms = step(G, loss_fn, opt, z, None, TexNetTrainConfig(fine_weight=0.0), spectrum=spectrum)
+    assert "fine" not in terms

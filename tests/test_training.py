@@ -195,6 +195,12 @@ def test_fine_excess_caps_speckle_per_channel_and_leaves_blur_alone():
     x = speckled.clone().requires_grad_(True)
     loss.fine_excess(x).backward()
     assert x.grad.abs().sum() > 0
+    # a faint grey checker on a soft sample: all of f >= 0.25 holds less than the photo's,
+    # but the corners beyond 0.5, where the checker lies, hold many times the photo's
+    soft_checker = blurred + 0.03 * checker
+    top = lambda x: (loss.power(x) * loss.top.sum(0)).sum((1, 2))      # per channel
+    assert (top(soft_checker) < top(crops)).all()
+    assert loss.fine_excess(soft_checker).item() > 1.0
 
 
 def test_lattice_loss_pushes_a_motif_per_cell_down_to_the_exemplars_own():

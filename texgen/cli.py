@@ -151,9 +151,9 @@ _texnet_options = _options(
                           "in every noise cell, a grid of square blocks (0: off). Default: the "
                           "preset's."),
         click.option("--fine-weight", type=_range("fine_weight"),
-                     help="psgan: weight of the cap on fine speckle: energy in the finest "
-                          "octave of each colour channel above the photo's (0: off). Default: "
-                          "the preset's."),
+                     help="psgan/texnet: weight of the cap on fine speckle: energy in the finest "
+                          "octave of each colour channel, and beyond it (a 1 px checker), above "
+                          "the photo's (0: off). Default: the preset's."),
         click.option("--diversity", type=_range("diversity"),
                      help="texnet: weight of the diversity term (Improved Texture Networks). "
                           "[default: 0]"),
@@ -244,7 +244,7 @@ _METHOD_ONLY = (("--style/--content", "stylise", ("stylize",)),
                 ("--spectrum-weight", "spectrum_weight", ("psgan", "sgan", "texnet")),
                 ("--lattice-weight", "lattice_weight", ("psgan", "sgan")),
                 ("--contrast-weight", "contrast_weight", ("psgan", "sgan")),
-                ("--fine-weight", "fine_weight", ("psgan", "sgan")),
+                ("--fine-weight", "fine_weight", ("psgan", "sgan", "texnet")),
                 ("--maps", "map_paths", ("psgan", "sgan")))
 
 

@@ -6,6 +6,7 @@ Each metric has one job and says which way is better:
     histogram_distance  colour value distributions (no descriptor)               lower
     spectrum_distance   radially averaged power spectra (no descriptor)          lower
     fine_energy         energy in the finest octave, samples / exemplar           1.0 (> 1.2 speckle)
+    checker_energy      energy beyond it, in the corners (a 1 px checker)        1.0 (> 1.2 halftone)
     seam_score          steps across the wrap-around seams / interior steps      1.0 = seamless
     period_error        dominant periods of the samples vs the exemplar's        lower
     cell_lattice        share of the variance in one motif per noise cell         the photo's
@@ -112,17 +113,22 @@ def spectrum_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(radial_spectrum(_centre(a, n)) - radial_spectrum(_centre(b, n))).mean())
 
 
-def top_octave_energy(img: np.ndarray) -> float:
-    """Variance of the luma carried by the finest octave of frequencies (0.25 to 0.5 cycles
-    per px), Hann-windowed so image borders add nothing: fine colour speckle or noise raises
-    it, blur lowers it."""
+def band_energy(img: np.ndarray, lo: float, hi: float = np.inf) -> float:
+    """Variance of the luma carried by frequencies lo <= |f| <= hi cycles per px,
+    Hann-windowed so image borders add nothing."""
     g = _luma(img).astype(np.float64)
     win = np.outer(np.hanning(g.shape[0]), np.hanning(g.shape[1]))
     g = (g - g.mean()) * win
     p = np.abs(np.fft.fft2(g)) ** 2 / (win ** 2).sum() / g.size
     f = np.hypot(*np.meshgrid(np.fft.fftfreq(g.shape[0]), np.fft.fftfreq(g.shape[1]),
                               indexing="ij"))
-    return float(p[(f >= 0.25) & (f <= 0.5)].sum())
+    return float(p[(f >= lo) & (f <= hi)].sum())
+
+
+def top_octave_energy(img: np.ndarray) -> float:
+    """Luma variance in the finest octave of frequencies (0.25 to 0.5 cycles per px): fine
+    colour speckle or noise raises it, blur lowers it."""
+    return band_energy(img, 0.25, 0.5)
 
 
 def fine_energy(samples: list[np.ndarray], exemplar: np.ndarray) -> float:
@@ -130,6 +136,14 @@ def fine_energy(samples: list[np.ndarray], exemplar: np.ndarray) -> float:
     the photo; above 1.2, speckle; below 0.8, blur."""
     return float(np.mean([top_octave_energy(s) for s in samples]) /
                  max(top_octave_energy(exemplar), 1e-12))
+
+
+def checker_energy(samples: list[np.ndarray], exemplar: np.ndarray) -> float:
+    """The samples' mean luma energy beyond 0.5 cycles per px (the spectrum's corners, where a
+    1 px checkerboard's lies and fine_energy does not look) over the exemplar's: a camera's
+    photo has little there, so a sample's halftone shows as many times 1."""
+    return float(np.mean([band_energy(s, 0.5) for s in samples]) /
+                 max(band_energy(exemplar, 0.5), 1e-12))
 
 
 # ----------------------------------------------------------------------------- lattice

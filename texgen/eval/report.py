@@ -44,6 +44,8 @@ READINGS = {
                          "wrong grain size raise it.",
     "fine_energy": "Energy in the finest octave of detail (0.25-0.5 cycles/px), samples / "
                    "photo; 1 is right, above 1.2 is speckle or noise, below 0.8 is blur.",
+    "checker_energy": "Energy beyond 0.5 cycles/px, in the spectrum's corners, samples / photo: "
+                      "a 1-2 px checkerboard (halftone) shows as many times 1.",
     "seam_score": "Step across the wrap-around seams / ordinary neighbour steps; 1.0 tiles "
                   "invisibly, the photo itself shows what a visible seam scores.",
     "period_error": "Relative error of the samples' dominant periods vs the photo's; 0 is "
@@ -135,6 +137,7 @@ def evaluate_samples(samples: list[np.ndarray], exemplar: np.ndarray,
             "histogram_distance": float(np.mean([M.histogram_distance(s, exemplar) for s in samples])),
             "spectrum_distance": float(np.mean([M.spectrum_distance(s, exemplar) for s in samples])),
             "fine_energy": M.fine_energy(samples, exemplar),
+            "checker_energy": M.checker_energy(samples, exemplar),
             "seam_score": float(np.mean([M.seam_score(s) for s in samples])),
             "period_error": M.period_error(exemplar, samples),
             # crops of the samples, as of the photo: the chance level depends on the size
@@ -151,6 +154,7 @@ def evaluate_samples(samples: list[np.ndarray], exemplar: np.ndarray,
             "histogram_distance": float(np.mean([M.histogram_distance(c, exemplar) for c in ex_crops])),
             "spectrum_distance": float(np.mean([M.spectrum_distance(c, exemplar) for c in ex_crops])),
             "fine_energy": M.fine_energy(ex_crops, exemplar),
+            "checker_energy": M.checker_energy(ex_crops, exemplar),
             "seam_score": M.seam_score(exemplar),
             "period_error": M.period_error(exemplar, ex_crops[:2]),
             "cell_lattice": M.cell_lattice(ex_crops, cfg.cell),

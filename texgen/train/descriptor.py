@@ -186,11 +186,13 @@ class SpectrumLoss(nn.Module):
         self.register_buffer("window", window / window.pow(2).mean().sqrt())
         with torch.no_grad():
             self.register_buffer("target", self.power(torch.from_numpy(np.stack(crops))).sqrt())
-        # the finest octave, from 0.25 cycles per px out: eval's fine_energy stops at 0.5 and
-        # misses the corners, where a 1 px checkerboard's energy lies
+        # the finest octave, in two bands: the ring 0.25-0.5 cycles per px, and the corners
+        # beyond 0.5 where a 1 px checkerboard's energy lies (eval's fine_energy and
+        # checker_energy). Each is capped on its own: a checker in the corners cannot hide
+        # under a soft ring
         f = torch.hypot(torch.fft.fftfreq(size)[:, None], torch.fft.rfftfreq(size)[None])
-        self.register_buffer("top", (f >= 0.25).float())
-        self.register_buffer("top_target", (self.target.pow(2) * self.top).sum((1, 2)))
+        self.register_buffer("top", torch.stack([(f >= 0.25) & (f < 0.5), f >= 0.5]).float())
+        self.register_buffer("top_target", torch.einsum("chw,bhw->cb", self.target.pow(2), self.top))
         self.to(device)
 
     def power(self, x: torch.Tensor) -> torch.Tensor:
@@ -206,11 +208,12 @@ class SpectrumLoss(nn.Module):
 
     def fine_excess(self, x: torch.Tensor) -> torch.Tensor:
         """() how far the batch x's energy in the finest octave exceeds the exemplar's, per
-        colour channel: mean over channels of max(0, log(E_x / E_e))^2. Speckle, a 1-2 px
-        colour checker, is energy there that the photo lacks; this caps it and leaves every
-        other frequency, and a blur, alone (the whole spectrum loss blurred conc01). In logs,
-        so the white noise a new G paints (many times the photo's) does not swamp the rest."""
-        e = (self.power(self._seen(x)) * self.top).sum((1, 2))
+        colour channel and band (the ring to 0.5 cycles per px, the corners beyond): mean of
+        max(0, log(E_x / E_e))^2. Speckle, a 1-2 px colour checker, is energy there that the
+        photo lacks; this caps it and leaves every other frequency, and a blur, alone (the
+        whole spectrum loss blurred conc01). In logs, so the white noise a new G paints (many
+        times the photo's) does not swamp the rest."""
+        e = torch.einsum("chw,bhw->cb", self.power(self._seen(x)), self.top)
         return (e.clamp_min(1e-12) / self.top_target.clamp_min(1e-12)).log().clamp_min(0).pow(2).mean()
 
     def _seen(self, x: torch.Tensor) -> torch.Tensor:

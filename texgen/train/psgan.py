@@ -62,9 +62,9 @@ class TrainConfig:
                                 # lattice lines at their spacing, but on a stochastic texture
                                 # it blurred (conc01: fine_energy 1.42 -> 0.31); off when
                                 # --spectrum-weight is given
-    fine_weight: float = 0.0    # weight of the cap on energy in the finest octave, per colour
-                                # channel, above the exemplar's (SpectrumLoss.fine_excess:
-                                # speckle; 0: off)
+    fine_weight: float = 0.0    # weight of the cap on energy in the finest octave and the
+                                # corners beyond it, per colour channel, above the exemplar's
+                                # (SpectrumLoss.fine_excess: speckle; 0: off)
     lattice_weight: float = 0.0  # weight of the loss on a motif repeated in every noise cell
                                 # (train/descriptor.LatticeLoss; 0: off)
     contrast_weight: float = 0.0  # weight of its second order: contrast and edges at the same
@@ -105,10 +105,11 @@ class TrainConfig:
 # contrast_weight stays 0: at 100 (700 iterations) eval's cell_contrast fell 0.25 -> 0.02,
 # and metal002's texture_distance 0.164 -> 0.148, but conc01's rose 0.133 -> 0.167 under a
 # 1-2 px checkerboard (fine_energy 1.22 -> 1.61): even pixel noise flattens it cheaply.
-# fine_weight stays 0: at 100 it took conc01's fine_energy 1.22 -> 0.71 and brick's 2.75 ->
-# 0.44 (its colour checker gone), but texture_distance rose (0.133 -> 0.139, 0.224 -> 0.230)
-# and the cell grid grew (cell_contrast 0.25 -> 0.35, 0.28 -> 0.60); with contrast_weight
-# 100 beside it conc01 lost grid and speckle both, and went soft: 0.133 -> 0.207.
+# fine_weight stays 0: at 100 (then a cap on the ring to 0.5 cycles/px alone) it took
+# conc01's fine_energy 1.22 -> 0.71 and brick's 2.75 -> 0.44 (its colour checker gone), but
+# texture_distance rose (0.133 -> 0.139, 0.224 -> 0.230) and the cell grid grew
+# (cell_contrast 0.25 -> 0.35, 0.28 -> 0.60); with contrast_weight 100 beside it conc01 lost
+# grid and speckle both, and went soft: 0.133 -> 0.207.
 PRESETS = {
     "fast": (PSGANConfig(n_global=20, n_periodic=8, g_widths=(256, 128, 64, 32), d_widths=(32, 64, 128, 256),
                          pixel_noise=True),
