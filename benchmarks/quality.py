@@ -76,8 +76,8 @@ MODELS = ROOT / "benchmarks" / "models" / "quality"
 OUT = ROOT / "benchmarks" / "out"
 TUNED = ("tile01_2x", "floor_se01", "grass_lush", "conc01")   # conc01: the lattice weight (2026-12-03)
 METRICS = ["texture_distance", "histogram_distance", "spectrum_distance", "fine_energy",
-           "checker_energy", "seam_score", "period_error", "cell_lattice", "cell_contrast", "diversity",
-           "copy_score"]
+           "checker_energy", "seam_score", "period_error", "cell_lattice", "cell_contrast",
+           "diversity", "copy_score"]
 BAR = 1.5                       # usable: texture_distance at most this x the photo's own
 
 

@@ -66,6 +66,7 @@ def test_fine_energy_sees_speckle_and_blur(wall):
     assert M.fine_energy([speckle], wall) > 1.5
     assert M.fine_energy([blur(wall, 3)], wall) < 0.5
 
+
 def test_checker_energy_sees_a_halftone_that_fine_energy_misses(wall):
     # a faint 1 px checkerboard: its energy lies in the spectrum's corners, beyond 0.5 cycles/px
     checker = np.indices(wall.shape[:2]).sum(0)[..., None] % 2 * 2 - 1.0
@@ -191,8 +192,8 @@ def test_eval_model_writes_report(tmp_path, tiny_G, wall):
     data = json.loads((out / "metrics.json").read_text())
     assert set(data["readings"]) == set(data["metrics"])
     assert set(data["metrics"]) == {"texture_distance", "histogram_distance", "spectrum_distance",
-                                    "fine_energy", "checker_energy", "seam_score", "period_error", "cell_lattice",
-                                    "cell_contrast", "diversity", "copy_score"}
+                                    "fine_energy", "checker_energy", "seam_score", "period_error",
+                                    "cell_lattice", "cell_contrast", "diversity", "copy_score"}
     assert 0 <= data["metrics"]["cell_lattice"] <= 1
     assert data["metrics"]["cell_contrast"] >= 0 and data["exemplar_baseline"]["cell_contrast"] >= 0
     # an untrained generator is far from the bricks: the report must say so

@@ -203,7 +203,23 @@ class SpectrumLoss(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """() spectrum loss of the batch x (B, 3, H, W) in [0, 1], H, W >= size (a bigger
         x is compared by its top-left size x size crop)."""
-        amp = (self.power(self._seen(x)) + 1e-12).sqrt()
+        return self._distance(self.power(self._seen(x)))
+
+    def weighted(self, x: torch.Tensor, spectrum_weight: float, fine_weight: float):
+        """(spectrum_weight * forward(x) + fine_weight * fine_excess(x), their values as
+        {"spec", "fine"} for the progress bar), the terms with weight 0 left out: a trainer's
+        share of its loss, from one power spectrum of x."""
+        power, loss, terms = self.power(self._seen(x)), 0.0, {}
+        for key, weight, term in (("spec", spectrum_weight, self._distance),
+                                  ("fine", fine_weight, self._excess)):
+            if weight:
+                value = term(power)
+                terms[key] = value.item()
+                loss = loss + weight * value
+        return loss, terms
+
+    def _distance(self, power: torch.Tensor) -> torch.Tensor:
+        amp = (power + 1e-12).sqrt()
         return (amp - self.target).pow(2).mean() / self.target.pow(2).mean().clamp_min(1e-12)
 
     def fine_excess(self, x: torch.Tensor) -> torch.Tensor:
@@ -213,7 +229,10 @@ class SpectrumLoss(nn.Module):
         photo lacks; this caps it and leaves every other frequency, and a blur, alone (the
         whole spectrum loss blurred conc01). In logs, so the white noise a new G paints (many
         times the photo's) does not swamp the rest."""
-        e = torch.einsum("chw,bhw->cb", self.power(self._seen(x)), self.top)
+        return self._excess(self.power(self._seen(x)))
+
+    def _excess(self, power: torch.Tensor) -> torch.Tensor:
+        e = torch.einsum("chw,bhw->cb", power, self.top)
         return (e.clamp_min(1e-12) / self.top_target.clamp_min(1e-12)).log().clamp_min(0).pow(2).mean()
 
     def _seen(self, x: torch.Tensor) -> torch.Tensor:

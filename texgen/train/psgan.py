@@ -385,14 +385,10 @@ def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: in
         tex = descriptor.texture(descriptor.features(seen), rng).mean()
         terms["tex"] = tex.item()
         g_loss = g_loss + cfg.descriptor_weight * tex
-    if cfg.spectrum_weight and spectrum is not None:
-        spec = spectrum(colour)
-        terms["spec"] = spec.item()
-        g_loss = g_loss + cfg.spectrum_weight * spec
-    if cfg.fine_weight and spectrum is not None:
-        fine = spectrum.fine_excess(colour)
-        terms["fine"] = fine.item()
-        g_loss = g_loss + cfg.fine_weight * fine
+    if spectrum is not None:
+        spec, spec_terms = spectrum.weighted(colour, cfg.spectrum_weight, cfg.fine_weight)
+        terms.update(spec_terms)
+        g_loss = g_loss + spec
     if cfg.lattice_weight and lattice is not None:
         lat = lattice(colour)
         terms["lat"] = lat.item()

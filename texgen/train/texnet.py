@@ -203,14 +203,10 @@ def step(G: TexNet, loss_fn: DescriptorLoss, opt, z: torch.Tensor, content: torc
         terms = {"tex": texture.item(), "content": c.item()}
     if cfg.diversity:
         loss = loss + cfg.diversity * diversity(feats)
-    if cfg.spectrum_weight and spectrum is not None:
-        spec = spectrum(img)
-        terms["spec"] = spec.item()
-        loss = loss + cfg.spectrum_weight * spec
-    if cfg.fine_weight and spectrum is not None:
-        fine = spectrum.fine_excess(img)
-        terms["fine"] = fine.item()
-        loss = loss + cfg.fine_weight * fine
+    if spectrum is not None:
+        spec, spec_terms = spectrum.weighted(img, cfg.spectrum_weight, cfg.fine_weight)
+        terms.update(spec_terms)
+        loss = loss + spec
     opt.zero_grad(set_to_none=True)
     loss.backward()
     norm = torch.nn.utils.clip_grad_norm_(G.parameters(), cfg.clip)
