@@ -20,7 +20,7 @@ from texgen.runtime.noise import sample_noise
 from texgen.runtime.onnx_painter import OnnxPainter
 from texgen.runtime.stylize import content_noise, stylize
 from texgen.runtime.tiling import tile_noise
-from texgen.train.texnet import TexNetTrainConfig, step, train
+from texgen.train.texnet import PRESETS, TexNetTrainConfig, step, train
 
 
 def tiny(content: int = 0) -> TexNetConfig:
@@ -288,8 +288,9 @@ def test_fixed_batchnorm_step_keeps_the_statistics_it_paints_with():
     assert not torch.equal(bn.running_mean, before)        # the control: batch statistics move them
 
 
-def test_fine_cap_charges_a_checker_and_is_recorded():
-    """texnet's fine cap (`--fine-weight`) is a term of its step when weighted, and only then."""
+def test_fine_and_checker_caps_are_terms_of_the_step_only_when_weighted():
+    """texnet's fine and checker caps (`--fine-weight`, `--checker-weight`) are terms of its
+    step when weighted, and only then; the fast preset caps the checker."""
     from texgen.train.descriptor import DescriptorLoss, SpectrumLoss
     ex = stripes(48, 48)
     G = ready(tiny())
@@ -298,5 +299,9 @@ def test_fine_cap_charges_a_checker_and_is_recorded():
     opt = torch.optim.Adam(G.parameters(), 1e-3)
     _, terms = step(G, loss_fn, opt, z, None, TexNetTrainConfig(fine_weight=1.0), spectrum=spectrum)
     assert terms["fine"] > 0                   # an untrained net paints speckle the stripes lack
-    _, terms = step(G, loss_fn, opt, z, None, TexNetTrainConfig(fine_weight=0.0), spectrum=spectrum)
-    assert "fine" not in terms
+    _, terms = step(G, loss_fn, opt, z, None, TexNetTrainConfig(checker_weight=1.0),
+                    spectrum=spectrum)
+    assert terms["checker"] > 0 and "fine" not in terms
+    _, terms = step(G, loss_fn, opt, z, None, TexNetTrainConfig(), spectrum=spectrum)
+    assert "fine" not in terms and "checker" not in terms
+    assert PRESETS["fast"].checker_weight > 0 and PRESETS["fast"].fine_weight == 0

@@ -176,7 +176,7 @@ def test_spectrum_loss_sees_period_and_grain_but_not_position():
         SpectrumLoss([stripes(20, 20)], 64)
 
 
-def test_fine_excess_caps_speckle_per_channel_and_leaves_blur_alone():
+def test_fine_and_checker_caps_charge_their_own_band_per_channel_and_leave_blur_alone():
     from texgen.train.descriptor import SpectrumLoss
     photo = np.random.default_rng(0).random((128, 128, 3)).astype(np.float32)
     photo = torch.nn.functional.avg_pool2d(torch.from_numpy(photo.transpose(2, 0, 1))[None],
@@ -184,10 +184,11 @@ def test_fine_excess_caps_speckle_per_channel_and_leaves_blur_alone():
     loss = SpectrumLoss([photo.numpy().transpose(1, 2, 0)], 64)
     crops = photo.unfold(1, 64, 64).unfold(2, 64, 64).permute(1, 2, 0, 3, 4).reshape(-1, 3, 64, 64)
     assert loss.fine_excess(crops).item() < 0.05
-    # a 1 px magenta/green checker: no more luma grain, but red and blue gain, green loses
-    checker = torch.from_numpy(np.indices((64, 64)).sum(0) % 2 * 2 - 1.0).float()
+    # a 2 px magenta/green checker (its energy at 0.35 cycles per px, in the ring): no more
+    # luma grain, but red and blue gain, green loses
+    squares = torch.from_numpy((np.indices((64, 64)) // 2).sum(0) % 2 * 2 - 1.0).float()
     tint = torch.tensor([1.0, -1.0, 1.0])[:, None, None]
-    speckled = crops + 0.1 * tint * checker
+    speckled = crops + 0.1 * tint * squares
     assert loss.fine_excess(speckled).item() > 1.0
     assert loss.fine_excess(speckled).item() > 10 * loss.fine_excess(crops).item()
     blurred = torch.nn.functional.avg_pool2d(crops, 5, 1, 2, count_include_pad=False)
@@ -196,11 +197,21 @@ def test_fine_excess_caps_speckle_per_channel_and_leaves_blur_alone():
     loss.fine_excess(x).backward()
     assert x.grad.abs().sum() > 0
     # a faint grey checker on a soft sample: all of f >= 0.25 holds less than the photo's,
-    # but the corners beyond 0.5, where the checker lies, hold many times the photo's
+    # but the corners beyond 0.5, where the checker lies, hold many times the photo's: the
+    # checker cap charges it, the ring's does not, and neither charges the photo's crops
+    checker = torch.from_numpy(np.indices((64, 64)).sum(0) % 2 * 2 - 1.0).float()
     soft_checker = blurred + 0.03 * checker
     top = lambda x: (loss.power(x) * loss.top.sum(0)).sum((1, 2))      # per channel
     assert (top(soft_checker) < top(crops)).all()
-    assert loss.fine_excess(soft_checker).item() > 1.0
+    assert loss.checker_excess(soft_checker).item() > 1.0
+    assert loss.fine_excess(soft_checker).item() == 0.0
+    assert loss.checker_excess(crops).item() < 0.05
+    # one spectrum gives every weighted term, each what its own call gives
+    total, terms = loss.weighted(soft_checker, 0.5, 2.0, 3.0)
+    parts = (loss(soft_checker), loss.fine_excess(soft_checker), loss.checker_excess(soft_checker))
+    assert terms == pytest.approx({"spec": parts[0].item(), "fine": 0.0, "checker": parts[2].item()})
+    assert total.item() == pytest.approx(0.5 * parts[0].item() + 3.0 * parts[2].item(), rel=1e-5)
+    assert loss.weighted(soft_checker, 0.5, 0.0, 0.0)[1].keys() == {"spec"}
 
 
 def test_lattice_loss_pushes_a_motif_per_cell_down_to_the_exemplars_own():

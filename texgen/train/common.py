@@ -121,9 +121,9 @@ def choose_method(images: list[np.ndarray]) -> tuple[str, str]:
 
     On such photos, at the fast preset's budget, texnet paints closer to the photo than
     PSGAN, and without PSGAN's grid of 32 px noise cells (texture_distance over the photo's
-    own, benchmarks/out/quality.md: grass_lush 1.22 against 3.63, gravel 1.39 against 2.15,
-    grass 1.15 against 1.58, floor_se01 1.25 against 1.62, brick 0.81 against 1.45, desert002
-    0.67 against 1.16, conc01 1.93 against 1.90). A lattice of tiles or courses needs
+    own, benchmarks/out/quality.md: grass_lush 1.20 against 3.63, gravel 1.44 against 2.15,
+    grass 1.19 against 1.58, floor_se01 1.27 against 1.62, brick 0.72 against 1.45, desert002
+    0.70 against 1.16, conc01 1.59 against 1.90). A lattice of tiles or courses needs
     PSGAN's learned waves to keep its period (texnet paints tiles as a maze of rectangles),
     and several photos make a PSGAN texture manifold."""
     from texgen.spectrum import clear_periods

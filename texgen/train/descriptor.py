@@ -186,8 +186,8 @@ class SpectrumLoss(nn.Module):
         self.register_buffer("window", window / window.pow(2).mean().sqrt())
         with torch.no_grad():
             self.register_buffer("target", self.power(torch.from_numpy(np.stack(crops))).sqrt())
-        # the finest octave, in two bands: the ring 0.25-0.5 cycles per px, and the corners
-        # beyond 0.5 where a 1 px checkerboard's energy lies (eval's fine_energy and
+        # the finest octave, in two bands: the ring 0.25-0.5 cycles per px (speckle), and the
+        # corners beyond 0.5 where a 1 px checkerboard's energy lies (eval's fine_energy and
         # checker_energy). Each is capped on its own: a checker in the corners cannot hide
         # under a soft ring
         f = torch.hypot(torch.fft.fftfreq(size)[:, None], torch.fft.rfftfreq(size)[None])
@@ -205,13 +205,16 @@ class SpectrumLoss(nn.Module):
         x is compared by its top-left size x size crop)."""
         return self._distance(self.power(self._seen(x)))
 
-    def weighted(self, x: torch.Tensor, spectrum_weight: float, fine_weight: float):
-        """(spectrum_weight * forward(x) + fine_weight * fine_excess(x), their values as
-        {"spec", "fine"} for the progress bar), the terms with weight 0 left out: a trainer's
-        share of its loss, from one power spectrum of x."""
+    def weighted(self, x: torch.Tensor, spectrum_weight: float, fine_weight: float,
+                 checker_weight: float = 0.0):
+        """(spectrum_weight * forward(x) + fine_weight * fine_excess(x) + checker_weight *
+        checker_excess(x), their values as {"spec", "fine", "checker"} for the progress bar),
+        the terms with weight 0 left out: a trainer's share of its loss, from one power
+        spectrum of x."""
         power, loss, terms = self.power(self._seen(x)), 0.0, {}
         for key, weight, term in (("spec", spectrum_weight, self._distance),
-                                  ("fine", fine_weight, self._excess)):
+                                  ("fine", fine_weight, lambda p: self._excess(p, 0)),
+                                  ("checker", checker_weight, lambda p: self._excess(p, 1))):
             if weight:
                 value = term(power)
                 terms[key] = value.item()
@@ -223,17 +226,25 @@ class SpectrumLoss(nn.Module):
         return (amp - self.target).pow(2).mean() / self.target.pow(2).mean().clamp_min(1e-12)
 
     def fine_excess(self, x: torch.Tensor) -> torch.Tensor:
-        """() how far the batch x's energy in the finest octave exceeds the exemplar's, per
-        colour channel and band (the ring to 0.5 cycles per px, the corners beyond): mean of
-        max(0, log(E_x / E_e))^2. Speckle, a 1-2 px colour checker, is energy there that the
-        photo lacks; this caps it and leaves every other frequency, and a blur, alone (the
-        whole spectrum loss blurred conc01). In logs, so the white noise a new G paints (many
-        times the photo's) does not swamp the rest."""
-        return self._excess(self.power(self._seen(x)))
+        """() how far the batch x's energy in the finest octave (0.25 to 0.5 cycles per px)
+        exceeds the exemplar's, per colour channel: mean of max(0, log(E_x / E_e))^2.
+        Speckle, a 1-2 px colour grain, is energy there that the photo lacks; this caps it
+        and leaves every other frequency, and a blur, alone (the whole spectrum loss blurred
+        conc01). In logs, so the white noise a new G paints (many times the photo's) does not
+        swamp the rest."""
+        return self._excess(self.power(self._seen(x)), 0)
 
-    def _excess(self, power: torch.Tensor) -> torch.Tensor:
-        e = torch.einsum("chw,bhw->cb", power, self.top)
-        return (e.clamp_min(1e-12) / self.top_target.clamp_min(1e-12)).log().clamp_min(0).pow(2).mean()
+    def checker_excess(self, x: torch.Tensor) -> torch.Tensor:
+        """() the same cap on the corners of the spectrum beyond 0.5 cycles per px, where a
+        1 px checkerboard lies (texnet paints one: desert002 60x the photo's energy there).
+        Apart from fine_excess because capping the ring too cost detail: on texnet, at the
+        same weight, desert002 and gravel came out softer (texgen/train/texnet.py)."""
+        return self._excess(self.power(self._seen(x)), 1)
+
+    def _excess(self, power: torch.Tensor, band: int) -> torch.Tensor:
+        e = torch.einsum("chw,hw->c", power, self.top[band])
+        ratio = e.clamp_min(1e-12) / self.top_target[:, band].clamp_min(1e-12)
+        return ratio.log().clamp_min(0).pow(2).mean()
 
     def _seen(self, x: torch.Tensor) -> torch.Tensor:
         if min(x.shape[-2:]) < self.size:

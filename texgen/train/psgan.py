@@ -62,9 +62,11 @@ class TrainConfig:
                                 # lattice lines at their spacing, but on a stochastic texture
                                 # it blurred (conc01: fine_energy 1.42 -> 0.31); off when
                                 # --spectrum-weight is given
-    fine_weight: float = 0.0    # weight of the cap on energy in the finest octave and the
-                                # corners beyond it, per colour channel, above the exemplar's
-                                # (SpectrumLoss.fine_excess: speckle; 0: off)
+    fine_weight: float = 0.0    # weight of the cap on energy in the finest octave, per colour
+                                # channel, above the exemplar's (SpectrumLoss.fine_excess:
+                                # speckle; 0: off)
+    checker_weight: float = 0.0  # the same cap on the corners beyond it (checker_excess: a
+                                # 1 px checkerboard; 0: off)
     lattice_weight: float = 0.0  # weight of the loss on a motif repeated in every noise cell
                                 # (train/descriptor.LatticeLoss; 0: off)
     contrast_weight: float = 0.0  # weight of its second order: contrast and edges at the same
@@ -105,11 +107,13 @@ class TrainConfig:
 # contrast_weight stays 0: at 100 (700 iterations) eval's cell_contrast fell 0.25 -> 0.02,
 # and metal002's texture_distance 0.164 -> 0.148, but conc01's rose 0.133 -> 0.167 under a
 # 1-2 px checkerboard (fine_energy 1.22 -> 1.61): even pixel noise flattens it cheaply.
-# fine_weight stays 0: at 100 (then a cap on the ring to 0.5 cycles/px alone) it took
+# fine_weight stays 0: at 100 (the finest octave, 0.25-0.5 cycles/px) it took
 # conc01's fine_energy 1.22 -> 0.71 and brick's 2.75 -> 0.44 (its colour checker gone), but
 # texture_distance rose (0.133 -> 0.139, 0.224 -> 0.230) and the cell grid grew
 # (cell_contrast 0.25 -> 0.35, 0.28 -> 0.60); with contrast_weight 100 beside it conc01 lost
-# grid and speckle both, and went soft: 0.133 -> 0.207.
+# grid and speckle both, and went soft: 0.133 -> 0.207. checker_weight stays 0: PSGAN's
+# checkerboard beyond that octave is small where it was measured (checker_energy: grass
+# 0.57, wood003 1.67, against texnet's 53 on desert002); not tried.
 PRESETS = {
     "fast": (PSGANConfig(n_global=20, n_periodic=8, g_widths=(256, 128, 64, 32), d_widths=(32, 64, 128, 256),
                          pixel_noise=True),
@@ -239,7 +243,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         judge = descriptor if descriptor is not None and descriptor.kind == "gram" else \
             DescriptorLoss(colours(), cfg.descriptor_weights, device=dev)
     spectrum = None
-    if cfg.spectrum_weight or cfg.fine_weight:
+    if cfg.spectrum_weight or cfg.fine_weight or cfg.checker_weight:
         from texgen.train.descriptor import SpectrumLoss
         spectrum = SpectrumLoss(colours(), cfg.patch, device=dev)
     lattice = None
@@ -386,7 +390,8 @@ def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: in
         terms["tex"] = tex.item()
         g_loss = g_loss + cfg.descriptor_weight * tex
     if spectrum is not None:
-        spec, spec_terms = spectrum.weighted(colour, cfg.spectrum_weight, cfg.fine_weight)
+        spec, spec_terms = spectrum.weighted(colour, cfg.spectrum_weight, cfg.fine_weight,
+                                              cfg.checker_weight)
         terms.update(spec_terms)
         g_loss = g_loss + spec
     if cfg.lattice_weight and lattice is not None:
