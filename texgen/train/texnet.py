@@ -67,7 +67,8 @@ class TexNetTrainConfig:
 # photo's own and texture_distance held or improved: desert002 0.124 -> 0.130, gravel 0.082
 # -> 0.085, conc01 0.135 -> 0.111, brick 0.125 -> 0.111. The finest octave below it is left
 # free: capping both bands (fine_weight = checker_weight = 0.5, or 0.05) cost detail,
-# desert002 0.186 and 0.138, gravel 0.097 and 0.112 (quality_ab.md). full is not measured.
+# desert002 0.186 and 0.138, gravel 0.097 and 0.112 (quality_ab.md). Not measured: full,
+# and stylize, which trains with these presets too (same net, same Gram loss).
 PRESETS = {"fast": TexNetTrainConfig(checker_weight=1.0),
            "full": TexNetTrainConfig(iters=2000, batch=16, lr=1e-3, preview_every=200, ckpt_every=200,
                                      checker_weight=1.0)}
