@@ -2,6 +2,7 @@
 R1, the frozen discriminator, the descriptor losses, and the colour-first map stack."""
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -207,11 +208,15 @@ def test_fine_and_checker_caps_charge_their_own_band_per_channel_and_leave_blur_
     assert loss.fine_excess(soft_checker).item() == 0.0
     assert loss.checker_excess(crops).item() < 0.05
     # one spectrum gives every weighted term, each what its own call gives
-    total, terms = loss.weighted(soft_checker, 0.5, 2.0, 3.0)
+    weights = SimpleNamespace(spectrum_weight=0.5, fine_weight=2.0, checker_weight=3.0)
+    total, terms = loss.weighted(soft_checker, weights)
     parts = (loss(soft_checker), loss.fine_excess(soft_checker), loss.checker_excess(soft_checker))
     assert terms == pytest.approx({"spec": parts[0].item(), "fine": 0.0, "checker": parts[2].item()})
     assert total.item() == pytest.approx(0.5 * parts[0].item() + 3.0 * parts[2].item(), rel=1e-5)
-    assert loss.weighted(soft_checker, 0.5, 0.0, 0.0)[1].keys() == {"spec"}
+    weights = SimpleNamespace(spectrum_weight=0.5, fine_weight=0.0, checker_weight=0.0)
+    assert loss.weighted(soft_checker, weights)[1].keys() == {"spec"}
+    assert SpectrumLoss.used_by(weights) and not SpectrumLoss.used_by(
+        SimpleNamespace(spectrum_weight=0.0, fine_weight=0.0, checker_weight=0.0))
 
 
 def test_lattice_loss_pushes_a_motif_per_cell_down_to_the_exemplars_own():

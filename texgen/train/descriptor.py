@@ -205,18 +205,26 @@ class SpectrumLoss(nn.Module):
         x is compared by its top-left size x size crop)."""
         return self._distance(self.power(self._seen(x)))
 
-    def weighted(self, x: torch.Tensor, spectrum_weight: float, fine_weight: float,
-                 checker_weight: float = 0.0):
-        """(spectrum_weight * forward(x) + fine_weight * fine_excess(x) + checker_weight *
-        checker_excess(x), their values as {"spec", "fine", "checker"} for the progress bar),
-        the terms with weight 0 left out: a trainer's share of its loss, from one power
-        spectrum of x."""
+    # a training config's weight of each term, and the term's name on the progress bar
+    WEIGHTS = {"spectrum_weight": "spec", "fine_weight": "fine", "checker_weight": "checker"}
+
+    @classmethod
+    def used_by(cls, cfg) -> bool:
+        """Whether the training config cfg (psgan's or texnet's) weights any of its terms."""
+        return any(getattr(cfg, name) for name in cls.WEIGHTS)
+
+    def weighted(self, x: torch.Tensor, cfg):
+        """(cfg.spectrum_weight * forward(x) + cfg.fine_weight * fine_excess(x) +
+        cfg.checker_weight * checker_excess(x), their values as {"spec", "fine", "checker"}
+        for the progress bar), the terms with weight 0 left out: a trainer's share of its
+        loss, from one power spectrum of x."""
         power, loss, terms = self.power(self._seen(x)), 0.0, {}
-        for key, weight, term in (("spec", spectrum_weight, self._distance),
-                                  ("fine", fine_weight, lambda p: self._excess(p, 0)),
-                                  ("checker", checker_weight, lambda p: self._excess(p, 1))):
+        funcs = {"spec": self._distance, "fine": lambda p: self._excess(p, 0),
+                 "checker": lambda p: self._excess(p, 1)}
+        for name, key in self.WEIGHTS.items():
+            weight = getattr(cfg, name)
             if weight:
-                value = term(power)
+                value = funcs[key](power)
                 terms[key] = value.item()
                 loss = loss + weight * value
         return loss, terms

@@ -242,10 +242,8 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         from texgen.train.descriptor import DescriptorLoss
         judge = descriptor if descriptor is not None and descriptor.kind == "gram" else \
             DescriptorLoss(colours(), cfg.descriptor_weights, device=dev)
-    spectrum = None
-    if cfg.spectrum_weight or cfg.fine_weight or cfg.checker_weight:
-        from texgen.train.descriptor import SpectrumLoss
-        spectrum = SpectrumLoss(colours(), cfg.patch, device=dev)
+    from texgen.train.descriptor import SpectrumLoss
+    spectrum = SpectrumLoss(colours(), cfg.patch, device=dev) if SpectrumLoss.used_by(cfg) else None
     lattice = None
     if cfg.lattice_weight or cfg.contrast_weight:
         from texgen.train.descriptor import LatticeLoss
@@ -390,8 +388,7 @@ def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: in
         terms["tex"] = tex.item()
         g_loss = g_loss + cfg.descriptor_weight * tex
     if spectrum is not None:
-        spec, spec_terms = spectrum.weighted(colour, cfg.spectrum_weight, cfg.fine_weight,
-                                              cfg.checker_weight)
+        spec, spec_terms = spectrum.weighted(colour, cfg)
         terms.update(spec_terms)
         g_loss = g_loss + spec
     if cfg.lattice_weight and lattice is not None:

@@ -23,7 +23,7 @@ from texgen.runtime.noise import sample_noise
 from texgen.runtime.stylize import content_noise
 from texgen.train.common import (learning_rate, run_iterations, save_exemplar_thumb, save_preview,
                                  start_point)
-from texgen.train.descriptor import DescriptorLoss, diversity
+from texgen.train.descriptor import DescriptorLoss, SpectrumLoss, diversity
 
 
 @dataclass
@@ -104,10 +104,8 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
     G = TexNet(model_cfg).to(dev)
     loss_fn = DescriptorLoss(images, cfg.descriptor_weights, cfg.style_scale, device=dev,
                              kind=cfg.loss)
-    spectrum = None
-    if cfg.spectrum_weight or cfg.fine_weight or cfg.checker_weight:
-        from texgen.train.descriptor import SpectrumLoss
-        spectrum = SpectrumLoss(images, cfg.patch, cfg.style_scale, device=dev)
+    spectrum = (SpectrumLoss(images, cfg.patch, cfg.style_scale, device=dev)
+                if SpectrumLoss.used_by(cfg) else None)
     if not resume:                              # what PSGAN's plan line says for it
         log(f"training patch {cfg.patch} px, batch {cfg.batch}, {cfg.loss} loss"
             + (f", spectrum loss {cfg.spectrum_weight:g}" if cfg.spectrum_weight else "")
@@ -211,8 +209,7 @@ def step(G: TexNet, loss_fn: DescriptorLoss, opt, z: torch.Tensor, content: torc
     if cfg.diversity:
         loss = loss + cfg.diversity * diversity(feats)
     if spectrum is not None:
-        spec, spec_terms = spectrum.weighted(img, cfg.spectrum_weight, cfg.fine_weight,
-                                              cfg.checker_weight)
+        spec, spec_terms = spectrum.weighted(img, cfg)
         terms.update(spec_terms)
         loss = loss + spec
     opt.zero_grad(set_to_none=True)
