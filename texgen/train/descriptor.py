@@ -205,8 +205,10 @@ class SpectrumLoss(nn.Module):
         x is compared by its top-left size x size crop)."""
         return self._distance(self.power(self._seen(x)))
 
-    # a training config's weight of each term, and the term's name on the progress bar
-    WEIGHTS = {"spectrum_weight": "spec", "fine_weight": "fine", "checker_weight": "checker"}
+    # a training config's weight of each term: the term's name on the progress bar, and the
+    # band _excess caps (None: the whole spectrum's distance, forward)
+    WEIGHTS = {"spectrum_weight": ("spec", None), "fine_weight": ("fine", 0),
+               "checker_weight": ("checker", 1)}
 
     @classmethod
     def used_by(cls, cfg) -> bool:
@@ -219,12 +221,10 @@ class SpectrumLoss(nn.Module):
         for the progress bar), the terms with weight 0 left out: a trainer's share of its
         loss, from one power spectrum of x."""
         power, loss, terms = self.power(self._seen(x)), 0.0, {}
-        funcs = {"spec": self._distance, "fine": lambda p: self._excess(p, 0),
-                 "checker": lambda p: self._excess(p, 1)}
-        for name, key in self.WEIGHTS.items():
+        for name, (key, band) in self.WEIGHTS.items():
             weight = getattr(cfg, name)
             if weight:
-                value = funcs[key](power)
+                value = self._distance(power) if band is None else self._excess(power, band)
                 terms[key] = value.item()
                 loss = loss + weight * value
         return loss, terms

@@ -69,9 +69,9 @@ class TexNetTrainConfig:
 # free: capping both bands (fine_weight = checker_weight = 0.5, or 0.05) cost detail,
 # desert002 0.186 and 0.138, gravel 0.097 and 0.112 (quality_ab.md). Not measured: full,
 # and stylize, which trains with these presets too (same net, same Gram loss).
-PRESETS = {"fast": TexNetTrainConfig(checker_weight=1.0),
-           "full": TexNetTrainConfig(iters=2000, batch=16, lr=1e-3, preview_every=200, ckpt_every=200,
-                                     checker_weight=1.0)}
+_FAST = TexNetTrainConfig(checker_weight=1.0)
+PRESETS = {"fast": _FAST,
+           "full": replace(_FAST, iters=2000, batch=16, lr=1e-3, preview_every=200, ckpt_every=200)}
 
 
 def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: TexNetTrainConfig,
