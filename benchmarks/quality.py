@@ -38,7 +38,7 @@ config first):
 
 ab: a quick A/B of training settings: the fast preset's PSGAN (or --method texnet) for
 --iters iterations with each --variant's training config fields (LABEL:field=value,...;
-`base:` changes nothing) on each photo, scored like the table at the last iteration, with
+m.field=value: the PSGAN model config's; `base:` changes nothing) on each photo, scored like the table at the last iteration, with
 time to usable over the snapshots every 50 iterations (texnet: 100). Results:
 benchmarks/out/quality_ab.md.
 
@@ -708,13 +708,18 @@ def ab(args, found, cfg, vgg):
     for v in args.variant:
         label, _, fields = v.partition(":")
         over = {k: json.loads(x) for k, x in (f.split("=", 1) for f in fields.split(",") if f)}
-        variants.append((label, replace(tcfg, iters=args.iters, **over)))
+        model = {k[2:]: v for k, v in over.items() if k.startswith("m.")}   # m.FIELD: the model's
+        train = {k: v for k, v in over.items() if not k.startswith("m.")}
+        if model and mcfg is None:
+            raise SystemExit(f"{v}: m.FIELD varies the PSGAN model; texnet's preset has none")
+        variants.append((label, replace(tcfg, iters=args.iters, **train),
+                         replace(mcfg, **model) if model else mcfg))
     lines = []
     for n in args.only.split(","):
         img = read_image(found[n])
-        for label, t in variants:
+        for label, t, m in variants:
             key = f"ab/{n}/{label}" if args.method == "psgan" else f"ab/{n}/texnet_{label}"
-            r = run_model(key, args.method, found[n], img, cfg, vgg, t, mcfg,
+            r = run_model(key, args.method, found[n], img, cfg, vgg, t, m,
                           snapshots=args.iters // (50 if args.method == "psgan" else 100))[None]
             lines.append(_row(n, label, r["metrics"], r["baseline"], _usable(r)))
             print(lines[-1], flush=True)

@@ -229,6 +229,36 @@ def test_waves_follow_canvas_coordinates():
     torch.testing.assert_close(part, full[..., 3:6])
 
 
+
+@pytest.mark.parametrize("n_global", [0, 3])
+def test_waves_along_keep_their_direction_and_learn_their_length(n_global):
+    """wave_along: Adam's steps change each wave's period but never turn it; free waves turn."""
+    init_k = torch.tensor([[1.3, 0.0, 6.0], [0.4, 2.1, 5.0]])     # [k_y; k_x]: one on an axis
+    layout = NoiseLayout(n_global, 2, 3)
+    z = torch.from_numpy(sample_noise(layout, 4, 4, seed=2))
+    turned = {}
+    for along in (True, False):
+        torch.manual_seed(0)
+        waves = PeriodicWaves(n_global, 3, hidden=8, init_k=init_k.tolist(), along=along)
+        outputs = 3 if along else 6                    # a length per wave, or (k_y, k_x)
+        hidden = 3 * 8 + 8 + 8 * outputs if n_global else 0
+        assert sum(p.numel() for p in waves.parameters()) == hidden + outputs
+        opt = torch.optim.Adam(waves.parameters(), 0.05)
+        target = torch.randn(1, 6, 4, 4, generator=torch.Generator().manual_seed(1))
+        for _ in range(30):          # any loss that pulls the waves' sin/cos somewhere else
+            loss = (waves(z)[:, -6:] - target).square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            k = waves.wave_numbers(z).reshape(1, 2, 3, -1)[0]        # (2, P, cells)
+        length = k.norm(dim=0) / init_k.norm(dim=0)[:, None]
+        assert (length - 1).abs().max() > 0.01                       # they learned
+        cross = k[0] * init_k[1, :, None] - k[1] * init_k[0, :, None]   # 0 when parallel
+        turned[along] = (cross.abs() / k.norm(dim=0) / init_k.norm(dim=0)[:, None]).max().item()
+    assert turned[True] < 1e-5 and turned[False] > 1e-2
+
+
 # ----------------------------------------------------------------------------- configs
 
 @torch.no_grad()

@@ -21,7 +21,7 @@ from texgen.cli import main as cli
 from texgen.errors import TexgenError
 from texgen.train.batchnorm import calibrate_batchnorm
 from texgen.models.psgan import Generator
-from texgen.paint import torch_runner
+from texgen.paint import load_generator, torch_runner
 from texgen.runtime.noise import sample_noise
 from texgen.runtime.onnx_painter import METADATA, OnnxPainter
 from texgen.runtime.tiling import tile_noise
@@ -147,6 +147,24 @@ def test_pixel_noise_exports_and_matches(noisy_G, tmp_path):
     p = OnnxPainter(tmp_path / "n.onnx", device="cpu")
     assert p.layout == noisy_G.cfg.layout and p.layout.n_local == 4 + 4 + 16 + 64 + 256
     z, ys, xs, torus, ref = torch_image(noisy_G, 3, 5)
+    assert np.abs(p.run(z, ys, xs, torus) - ref).max() <= FP32_TOL
+
+
+
+def test_waves_along_export_and_match(tmp_path):
+    # the directions are not saved: they follow from init_k in the saved config
+    torch.manual_seed(2)
+    cfg = tiny_config(init_k=[[1.1, 0.0], [0.5, 2.3]], wave_along=True)
+    G = Generator(cfg)
+    with torch.no_grad():
+        G.waves.mlp[2].bias.mul_(1.2)            # lengths that differ from the start
+    calibrate_batchnorm(G, cells=3, batches=2, batch=2)
+    checkpoint.save_model(tmp_path, G.eval(), {"config": cfg.to_dict(), "provenance": {"method": "psgan"}})
+    loaded, _ = load_generator(tmp_path)
+    z, ys, xs, torus, ref = torch_image(G, 3, 5)
+    assert np.abs(torch_image(loaded, 3, 5)[-1] - ref).max() == 0
+    export_onnx(tmp_path, tmp_path / "a.onnx")
+    p = OnnxPainter(tmp_path / "a.onnx", device="cpu")
     assert np.abs(p.run(z, ys, xs, torus) - ref).max() <= FP32_TOL
 
 

@@ -103,24 +103,41 @@ class PeriodicWaves(nn.Module):
     fits the canvas; `coords = (ys, xs)` give the canvas coordinates (in cells, wrapped into
     the torus) of this tensor's rows and columns, so a tile of a big canvas gets exactly the
     same waves as the one-shot canvas.
+
+    along: each wave keeps the direction it starts in and learns only its length (the MLP
+    gives P lengths, not 2P components). Free, tile01's grout wave leaned to k_y = -0.2 pi
+    per cell, a lean no 8-cell training patch shows; rounded on a 16-cell canvas it became a
+    full period of drift, and the tile grid shifted half a tile along staircase fronts. Along,
+    the grid is straight, but the lengths drift instead (oblong tiles, ghost grout lines), and
+    texture_distance rose on three photos of four (benchmarks/out/quality_ab.md, the eleventh
+    session): an option, off.
     """
 
-    def __init__(self, n_global: int, n_periodic: int, hidden: int = 60, init_k=None):
+    def __init__(self, n_global: int, n_periodic: int, hidden: int = 60, init_k=None,
+                 along: bool = False):
         super().__init__()
-        self.n_global, self.n_periodic = n_global, n_periodic
+        self.n_global, self.n_periodic, self.along = n_global, n_periodic, along
         if n_periodic == 0:
             return
         k0 = torch.as_tensor(init_k if init_k is not None else default_wave_numbers(n_periodic),
-                             dtype=torch.float32).reshape(n_periodic * 2)
+                             dtype=torch.float32).reshape(2, n_periodic)
+        if along:
+            length = k0.norm(dim=0)
+            # not saved: it follows from init_k, which the config holds
+            direction = k0 / length.clamp_min(1e-12)        # a zero wave stays zero
+            self.register_buffer("direction", direction.reshape(1, 2 * n_periodic, 1, 1),
+                                 persistent=False)
+            k0 = length
+        k0 = k0.flatten()
         if n_global:
             self.mlp = nn.Sequential(nn.Conv2d(n_global, hidden, 1), nn.ReLU(),
-                                     nn.Conv2d(hidden, 2 * n_periodic, 1))
+                                     nn.Conv2d(hidden, len(k0), 1))
             # start every texture at the exemplar's wave numbers; the global code nudges them
             nn.init.normal_(self.mlp[2].weight, std=0.02)
             with torch.no_grad():
                 self.mlp[2].bias.copy_(k0)
         else:
-            self.k = nn.Parameter(k0.reshape(1, 2 * n_periodic, 1, 1))
+            self.k = nn.Parameter(k0.reshape(1, len(k0), 1, 1))
 
     @property
     def out_channels_extra(self) -> int:
@@ -128,9 +145,9 @@ class PeriodicWaves(nn.Module):
 
     def wave_numbers(self, z: torch.Tensor) -> torch.Tensor:
         """(B, 2P, h, w): k_y for waves 0..P-1, then k_x."""
-        if self.n_global:
-            return self.mlp(z[:, : self.n_global])
-        return self.k.expand(z.shape[0], -1, z.shape[2], z.shape[3])
+        k = self.mlp(z[:, : self.n_global]) if self.n_global else \
+            self.k.expand(z.shape[0], -1, z.shape[2], z.shape[3])
+        return self.direction * torch.cat([k, k], 1) if self.along else k
 
     def forward(self, z, coords=None, torus=None):
         P = self.n_periodic

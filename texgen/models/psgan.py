@@ -39,6 +39,8 @@ class PSGANConfig:
     channels: int = 3           # output channels: 3 for colour; more for map stacks
     maps: list = field(default_factory=lambda: ["color"])   # what the channels mean, in order
     init_k: list | None = None  # (2, P) starting wave numbers, radians per cell [k_y; k_x]
+    wave_along: bool = False    # each wave learns its length only, along init_k's direction
+                                # (layers.PeriodicWaves; tried, off: quality_ab.md, 11th session)
     d_scales: int = 1           # the discriminator judges the patch at 1x, 1/2x, ...: the coarse
                                 # views see a lattice of periods the full-size one cannot
     kind: str | None = None     # "psgan" or "sgan" (texgen/kinds.py); None: what the channels say
@@ -80,7 +82,8 @@ class Generator(nn.Module):
     def __init__(self, cfg: PSGANConfig):
         super().__init__()
         self.cfg = cfg
-        self.waves = PeriodicWaves(cfg.n_global, cfg.n_periodic, cfg.wave_hidden, cfg.init_k)
+        self.waves = PeriodicWaves(cfg.n_global, cfg.n_periodic, cfg.wave_hidden, cfg.init_k,
+                                    cfg.wave_along)
         widths = [cfg.layout.channels - cfg.pixel_channels + self.waves.out_channels_extra,
                   *cfg.g_widths]
         layers = []
