@@ -38,9 +38,9 @@ config first):
 
 ab: a quick A/B of training settings: the fast preset's PSGAN (or --method texnet) for
 --iters iterations with each --variant's training config fields (LABEL:field=value,...;
-m.field=value: the PSGAN model config's; `base:` changes nothing) on each photo, scored like the table at the last iteration, with
-time to usable over the snapshots every 50 iterations (texnet: 100). Results:
-benchmarks/out/quality_ab.md.
+m.field=value: the PSGAN model config's; `base:` changes nothing) on each photo, scored
+like the table at the last iteration, with time to usable over the snapshots every 50
+iterations (texnet: 100). Results: benchmarks/out/quality_ab.md.
 
 Models, snapshots and per-run results live in benchmarks/models/ (gitignored) and are reused:
 a rerun skips finished work, and an interrupted training resumes. Contact sheets (exemplar |

@@ -229,7 +229,6 @@ def test_waves_follow_canvas_coordinates():
     torch.testing.assert_close(part, full[..., 3:6])
 
 
-
 @pytest.mark.parametrize("n_global", [0, 3])
 def test_waves_along_keep_their_direction_and_learn_their_length(n_global):
     """wave_along: Adam's steps change each wave's period but never turn it; free waves turn."""

@@ -150,7 +150,6 @@ def test_pixel_noise_exports_and_matches(noisy_G, tmp_path):
     assert np.abs(p.run(z, ys, xs, torus) - ref).max() <= FP32_TOL
 
 
-
 def test_waves_along_export_and_match(tmp_path):
     # the directions are not saved: they follow from init_k in the saved config
     torch.manual_seed(2)
