@@ -109,7 +109,7 @@ class PeriodicWaves(nn.Module):
     per cell, a lean no 8-cell training patch shows; rounded on a 16-cell canvas it became a
     full period of drift, and the tile grid shifted half a tile along staircase fronts. Along,
     the grid is straight, but the lengths drift instead (oblong tiles, ghost grout lines), and
-    texture_distance rose on three photos of four (benchmarks/out/quality_ab.md, the eleventh
+    texture_distance rose on three photos of five (benchmarks/out/quality_ab.md, the eleventh
     session): an option, off.
     """
 
