@@ -708,8 +708,8 @@ def ab(args, found, cfg, vgg):
     for v in args.variant:
         label, _, fields = v.partition(":")
         over = {k: json.loads(x) for k, x in (f.split("=", 1) for f in fields.split(",") if f)}
-        model = {k[2:]: v for k, v in over.items() if k.startswith("m.")}   # m.FIELD: the model's
-        train = {k: v for k, v in over.items() if not k.startswith("m.")}
+        model = {k[2:]: x for k, x in over.items() if k.startswith("m.")}   # m.FIELD: the model's
+        train = {k: x for k, x in over.items() if not k.startswith("m.")}
         if model and mcfg is None:
             raise SystemExit(f"{v}: m.FIELD varies the PSGAN model; texnet's preset has none")
         variants.append((label, replace(tcfg, iters=args.iters, **train),
