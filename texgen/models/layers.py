@@ -97,7 +97,9 @@ class PeriodicWaves(nn.Module):
     vector when there are no global channels (SGAN-like single textures). Waves are emitted as
     quadrature pairs sin and cos: a period shorter than a cell (bricks are often 15 px, a cell
     is 32 px) is aliased on the cell grid, but with both sin and cos the upsampling convs can
-    still place the pattern at the right sub-cell position with a fixed linear filter.
+    still place the pattern at the right sub-cell position with a fixed linear filter. (Trained,
+    they need not: a tile01 model with every wave held kept its grout on cell boundaries at
+    each of eight phases of its pi-per-cell tile wave; quality_ab.md, twelfth session.)
 
     At generation `torus = (H, W)` cells rounds each wave number so a whole number of periods
     fits the canvas; `coords = (ys, xs)` give the canvas coordinates (in cells, wrapped into
