@@ -4,6 +4,8 @@ All models here are tiny and untrained; the properties tested are architectural,
 for any weights.
 """
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -256,6 +258,39 @@ def test_waves_along_keep_their_direction_and_learn_their_length(n_global):
         cross = k[0] * init_k[1, :, None] - k[1] * init_k[0, :, None]   # 0 when parallel
         turned[along] = (cross.abs() / k.norm(dim=0) / init_k.norm(dim=0)[:, None]).max().item()
     assert turned[True] < 1e-5 and turned[False] > 1e-2
+
+
+@pytest.mark.parametrize("n_global", [0, 3])
+def test_grid_waves_are_held_and_their_phases_snapped(n_global):
+    """wave_grid: a wave a whole number of cells long keeps its number under Adam's steps and
+    its phase is snapped to 2 pi / n; the other waves learn and take any phase."""
+    pi = math.pi
+    init_k = torch.tensor([[pi, 0.3, 0.0], [0.0, 1.1, pi / 2]])    # 2 cells, free, 4 cells
+    layout = NoiseLayout(n_global, 2, 3)
+    z = torch.from_numpy(sample_noise(layout, 4, 4, seed=2))
+    waves = PeriodicWaves(n_global, 3, hidden=8, init_k=init_k.tolist(), grid=4)
+    assert torch.allclose(waves.phase_step.flatten(), torch.tensor([pi, 0.0, pi / 2]))
+    opt = torch.optim.Adam(waves.parameters(), 0.05)
+    target = torch.randn(1, 6, 4, 4, generator=torch.Generator().manual_seed(1))
+    for _ in range(30):
+        loss = (waves(z)[:, -6:] - target).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        k = waves.wave_numbers(z).reshape(2, 3, -1)                  # (2, P, cells)
+        assert torch.equal(k[:, [0, 2]], init_k[:, [0, 2], None].expand(-1, -1, 16))
+        assert (k[:, 1] - init_k[:, 1, None]).abs().max() > 0.01    # the free one learned
+        phases = z[0, -3:, 0, 0]                                  # one phase per wave
+        for wave, step in ((0, pi), (2, pi / 2)):
+            moved = z.clone()                 # a phase nearer the same snap paints the same
+            moved[:, -3 + wave] = torch.round(phases[wave] / step) * step + 0.4 * step
+            assert torch.allclose(waves(moved), waves(z), atol=1e-6)
+            moved[:, -3 + wave] += 0.2 * step                      # past the next one: not
+            assert not torch.allclose(waves(moved), waves(z))
+        moved = z.clone()
+        moved[:, -2] += 0.01                                     # the free wave: any phase
+        assert not torch.allclose(waves(moved), waves(z))
 
 
 # ----------------------------------------------------------------------------- configs

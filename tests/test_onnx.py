@@ -167,6 +167,22 @@ def test_waves_along_export_and_match(tmp_path):
     assert np.abs(p.run(z, ys, xs, torus) - ref).max() <= FP32_TOL
 
 
+def test_grid_waves_export_and_match(tmp_path):
+    # which waves are held and snapped is not saved: it follows from init_k and wave_grid
+    torch.manual_seed(2)
+    cfg = tiny_config(init_k=[[3.1416, 0.0], [0.0, 1.1]], wave_grid=4)
+    G = Generator(cfg)
+    assert G.waves.phase_step is not None and G.waves.held is not None
+    calibrate_batchnorm(G, cells=3, batches=2, batch=2)
+    checkpoint.save_model(tmp_path, G.eval(), {"config": cfg.to_dict(), "provenance": {"method": "psgan"}})
+    loaded, _ = load_generator(tmp_path)
+    z, ys, xs, torus, ref = torch_image(G, 3, 5)
+    assert np.abs(torch_image(loaded, 3, 5)[-1] - ref).max() == 0
+    export_onnx(tmp_path, tmp_path / "g.onnx")
+    p = OnnxPainter(tmp_path / "g.onnx", device="cpu")
+    assert np.abs(p.run(z, ys, xs, torus) - ref).max() <= FP32_TOL
+
+
 # ----------------------------------------------------------------------------- painting
 
 def test_onnx_tiles_equal_one_shot_and_wrap(exported):

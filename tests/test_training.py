@@ -100,6 +100,20 @@ def test_wave_init_starts_at_the_fundamental():
     assert sorted(np.round(per_px)) == [128, 128]
 
 
+def test_grid_waves_keep_one_carrier_per_grid_frequency_and_add_slow_ones():
+    pi = np.pi
+    # [k_y; k_x] per cell: (0, pi) and (pi, 0) are 2-cell tiles; (0, 6 pi) is constant on
+    # the cell grid; (7 pi, 0) is (pi, 0) again there; (3 pi, 0.3) is minus (pi, -0.3) there
+    k = [[0.0, pi, 0.0, 7 * pi, pi, 3 * pi, 0.3], [pi, 0.0, 6 * pi, 0.0, -0.3, 0.3, 0.5]]
+    out = np.array(train_psgan.grid_waves(k, 4))
+    slow = 2 * pi / 16
+    want = [[0.0, pi, 0.0, pi, 0.3, slow, 0.0], [pi, 0.0, 6 * pi, -0.3, 0.5, 0.0, slow]]
+    assert np.allclose(out, want)
+    # no wave a whole number of cells long: nothing changes, not even the repeats
+    free = [[0.3, 0.3 + 2 * pi], [0.5, 0.5]]
+    assert train_psgan.grid_waves(free, 4) == free
+
+
 def test_moving_average_and_discriminator_frozen_during_g_step():
     cfg = tiny_config()
     torch.manual_seed(0)

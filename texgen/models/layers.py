@@ -113,16 +113,33 @@ class PeriodicWaves(nn.Module):
     the grid is straight, but the lengths drift instead (oblong tiles, ghost grout lines), and
     texture_distance rose on three photos of five (benchmarks/out/quality_ab.md, the eleventh
     session): an option, off.
+
+    grid: a wave whose period is a whole number n <= grid of cells on both axes (tile01's
+    64 px tiles: pi per cell, n = 2) meets the cell grid the same way in every cell it
+    repeats; it keeps its starting number (free, it leaned and the tiles staircased), and its
+    phase is snapped to a multiple of 2 pi / n. Drawn at random, a phase between two snaps
+    left the trained generator unsure which cell boundary gets the grout, and it painted
+    ghost grout on both. Waves of SLOW_CELLS or more are held too (train/psgan.grid_waves adds
+    two: the slow signal holding the others takes away). Tried on tile01, an option, off
+    (benchmarks/out/quality_ab.md, the thirteenth session).
     """
 
     def __init__(self, n_global: int, n_periodic: int, hidden: int = 60, init_k=None,
-                 along: bool = False):
+                 along: bool = False, grid: int = 0):
         super().__init__()
         self.n_global, self.n_periodic, self.along = n_global, n_periodic, along
         if n_periodic == 0:
             return
         k0 = torch.as_tensor(init_k if init_k is not None else default_wave_numbers(n_periodic),
                              dtype=torch.float32).reshape(2, n_periodic)
+        # not saved, like `direction`: both follow from init_k and grid, which the config holds
+        step = grid_steps(k0, grid)
+        held = (step > 0) | (k0.norm(dim=0) <= 2 * math.pi / SLOW_CELLS) if grid else step > 0
+        self.register_buffer("phase_step", step.reshape(1, n_periodic, 1, 1)
+                             if bool((step > 0).any()) else None, persistent=False)
+        self.register_buffer("held", held.repeat(2).reshape(1, 2 * n_periodic, 1, 1)
+                             if bool(held.any()) else None, persistent=False)
+        self.register_buffer("k_start", k0.reshape(1, 2 * n_periodic, 1, 1), persistent=False)
         if along:
             length = k0.norm(dim=0)
             # not saved: it follows from init_k, which the config holds
@@ -149,7 +166,8 @@ class PeriodicWaves(nn.Module):
         """(B, 2P, h, w): k_y for waves 0..P-1, then k_x."""
         k = self.mlp(z[:, : self.n_global]) if self.n_global else \
             self.k.expand(z.shape[0], -1, z.shape[2], z.shape[3])
-        return self.direction * torch.cat([k, k], 1) if self.along else k
+        k = self.direction * torch.cat([k, k], 1) if self.along else k
+        return k if self.held is None else torch.where(self.held, self.k_start, k)
 
     def forward(self, z, coords=None, torus=None):
         P = self.n_periodic
@@ -167,8 +185,28 @@ class PeriodicWaves(nn.Module):
             coords = (torch.arange(h, dtype=z.dtype, device=z.device),
                       torch.arange(w, dtype=z.dtype, device=z.device))
         y, x = coords[0].reshape(1, 1, h, 1), coords[1].reshape(1, 1, 1, w)
-        arg = ky * y + kx * x + z[:, -P:]
+        phase = z[:, -P:]
+        if self.phase_step is not None:
+            step = self.phase_step
+            phase = torch.where(step > 0, torch.round(phase / step.clamp_min(1e-6)) * step, phase)
+        arg = ky * y + kx * x + phase
         return torch.cat([z[:, :-P], torch.sin(arg), torch.cos(arg)], dim=1)
+
+
+SLOW_CELLS = 16      # a wave this many cells long or more changes little across a training patch
+
+
+def grid_steps(k: torch.Tensor, grid: int) -> torch.Tensor:
+    """(P,) phase snap 2 pi / n of each wave of k (2, P) whose period is a whole number n <=
+    grid of cells on both axes (the smallest such n), 0 for the others."""
+    step = torch.zeros(k.shape[1])
+    for j in range(k.shape[1]):
+        for n in range(1, grid + 1):
+            turns = n * k[:, j] / (2 * math.pi)
+            if float((turns - turns.round()).abs().max()) < 0.01:
+                step[j] = 2 * math.pi / n
+                break
+    return step
 
 
 def default_wave_numbers(n_periodic: int) -> torch.Tensor:

@@ -41,6 +41,8 @@ class PSGANConfig:
     init_k: list | None = None  # (2, P) starting wave numbers, radians per cell [k_y; k_x]
     wave_along: bool = False    # each wave learns its length only, along init_k's direction
                                 # (layers.PeriodicWaves; tried, off: quality_ab.md, 11th session)
+    wave_grid: int = 0          # waves of a whole number <= this of cells are held, phases snapped
+                                # (layers.PeriodicWaves, train/psgan.grid_waves; 0: off)
     d_scales: int = 1           # the discriminator judges the patch at 1x, 1/2x, ...: the coarse
                                 # views see a lattice of periods the full-size one cannot
     kind: str | None = None     # "psgan" or "sgan" (texgen/kinds.py); None: what the channels say
@@ -83,7 +85,7 @@ class Generator(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.waves = PeriodicWaves(cfg.n_global, cfg.n_periodic, cfg.wave_hidden, cfg.init_k,
-                                    cfg.wave_along)
+                                    cfg.wave_along, cfg.wave_grid)
         widths = [cfg.layout.channels - cfg.pixel_channels + self.waves.out_channels_extra,
                   *cfg.g_widths]
         layers = []

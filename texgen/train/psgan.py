@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from texgen import checkpoint
 from texgen.errors import TexgenError
+from texgen.models.layers import SLOW_CELLS, grid_steps
 from texgen.models.psgan import Discriminator, Generator, PSGANConfig
 from texgen.runtime.maps import check_map_names, map_channels, map_slices
 from texgen.runtime.noise import sample_noise
@@ -188,6 +189,30 @@ def wave_init(images: list[np.ndarray], cfg: PSGANConfig, periods: np.ndarray, m
     return (2 * math.pi * cfg.scale * f).T.tolist()      # (2, P): [k_y; k_x]
 
 
+def grid_waves(init_k: list, grid: int) -> list:
+    """wave_init's waves for PSGANConfig.wave_grid: unchanged when none is a whole number of
+    cells (nothing is held). Else one wave per frequency of the cell grid, which sees k only
+    modulo 2 pi per cell (tile01's 7 pi wave is its pi wave again, a second carrier of the
+    tile parity: dropped), and two slow waves, SLOW_CELLS long, vertical and horizontal, held:
+    every wave held alone cost tile01 0.285 against 0.227 with them (quality_ab.md, the
+    twelfth session)."""
+    k = torch.tensor(init_k, dtype=torch.float64)
+    if not bool((grid_steps(k, grid) > 0).any()):
+        return init_k
+
+    def on_grid(d):                 # the largest component of d folded into [-pi, pi)
+        return float(((d + math.pi) % (2 * math.pi) - math.pi).abs().max())
+
+    keep = []
+    for j in range(k.shape[1]):     # a wave the grid sees as constant repeats nothing
+        if not any(on_grid(k[:, i]) > 0.05 * math.pi and min(
+                on_grid(k[:, j] - k[:, i]), on_grid(k[:, j] + k[:, i])) < 0.05 * math.pi
+                for i in keep):
+            keep.append(j)
+    slow = 2 * math.pi / SLOW_CELLS
+    return [k[0, keep].tolist() + [slow, 0.0], k[1, keep].tolist() + [0.0, slow]]
+
+
 def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: TrainConfig,
           resume: bool = False, provenance: dict | None = None, log=print, on_save=None,
           surface: dict | None = None) -> Path:
@@ -216,8 +241,16 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         side = min(min(im.shape[:2]) for im in images)
         model_cfg = replace(model_cfg, channels=channels, d_scales=p.d_scales,
                             n_periodic=p.n_periodic)
-        model_cfg = replace(model_cfg, init_k=model_cfg.init_k or (
-            wave_init(images, model_cfg, p.periods, side / 2) if model_cfg.n_periodic else None))
+        if not model_cfg.init_k and model_cfg.n_periodic:
+            k = wave_init(images, model_cfg, p.periods, side / 2)
+            model_cfg = replace(model_cfg, init_k=k)
+            if model_cfg.wave_grid:
+                k = grid_waves(k, model_cfg.wave_grid)
+                held = int((grid_steps(torch.tensor(k), model_cfg.wave_grid) > 0).sum())
+                log(f"{held} waves a whole number of cells long: held, phases snapped; "
+                    f"{len(k[0])} waves with 2 slow ones" if held else
+                    "no wave is a whole number of cells long: wave_grid changes nothing")
+                model_cfg = replace(model_cfg, init_k=k, n_periodic=len(k[0]))
         cfg = replace(cfg, patch=p.patch, batch=p.batch, spectrum_weight=p.spectrum_weight)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg.seed)
