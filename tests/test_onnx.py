@@ -150,36 +150,27 @@ def test_pixel_noise_exports_and_matches(noisy_G, tmp_path):
     assert np.abs(p.run(z, ys, xs, torus) - ref).max() <= FP32_TOL
 
 
-def test_waves_along_export_and_match(tmp_path):
+@pytest.mark.parametrize("fields", [
     # the directions are not saved: they follow from init_k in the saved config
+    {"init_k": [[1.1, 0.0], [0.5, 2.3]], "wave_along": True},
+    # nor which waves are held and snapped: that follows from init_k and wave_grid
+    {"init_k": [[3.1416, 0.0], [0.0, 1.1]], "wave_grid": 4},
+], ids=["along", "grid"])
+def test_wave_options_reload_export_and_match(tmp_path, fields):
     torch.manual_seed(2)
-    cfg = tiny_config(init_k=[[1.1, 0.0], [0.5, 2.3]], wave_along=True)
+    cfg = tiny_config(**fields)
     G = Generator(cfg)
     with torch.no_grad():
-        G.waves.mlp[2].bias.mul_(1.2)            # lengths that differ from the start
+        G.waves.mlp[2].bias.mul_(1.2)            # wave numbers that differ from the start
+    if cfg.wave_grid:                            # the first wave is held, the second is not
+        assert G.waves.phase_step is not None and G.waves.held is not None
     calibrate_batchnorm(G, cells=3, batches=2, batch=2)
     checkpoint.save_model(tmp_path, G.eval(), {"config": cfg.to_dict(), "provenance": {"method": "psgan"}})
     loaded, _ = load_generator(tmp_path)
     z, ys, xs, torus, ref = torch_image(G, 3, 5)
     assert np.abs(torch_image(loaded, 3, 5)[-1] - ref).max() == 0
-    export_onnx(tmp_path, tmp_path / "a.onnx")
-    p = OnnxPainter(tmp_path / "a.onnx", device="cpu")
-    assert np.abs(p.run(z, ys, xs, torus) - ref).max() <= FP32_TOL
-
-
-def test_grid_waves_export_and_match(tmp_path):
-    # which waves are held and snapped is not saved: it follows from init_k and wave_grid
-    torch.manual_seed(2)
-    cfg = tiny_config(init_k=[[3.1416, 0.0], [0.0, 1.1]], wave_grid=4)
-    G = Generator(cfg)
-    assert G.waves.phase_step is not None and G.waves.held is not None
-    calibrate_batchnorm(G, cells=3, batches=2, batch=2)
-    checkpoint.save_model(tmp_path, G.eval(), {"config": cfg.to_dict(), "provenance": {"method": "psgan"}})
-    loaded, _ = load_generator(tmp_path)
-    z, ys, xs, torus, ref = torch_image(G, 3, 5)
-    assert np.abs(torch_image(loaded, 3, 5)[-1] - ref).max() == 0
-    export_onnx(tmp_path, tmp_path / "g.onnx")
-    p = OnnxPainter(tmp_path / "g.onnx", device="cpu")
+    export_onnx(tmp_path, tmp_path / "w.onnx")
+    p = OnnxPainter(tmp_path / "w.onnx", device="cpu")
     assert np.abs(p.run(z, ys, xs, torus) - ref).max() <= FP32_TOL
 
 

@@ -120,7 +120,10 @@ class PeriodicWaves(nn.Module):
     phase is snapped to a multiple of 2 pi / n. Drawn at random, a phase between two snaps
     left the trained generator unsure which cell boundary gets the grout, and it painted
     ghost grout on both. Waves of SLOW_CELLS or more are held too (train/psgan.grid_waves adds
-    two: the slow signal holding the others takes away). Tried on tile01, an option, off
+    two: the slow signal holding the others takes away). At grid 4, tile01 painted a straight
+    grid with no ghost grout (period_error 0.128 -> 0) and wallpaper001 came under 1.5x its
+    own distance (1.62x -> 1.24x); metal002, with one grid wave of eight, kept its drift, and
+    wall_brick01 (1.6-cell bricks) has none. An option, off until the table is rebuilt with it
     (benchmarks/out/quality_ab.md, the thirteenth session).
     """
 
