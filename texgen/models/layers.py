@@ -122,9 +122,9 @@ class PeriodicWaves(nn.Module):
     ghost grout on both. Waves of SLOW_CELLS or more are held too (train/psgan.grid_waves adds
     two: the slow signal holding the others takes away). At grid 4, tile01 painted a straight
     grid with no ghost grout (period_error 0.128 -> 0) and wallpaper001 came under 1.5x its
-    own distance (1.62x -> 1.24x); metal002, with one grid wave of eight, kept its drift, and
-    wall_brick01 (1.6-cell bricks) has none. An option, off until the table is rebuilt with it
-    (benchmarks/out/quality_ab.md, the thirteenth session).
+    own distance (1.62x -> 1.24x); metal002, with one grid wave of eight, kept period_error
+    over 3 % (0.064), and wall_brick01 (1.6-cell bricks) has none. An option, off until the
+    table is rebuilt with it (benchmarks/out/quality_ab.md, the thirteenth session).
     """
 
     def __init__(self, n_global: int, n_periodic: int, hidden: int = 60, init_k=None,
