@@ -137,12 +137,16 @@ class PeriodicWaves(nn.Module):
                              dtype=torch.float32).reshape(2, n_periodic)
         # not saved, like `direction`: both follow from init_k and grid, which the config holds
         step = grid_steps(k0, grid)
-        held = (step > 0) | (k0.norm(dim=0) <= 2 * math.pi / SLOW_CELLS) if grid else step > 0
+        held = (step > 0) | (k0.norm(dim=0) <= 2 * math.pi / SLOW_CELLS) if grid else None
         self.register_buffer("phase_step", step.reshape(1, n_periodic, 1, 1)
                              if bool((step > 0).any()) else None, persistent=False)
-        self.register_buffer("held", held.repeat(2).reshape(1, 2 * n_periodic, 1, 1)
-                             if bool(held.any()) else None, persistent=False)
-        self.register_buffer("k_start", k0.reshape(1, 2 * n_periodic, 1, 1), persistent=False)
+        if held is None or not bool(held.any()):
+            held = k_start = None       # wave_numbers then returns what the MLP (or k) gives
+        else:
+            held = held.repeat(2).reshape(1, 2 * n_periodic, 1, 1)
+            k_start = k0.reshape(1, 2 * n_periodic, 1, 1)
+        self.register_buffer("held", held, persistent=False)
+        self.register_buffer("k_start", k_start, persistent=False)
         if along:
             length = k0.norm(dim=0)
             # not saved: it follows from init_k, which the config holds
