@@ -114,6 +114,21 @@ def test_grid_waves_keep_one_carrier_per_grid_frequency_and_add_slow_ones():
     assert train_psgan.grid_waves(free, 4) == free
 
 
+@pytest.mark.parametrize("period, held", [(51.2, 0), (64.0, 1)])
+def test_wave_grid_trains_bit_for_bit_as_without_it_where_it_holds_no_wave(tmp_path, period, held):
+    # the benchmark keeps quality.md's rows of such photos when the preset turns wave_grid on
+    # (quality._holds_waves): 51.2 px stripes are 1.6 cells, 64 px ones 2 cells
+    from safetensors.torch import load_file
+    img = stripes(256, 256, period=period)
+    tc = TrainConfig(iters=2, batch=2, patch=32, ckpt_every=2, preview_every=2)
+    assert train_psgan.held_waves(train_psgan.configure([img], tiny_config(wave_grid=4), tc,
+                                                        log=lambda *a: None)[0]) == held
+    w = [load_file(train_psgan.train([img], tmp_path / str(g), tiny_config(wave_grid=g), tc,
+                                     log=lambda *a: None) / "model.safetensors") for g in (0, 4)]
+    same = w[0].keys() == w[1].keys() and all(torch.equal(w[0][k], w[1][k]) for k in w[0])
+    assert same == (held == 0)
+
+
 def test_moving_average_and_discriminator_frozen_during_g_step():
     cfg = tiny_config()
     torch.manual_seed(0)

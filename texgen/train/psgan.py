@@ -115,9 +115,16 @@ class TrainConfig:
 # grid and speckle both, and went soft: 0.133 -> 0.207. checker_weight stays 0: PSGAN's
 # checkerboard beyond that octave is small where it was measured (checker_energy: grass
 # 0.57, wood003 1.67, against texnet's 53 on desert002); not tried.
+# wave_grid 4 (waves a whole number of cells long held, their phases on the cell grid): at
+# 700 iterations tile01's period_error 0.128 -> 0.000 at the same texture_distance (0.207 ->
+# 0.206; seed 1 0.208), a straight grid without the free waves' staircase; wallpaper001
+# 0.106 -> 0.082 (quality.md's row against the ab run); metal002 0.164 -> 0.142, though its
+# period_error rose 0.052 -> 0.064 (one wave of eight held). Photos without such a wave
+# (wall_brick01, whose brick is 1.6 cells, and every photo without a clear period) train bit
+# for bit as without it (benchmarks/out/quality_ab.md, the thirteenth and fourteenth sessions).
 PRESETS = {
     "fast": (PSGANConfig(n_global=20, n_periodic=8, g_widths=(256, 128, 64, 32), d_widths=(32, 64, 128, 256),
-                         pixel_noise=True),
+                         pixel_noise=True, wave_grid=4),
              TrainConfig(iters=700, batch=2, patch=256, lr=1e-3, lr_end=0.1, descriptor_weight=100.0,
                          loss="gram", spectrum_weight=30.0, lattice_weight=100.0, keep_within=4.0,
                          preview_every=100, ckpt_every=100)),
@@ -213,6 +220,36 @@ def grid_waves(init_k: list, grid: int) -> list:
     return [k[0, keep].tolist() + [slow, 0.0], k[1, keep].tolist() + [0.0, slow]]
 
 
+def configure(images: list[np.ndarray], model_cfg: PSGANConfig, cfg: TrainConfig,
+              log=print) -> tuple[PSGANConfig, TrainConfig]:
+    """What a fresh training starts from: the plan's patch, batch, discriminator scales and
+    waves, and under wave_grid grid_waves' (the start line says which waves are held)."""
+    p = plan(images, model_cfg, cfg)
+    log(p.describe())
+    side = min(min(im.shape[:2]) for im in images)
+    model_cfg = replace(model_cfg, channels=images[0].shape[2], d_scales=p.d_scales,
+                        n_periodic=p.n_periodic)
+    if not model_cfg.init_k and model_cfg.n_periodic:
+        k = wave_init(images, model_cfg, p.periods, side / 2)
+        model_cfg = replace(model_cfg, init_k=k)
+        if model_cfg.wave_grid:
+            k = grid_waves(k, model_cfg.wave_grid)
+            model_cfg = replace(model_cfg, init_k=k, n_periodic=len(k[0]))
+            held = held_waves(model_cfg)
+            log(f"{held} waves a whole number of cells long: held, phases snapped; "
+                f"{len(k[0])} waves with 2 slow ones" if held else
+                "no wave is a whole number of cells long: wave_grid changes nothing")
+    return model_cfg, replace(cfg, patch=p.patch, batch=p.batch, spectrum_weight=p.spectrum_weight)
+
+
+def held_waves(model_cfg: PSGANConfig) -> int:
+    """How many of the model's starting waves wave_grid holds (0: it changes nothing, and the
+    model trains bit for bit as without it)."""
+    if not (model_cfg.wave_grid and model_cfg.init_k):
+        return 0
+    return int((grid_steps(torch.tensor(model_cfg.init_k), model_cfg.wave_grid) > 0).sum())
+
+
 def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: TrainConfig,
           resume: bool = False, provenance: dict | None = None, log=print, on_save=None,
           surface: dict | None = None) -> Path:
@@ -236,22 +273,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         if stack != channels:   # the ONNX metadata will say which channel is which map
             raise TexgenError(f"the maps {', '.join(model_cfg.maps)} take {stack} channels, "
                               f"but the training images have {channels}")
-        p = plan(images, model_cfg, cfg)
-        log(p.describe())
-        side = min(min(im.shape[:2]) for im in images)
-        model_cfg = replace(model_cfg, channels=channels, d_scales=p.d_scales,
-                            n_periodic=p.n_periodic)
-        if not model_cfg.init_k and model_cfg.n_periodic:
-            k = wave_init(images, model_cfg, p.periods, side / 2)
-            model_cfg = replace(model_cfg, init_k=k)
-            if model_cfg.wave_grid:
-                k = grid_waves(k, model_cfg.wave_grid)
-                held = int((grid_steps(torch.tensor(k), model_cfg.wave_grid) > 0).sum())
-                log(f"{held} waves a whole number of cells long: held, phases snapped; "
-                    f"{len(k[0])} waves with 2 slow ones" if held else
-                    "no wave is a whole number of cells long: wave_grid changes nothing")
-                model_cfg = replace(model_cfg, init_k=k, n_periodic=len(k[0]))
-        cfg = replace(cfg, patch=p.patch, batch=p.batch, spectrum_weight=p.spectrum_weight)
+        model_cfg, cfg = configure(images, model_cfg, cfg, log)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg.seed)
     G, D = Generator(model_cfg).to(dev), Discriminator(model_cfg).to(dev)
