@@ -479,8 +479,8 @@ def _record(preset: str, root: str, rows: dict) -> dict:
 
 
 def _cached_rows(found, names, root, presets, rows, ledger: dict) -> dict:
-    """Add to rows the photos not asked for, from their cached results or, where this
-    machine has no cache of them, from the ledger (_record's): `--only` adds to the table instead of
+    """Add to rows the photos not asked for, from their cached results and, for the runs
+    this machine has no cache of, from the ledger (_record's): `--only` adds to the table instead of
     replacing it. Read after training, so that of two tables trained side by side the one
     that ends last lists both. Returns the photos with rows trained with other settings
     (those rows are listed apart)."""
@@ -488,15 +488,17 @@ def _cached_rows(found, names, root, presets, rows, ledger: dict) -> dict:
     for name in found:
         if name in names:
             continue
-        res = {label: json.loads(f.read_text()) for label, f in (
+        cached = {label: json.loads(f.read_text()) for label, f in (
             (label, MODELS / sub / "result.json") for label, sub in (
                 ("texgen psgan", f"{root}/{name}/psgan/final"),
                 ("texgen texnet", f"{root}/{name}/texnet/final"),
                 ("resynthesizer", f"table/{name}/resynthesizer"))) if f.exists()}
-        settings = _run_settings(root, name, res)
-        if "texgen psgan" not in res and name in ledger:
-            res, settings = ledger[name]["results"], ledger[name]["settings"]
-        changed = {label: _changed(settings[label], *presets[method])
+        # what this machine has cached stands over the ledger's, run by run: a cache holding
+        # the photo's psgan run alone keeps the ledger's texnet and resynthesizer rows
+        ledgered = ledger.get(name, {})
+        res = {**ledgered.get("results", {}), **cached}
+        settings = {**ledgered.get("settings", {}), **_run_settings(root, name, cached)}
+        changed = {label: _changed(settings.get(label), *presets[method])
                    for label, method in (("texgen psgan", "psgan"), ("texgen texnet", "texnet"))
                    if label in res}
         if changed.get("texgen psgan") == ["wave_grid"] and not _holds_waves(found[name], *presets["psgan"]):

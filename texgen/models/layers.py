@@ -123,8 +123,9 @@ class PeriodicWaves(nn.Module):
     two: the slow signal holding the others takes away). At grid 4, tile01 painted a straight
     grid with no ghost grout (period_error 0.128 -> 0) and wallpaper001 came under 1.5x its
     own distance (1.62x -> 1.24x); metal002, with one grid wave of eight, kept period_error
-    over 3 % (0.064), and wall_brick01 (1.6-cell bricks) has none. An option, off until the
-    table is rebuilt with it (benchmarks/out/quality_ab.md, the thirteenth session).
+    over 3 % (0.064), and wall_brick01 (1.6-cell bricks) has none (benchmarks/out/
+    quality_ab.md, the thirteenth session). The fast preset's, at 4, since the fourteenth
+    (benchmarks/out/quality.md).
     """
 
     def __init__(self, n_global: int, n_periodic: int, hidden: int = 60, init_k=None,

@@ -42,8 +42,8 @@ class PSGANConfig:
     wave_along: bool = False    # each wave learns its length only, along init_k's direction
                                 # (layers.PeriodicWaves; tried, off: quality_ab.md, 11th session)
     wave_grid: int = 0          # waves of a whole number <= this of cells are held, phases snapped
-                                # (layers.PeriodicWaves, train/psgan.grid_waves; 0: off; tried
-                                # at 4: quality_ab.md, 13th session)
+                                # (layers.PeriodicWaves, train/psgan.grid_waves; 0: off; the
+                                # fast preset's 4: quality_ab.md, 13th session, and quality.md)
     d_scales: int = 1           # the discriminator judges the patch at 1x, 1/2x, ...: the coarse
                                 # views see a lattice of periods the full-size one cannot
     kind: str | None = None     # "psgan" or "sgan" (texgen/kinds.py); None: what the channels say
