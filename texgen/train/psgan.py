@@ -115,13 +115,13 @@ class TrainConfig:
 # grid and speckle both, and went soft: 0.133 -> 0.207. checker_weight stays 0: PSGAN's
 # checkerboard beyond that octave is small where it was measured (checker_energy: grass
 # 0.57, wood003 1.67, against texnet's 53 on desert002); not tried.
-# wave_grid 4 (waves a whole number of cells long held, their phases on the cell grid): at
-# 700 iterations tile01's period_error 0.128 -> 0.000 at the same texture_distance (0.207 ->
-# 0.206; seed 1 0.208), a straight grid without the free waves' staircase; wallpaper001
-# 0.106 -> 0.082 (quality.md's row against the ab run); metal002 0.164 -> 0.142, though its
-# period_error rose 0.052 -> 0.064 (one wave of eight held). Photos without such a wave
-# (wall_brick01, whose brick is 1.6 cells, and every photo without a clear period) train bit
-# for bit as without it (benchmarks/out/quality_ab.md, the thirteenth and fourteenth sessions).
+# wave_grid 4 (waves a whole number of cells long held, their phases on the cell grid): in
+# benchmarks/out/quality.md, rebuilt with it, tile01's period_error 0.109 -> 0.000 (0.214 ->
+# 0.206), a straight grid without the free waves' staircase; wallpaper001 0.106 -> 0.082
+# (1.62x -> 1.24x the photo's own; a second seed 0.075); metal002 0.164 -> 0.142, though its
+# period_error rose 0.052 -> 0.064 (one wave held, five free); wood003 0.185 -> 0.146, its
+# pale bands leaning in the 2x2. Photos without such a wave (wall_brick01, whose brick is 1.6
+# cells, and every photo without a clear period) train bit for bit as without it.
 PRESETS = {
     "fast": (PSGANConfig(n_global=20, n_periodic=8, g_widths=(256, 128, 64, 32), d_widths=(32, 64, 128, 256),
                          pixel_noise=True, wave_grid=4),
