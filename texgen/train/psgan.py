@@ -243,8 +243,10 @@ def configure(images: list[np.ndarray], model_cfg: PSGANConfig, cfg: TrainConfig
 
 
 def held_waves(model_cfg: PSGANConfig) -> int:
-    """How many of the model's starting waves wave_grid holds (0: it changes nothing, and the
-    model trains bit for bit as without it)."""
+    """How many of the model's starting waves are a whole number of cells long, which
+    wave_grid holds and snaps (0: it changes nothing, and the model trains bit for bit as
+    without it). The two slow waves grid_waves adds when there are any are held too and not
+    counted (layers.PeriodicWaves' `held` mask has them)."""
     if not (model_cfg.wave_grid and model_cfg.init_k):
         return 0
     return int((grid_steps(torch.tensor(model_cfg.init_k), model_cfg.wave_grid) > 0).sum())
