@@ -719,13 +719,19 @@ def ab(args, found, cfg, vgg):
     variants = []
     for v in args.variant:
         label, _, fields = v.partition(":")
-        over = {k: json.loads(x) for k, x in (f.split("=", 1) for f in fields.split(",") if f)}
+        try:    # values are JSON: true, 4, "swd"; a typo is a one-line error, not a traceback
+            over = {k: json.loads(x) for k, x in (f.split("=", 1) for f in fields.split(",") if f)}
+        except ValueError as e:
+            raise SystemExit(f"--variant {v}: want LABEL:FIELD=JSON,... ({e})")
         model = {k[2:]: x for k, x in over.items() if k.startswith("m.")}   # m.FIELD: the model's
         train = {k: x for k, x in over.items() if not k.startswith("m.")}
         if model and mcfg is None:
             raise SystemExit(f"{v}: m.FIELD varies the PSGAN model; texnet's preset has none")
-        variants.append((label, replace(tcfg, iters=args.iters, **train),
-                         replace(mcfg, **model) if model else mcfg))
+        try:
+            variants.append((label, replace(tcfg, iters=args.iters, **train),
+                             replace(mcfg, **model) if model else mcfg))
+        except TypeError as e:      # a field the config lacks
+            raise SystemExit(f"--variant {v}: {e}")
     lines = []
     for n in args.only.split(","):
         img = read_image(found[n])
