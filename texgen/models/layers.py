@@ -114,18 +114,21 @@ class PeriodicWaves(nn.Module):
     texture_distance rose on three photos of five (benchmarks/out/quality_ab.md, the eleventh
     session): an option, off.
 
-    grid: a wave whose period is a whole number n <= grid of cells on both axes (tile01's
-    64 px tiles: pi per cell, n = 2) meets the cell grid the same way in every cell it
-    repeats; it keeps its starting number (free, it leaned and the tiles staircased), and its
-    phase is snapped to a multiple of 2 pi / n. Drawn at random, a phase between two snaps
-    left the trained generator unsure which cell boundary gets the grout, and it painted
-    ghost grout on both. Waves of SLOW_CELLS or more are held too (train/psgan.grid_waves adds
-    two: the slow signal holding the others takes away). At grid 4, tile01 painted a straight
-    grid with no ghost grout (period_error 0.128 -> 0) and wallpaper001 came under 1.5x its
-    own distance (1.62x -> 1.24x); metal002, with one grid wave of eight, kept period_error
-    over 3 % (0.064), and wall_brick01 (1.6-cell bricks) has none (benchmarks/out/
-    quality_ab.md, the thirteenth session). The fast preset's, at 4, since the fourteenth
-    (benchmarks/out/quality.md).
+    grid: a wave whose period is a whole number n <= grid of cells on both axes (tile01's 64
+    px tiles: pi per cell, n = 2) meets the cell grid the same way in every cell it repeats;
+    it keeps its starting number (free, it leaned and the tiles staircased), and its phase
+    is snapped to a multiple of 2 pi / n. Drawn at random, a phase between two snaps left
+    the trained generator unsure which cell boundary gets the grout, and it painted ghost
+    grout on both. Once one wave is held, every wave is (its phase free unless it is a grid
+    wave too): metal002's five free waves drifted by up to pi / 4 per cell while their held
+    sum could not follow, and its period_error stayed at 0.064; all held, 0.000 on two
+    seeds, wood003's bands stopped leaning, and wallpaper001 0.082 -> 0.072
+    (benchmarks/out/quality_ab.md, the fourteenth and fifteenth sessions). The two slow
+    waves (16 cells long) that train/psgan.grid_waves adds give back the slow signal that
+    holding takes away (free waves drifted into one). At grid 4, tile01 painted a straight
+    grid with no ghost grout (period_error 0.128 -> 0), and wall_brick01 (1.6-cell bricks)
+    has no grid wave: nothing is held (benchmarks/out/quality_ab.md, the thirteenth
+    session). The fast preset's, at 4, since the fourteenth (benchmarks/out/quality.md).
     """
 
     def __init__(self, n_global: int, n_periodic: int, hidden: int = 60, init_k=None,
@@ -138,16 +141,12 @@ class PeriodicWaves(nn.Module):
                              dtype=torch.float32).reshape(2, n_periodic)
         # not saved, like `direction`: both follow from init_k and grid, which the config holds
         step = grid_steps(k0, grid)
-        held = (step > 0) | (k0.norm(dim=0) <= 2 * math.pi / SLOW_CELLS) if grid else None
-        self.register_buffer("phase_step", step.reshape(1, n_periodic, 1, 1)
-                             if bool((step > 0).any()) else None, persistent=False)
-        if held is None or not bool(held.any()):
-            held = k_start = None       # wave_numbers then returns what the MLP (or k) gives
-        else:
-            held = held.repeat(2).reshape(1, 2 * n_periodic, 1, 1)
-            k_start = k0.reshape(1, 2 * n_periodic, 1, 1)
-        self.register_buffer("held", held, persistent=False)
-        self.register_buffer("k_start", k_start, persistent=False)
+        snapped = bool((step > 0).any())
+        self.register_buffer("phase_step", step.reshape(1, n_periodic, 1, 1) if snapped else None,
+                             persistent=False)
+        # one grid wave holds them all: a free wave drifts and the held ones cannot follow
+        self.register_buffer("k_start", k0.reshape(1, 2 * n_periodic, 1, 1) if snapped else None,
+                             persistent=False)
         if along:
             length = k0.norm(dim=0)
             # not saved: it follows from init_k, which the config holds
@@ -172,10 +171,11 @@ class PeriodicWaves(nn.Module):
 
     def wave_numbers(self, z: torch.Tensor) -> torch.Tensor:
         """(B, 2P, h, w): k_y for waves 0..P-1, then k_x."""
-        k = self.mlp(z[:, : self.n_global]) if self.n_global else \
-            self.k.expand(z.shape[0], -1, z.shape[2], z.shape[3])
-        k = self.direction * torch.cat([k, k], 1) if self.along else k
-        return k if self.held is None else torch.where(self.held, self.k_start, k)
+        size = (z.shape[0], -1, z.shape[2], z.shape[3])
+        if self.k_start is not None:    # wave_grid: every wave held at its starting number
+            return self.k_start.expand(*size)
+        k = self.mlp(z[:, : self.n_global]) if self.n_global else self.k.expand(*size)
+        return self.direction * torch.cat([k, k], 1) if self.along else k
 
     def forward(self, z, coords=None, torus=None):
         P = self.n_periodic
@@ -199,9 +199,6 @@ class PeriodicWaves(nn.Module):
             phase = torch.where(step > 0, torch.round(phase / step.clamp_min(1e-6)) * step, phase)
         arg = ky * y + kx * x + phase
         return torch.cat([z[:, :-P], torch.sin(arg), torch.cos(arg)], dim=1)
-
-
-SLOW_CELLS = 16      # a wave this many cells long or more changes little across a training patch
 
 
 def grid_steps(k: torch.Tensor, grid: int) -> torch.Tensor:

@@ -41,9 +41,10 @@ class PSGANConfig:
     init_k: list | None = None  # (2, P) starting wave numbers, radians per cell [k_y; k_x]
     wave_along: bool = False    # each wave learns its length only, along init_k's direction
                                 # (layers.PeriodicWaves; tried, off: quality_ab.md, 11th session)
-    wave_grid: int = 0          # waves of a whole number <= this of cells are held, phases snapped
-                                # (layers.PeriodicWaves, train/psgan.grid_waves; 0: off; the
-                                # fast preset's 4: quality_ab.md, 13th session, and quality.md)
+    wave_grid: int = 0          # waves of a whole number <= this of cells: phases snapped, and
+                                # when there is one every wave held (layers.PeriodicWaves,
+                                # train/psgan.grid_waves; 0: off; the fast preset's 4:
+                                # quality_ab.md, 13th-15th sessions, and quality.md)
     d_scales: int = 1           # the discriminator judges the patch at 1x, 1/2x, ...: the coarse
                                 # views see a lattice of periods the full-size one cannot
     kind: str | None = None     # "psgan" or "sgan" (texgen/kinds.py); None: what the channels say

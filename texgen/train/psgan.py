@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from texgen import checkpoint
 from texgen.errors import TexgenError
-from texgen.models.layers import SLOW_CELLS, grid_steps
+from texgen.models.layers import grid_steps
 from texgen.models.psgan import Discriminator, Generator, PSGANConfig
 from texgen.runtime.maps import check_map_names, map_channels, map_slices
 from texgen.runtime.noise import sample_noise
@@ -115,13 +115,15 @@ class TrainConfig:
 # grid and speckle both, and went soft: 0.133 -> 0.207. checker_weight stays 0: PSGAN's
 # checkerboard beyond that octave is small where it was measured (checker_energy: grass
 # 0.57, wood003 1.67, against texnet's 53 on desert002); not tried.
-# wave_grid 4 (waves a whole number of cells long held, their phases on the cell grid): in
-# benchmarks/out/quality.md, rebuilt with it, tile01's period_error 0.109 -> 0.000 (0.214 ->
-# 0.206), a straight grid without the free waves' staircase; wallpaper001 0.106 -> 0.082
-# (1.62x -> 1.24x the photo's own; a second seed 0.075); metal002 0.164 -> 0.142, though its
-# period_error rose 0.052 -> 0.064 (one wave held, five free); wood003 0.185 -> 0.146, its
-# pale bands leaning in the 2x2. Photos without such a wave (wall_brick01, whose brick is 1.6
-# cells, and every photo without a clear period) train bit for bit as without it.
+# wave_grid 4 (waves a whole number of cells long: their phases on the cell grid, and every
+# wave held): in benchmarks/out/quality.md, rebuilt with it, tile01's period_error 0.109 ->
+# 0.000 (0.214 -> 0.206), a straight grid without the free waves' staircase. Holding the grid
+# waves alone took wallpaper001 0.106 -> 0.082 (1.62x -> 1.24x the photo's own), metal002
+# 0.164 -> 0.142 but its period_error 0.052 -> 0.064 (five free waves drifted), and wood003
+# 0.185 -> 0.146 with its pale bands leaning; holding every wave (the fifteenth session):
+# wallpaper001 0.072, metal002 0.144 at period_error 0.000 (a second seed 0.140, 0.000),
+# wood003 0.140, its bands straight. Photos without such a wave (wall_brick01, whose brick is
+# 1.6 cells, and every photo without a clear period) train bit for bit as without it.
 PRESETS = {
     "fast": (PSGANConfig(n_global=20, n_periodic=8, g_widths=(256, 128, 64, 32), d_widths=(32, 64, 128, 256),
                          pixel_noise=True, wave_grid=4),
@@ -196,6 +198,9 @@ def wave_init(images: list[np.ndarray], cfg: PSGANConfig, periods: np.ndarray, m
     return (2 * math.pi * cfg.scale * f).T.tolist()      # (2, P): [k_y; k_x]
 
 
+SLOW_CELLS = 16      # a wave this many cells long or more changes little across a training patch
+
+
 def grid_waves(init_k: list, grid: int) -> list:
     """wave_init's waves for PSGANConfig.wave_grid: unchanged when none is a whole number of
     cells (nothing is held). Else one wave per frequency of the cell grid, which sees k only
@@ -236,17 +241,16 @@ def configure(images: list[np.ndarray], model_cfg: PSGANConfig, cfg: TrainConfig
             k = grid_waves(k, model_cfg.wave_grid)
             model_cfg = replace(model_cfg, init_k=k, n_periodic=len(k[0]))
             held = held_waves(model_cfg)
-            log(f"{held} waves a whole number of cells long: held, phases snapped; "
-                f"{len(k[0])} waves with 2 slow ones" if held else
+            log(f"{held} waves a whole number of cells long, phases snapped: all {len(k[0])} "
+                f"waves (2 slow ones added) held at the photo's numbers" if held else
                 "no wave is a whole number of cells long: wave_grid changes nothing")
     return model_cfg, replace(cfg, patch=p.patch, batch=p.batch, spectrum_weight=p.spectrum_weight)
 
 
 def held_waves(model_cfg: PSGANConfig) -> int:
-    """How many of the model's starting waves are a whole number of cells long, which
-    wave_grid holds and snaps (0: it changes nothing, and the model trains bit for bit as
-    without it). The two slow waves grid_waves adds when there are any are held too and not
-    counted (layers.PeriodicWaves' `held` mask has them)."""
+    """How many of the model's starting waves are a whole number of cells long, whose phases
+    wave_grid snaps (0: it changes nothing, and the model trains bit for bit as without it;
+    else layers.PeriodicWaves holds every wave)."""
     if not (model_cfg.wave_grid and model_cfg.init_k):
         return 0
     return int((grid_steps(torch.tensor(model_cfg.init_k), model_cfg.wave_grid) > 0).sum())
