@@ -162,7 +162,8 @@ def test_wave_options_reload_export_and_match(tmp_path, fields):
     G = Generator(cfg)
     with torch.no_grad():
         G.waves.mlp[2].bias.mul_(1.2)            # wave numbers that differ from the start
-    if cfg.wave_grid:             # the first wave is snapped, the second is not; both held
+    if cfg.wave_grid:   # the first wave is snapped, the second is not; both held (so the MLP's
+        # bias above changes nothing: the start must come back from init_k and wave_grid)
         assert G.waves.phase_step is not None and G.waves.k_start is not None
     calibrate_batchnorm(G, cells=3, batches=2, batch=2)
     checkpoint.save_model(tmp_path, G.eval(), {"config": cfg.to_dict(), "provenance": {"method": "psgan"}})
