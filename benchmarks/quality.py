@@ -76,8 +76,8 @@ MODELS = ROOT / "benchmarks" / "models" / "quality"
 OUT = ROOT / "benchmarks" / "out"
 TUNED = ("tile01_2x", "floor_se01", "grass_lush", "conc01")   # conc01: the lattice weight (2026-12-03)
 METRICS = ["texture_distance", "histogram_distance", "spectrum_distance", "fine_energy",
-           "checker_energy", "seam_score", "period_error", "cell_lattice", "cell_contrast",
-           "diversity", "copy_score"]
+           "checker_energy", "chroma_energy", "seam_score", "period_error", "cell_lattice",
+           "cell_contrast", "diversity", "copy_score"]
 BAR = 1.5                       # usable: texture_distance at most this x the photo's own
 
 
@@ -588,7 +588,10 @@ def write_table(rows, cfg, preset: str = "fast", earlier=None, auto=None):
              "photo's (0.25-0.5 cycles per px; target 0.8-1.2: above is speckle, below blur). "
              "checker_energy: energy beyond 0.5 cycles per px, in the spectrum's corners, where "
              "a 1 px checkerboard lies and fine_energy does not look, over the photo's (a halftone "
-             "shows as many times 1; '-': scored before it existed). cell_lattice: the share "
+             "shows as many times 1; '-': scored before it existed). chroma_energy: the "
+             "colour less its brightness, finer than 4 px (beyond 0.25 cycles per px), over "
+             "the photo's: fine colour speckle, which fine_energy (brightness) misses; a "
+             "camera's photo has little there ('-': scored before it existed). cell_lattice: the share "
              "of the samples' variance in one motif repeated in every 32 px noise cell, a "
              "fine woven lattice (the photo's own crops: chance; '-': scored before it "
              "existed). cell_contrast: how much the contrast and edges sit at the same places "

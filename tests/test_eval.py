@@ -77,6 +77,18 @@ def test_checker_energy_sees_a_halftone_that_fine_energy_misses(wall):
     assert M.checker_energy([blur(wall, 3)], wall) < 0.5
 
 
+def test_chroma_energy_sees_colour_grain_that_fine_energy_reads_as_brightness(wall):
+    assert abs(M.chroma_energy([wall], wall) - 1) < 1e-9
+    noise = 0.03 * np.random.default_rng(0).standard_normal(wall.shape)
+    colour = np.clip(wall + noise, 0, 1)                # each channel its own grain
+    grey = np.clip(wall + noise[..., :1], 0, 1)         # one grain in every channel
+    assert M.chroma_energy([colour], wall) > 5
+    # brightness grain is fine_energy's, not colour: the chroma is the photo's (but clipping)
+    assert M.fine_energy([grey], wall) > 1.5
+    assert abs(M.chroma_energy([grey], wall) - 1) < 0.1
+    assert M.chroma_energy([blur(wall, 3)], wall) < 0.5
+
+
 def test_period_error_is_zero_at_the_right_period_and_grows_off_it():
     ex = stripes(128, 128, period=16.0)
     assert M.period_error(ex, [stripes(128, 128, period=16.0, seed=1)]) < 0.05
@@ -192,7 +204,8 @@ def test_eval_model_writes_report(tmp_path, tiny_G, wall):
     data = json.loads((out / "metrics.json").read_text())
     assert set(data["readings"]) == set(data["metrics"])
     assert set(data["metrics"]) == {"texture_distance", "histogram_distance", "spectrum_distance",
-                                    "fine_energy", "checker_energy", "seam_score", "period_error",
+                                    "fine_energy", "checker_energy", "chroma_energy", "seam_score",
+                                    "period_error",
                                     "cell_lattice", "cell_contrast", "diversity", "copy_score"}
     assert 0 <= data["metrics"]["cell_lattice"] <= 1
     assert data["metrics"]["cell_contrast"] >= 0 and data["exemplar_baseline"]["cell_contrast"] >= 0

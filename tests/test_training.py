@@ -237,15 +237,41 @@ def test_fine_and_checker_caps_charge_their_own_band_per_channel_and_leave_blur_
     assert loss.fine_excess(soft_checker).item() == 0.0
     assert loss.checker_excess(crops).item() < 0.05
     # one spectrum gives every weighted term, each what its own call gives
-    weights = SimpleNamespace(spectrum_weight=0.5, fine_weight=2.0, checker_weight=3.0)
+    weights = SimpleNamespace(spectrum_weight=0.5, fine_weight=2.0, checker_weight=3.0,
+                              chroma_weight=0.0)
     total, terms = loss.weighted(soft_checker, weights)
     parts = (loss(soft_checker), loss.fine_excess(soft_checker), loss.checker_excess(soft_checker))
     assert terms == pytest.approx({"spec": parts[0].item(), "fine": 0.0, "checker": parts[2].item()})
     assert total.item() == pytest.approx(0.5 * parts[0].item() + 3.0 * parts[2].item(), rel=1e-5)
-    weights = SimpleNamespace(spectrum_weight=0.5, fine_weight=0.0, checker_weight=0.0)
+    weights = SimpleNamespace(spectrum_weight=0.5, fine_weight=0.0, checker_weight=0.0,
+                              chroma_weight=0.0)
     assert loss.weighted(soft_checker, weights)[1].keys() == {"spec"}
     assert SpectrumLoss.used_by(weights) and not SpectrumLoss.used_by(
-        SimpleNamespace(spectrum_weight=0.0, fine_weight=0.0, checker_weight=0.0))
+        SimpleNamespace(spectrum_weight=0.0, fine_weight=0.0, checker_weight=0.0, chroma_weight=0.0))
+
+
+def test_chroma_cap_charges_colour_grain_and_not_brightness_grain():
+    from texgen.train.descriptor import SpectrumLoss
+    photo = np.random.default_rng(0).random((128, 128, 3)).astype(np.float32)
+    photo = torch.nn.functional.avg_pool2d(torch.from_numpy(photo.transpose(2, 0, 1))[None],
+                                           5, 1, 2, count_include_pad=False)[0]
+    loss = SpectrumLoss([photo.numpy().transpose(1, 2, 0)], 64)
+    crops = photo.unfold(1, 64, 64).unfold(2, 64, 64).permute(1, 2, 0, 3, 4).reshape(-1, 3, 64, 64)
+    assert loss.chroma_excess(crops).item() < 0.05
+    noise = 0.05 * torch.randn(crops.shape, generator=torch.Generator().manual_seed(0))
+    grey = crops + noise[:, :1]             # one grain in every channel: brightness only
+    assert loss.fine_excess(grey).item() > 1.0
+    assert loss.chroma_excess(grey).item() == pytest.approx(loss.chroma_excess(crops).item(), abs=1e-4)
+    x = (crops + noise).requires_grad_(True)                # colour grain
+    before = loss.chroma_excess(x)
+    assert before.item() > 1.0
+    before.backward()                   # a step down its gradient takes the grain out
+    assert loss.chroma_excess(x.detach() - 0.03 * x.grad / x.grad.abs().max()).item() < 0.8 * before.item()
+    weights = SimpleNamespace(spectrum_weight=0.0, fine_weight=0.0, checker_weight=0.0,
+                              chroma_weight=2.0)
+    total, terms = loss.weighted(x.detach(), weights)
+    assert terms == pytest.approx({"chroma": before.item()})
+    assert total.item() == pytest.approx(2 * before.item(), rel=1e-5)
 
 
 def test_lattice_loss_pushes_a_motif_per_cell_down_to_the_exemplars_own():

@@ -157,6 +157,9 @@ _texnet_options = _options(
         click.option("--checker-weight", type=_range("checker_weight"),
                      help="psgan/texnet: weight of the same cap beyond the finest octave, where "
                           "a 1 px checkerboard lies (0: off). Default: the preset's."),
+        click.option("--chroma-weight", type=_range("chroma_weight"),
+                     help="psgan/texnet: weight of the same cap on colour grain: the colour "
+                          "less its brightness, finer than 4 px (0: off). Default: the preset's."),
         click.option("--diversity", type=_range("diversity"),
                      help="texnet: weight of the diversity term (Improved Texture Networks). "
                           "[default: 0]"),
@@ -249,6 +252,7 @@ _METHOD_ONLY = (("--style/--content", "stylise", ("stylize",)),
                 ("--contrast-weight", "contrast_weight", ("psgan", "sgan")),
                 ("--fine-weight", "fine_weight", ("psgan", "sgan", "texnet")),
                 ("--checker-weight", "checker_weight", ("psgan", "sgan", "texnet")),
+                ("--chroma-weight", "chroma_weight", ("psgan", "sgan", "texnet")),
                 ("--maps", "map_paths", ("psgan", "sgan")))
 
 
@@ -324,6 +328,7 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
            lr=None, seed=None, resume=False, force=False, licence=None, map_paths=None,
            loss=None, descriptor_weight=None, descriptor_weights=None, spectrum_weight=None,
            lattice_weight=None, contrast_weight=None, fine_weight=None, checker_weight=None,
+           chroma_weight=None,
            style_paths=(), content_paths=(), style_scale=None, diversity=None, content_weight=None,
            texel_size=None, exemplar_width=None, **map_options):
     """`texgen train` (train-many's jobs too): options as the command's, None when not given."""
@@ -342,6 +347,7 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
                  descriptor_weights=descriptor_weights, spectrum_weight=spectrum_weight,
                  lattice_weight=lattice_weight, contrast_weight=contrast_weight,
                  fine_weight=fine_weight, checker_weight=checker_weight,
+                 chroma_weight=chroma_weight,
                  seed=seed, style_scale=style_scale,
                  diversity=diversity, content_weight=content_weight)
     saved = (check_resume(out, None if method == "auto" else method, given, preset, licence,
@@ -380,7 +386,7 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
         surface = _surface(texel_size, exemplar_width, colour, given_maps)
     settings = {k: opts[k] for k in ("patch", "batch", "lr", "loss", "descriptor_weights",
                                      "spectrum_weight", "lattice_weight", "contrast_weight",
-                                     "fine_weight", "checker_weight")
+                                     "fine_weight", "checker_weight", "chroma_weight")
                 if opts[k] is not None}
     if iters is not None:
         settings["iters"] = iters

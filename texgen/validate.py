@@ -113,6 +113,7 @@ RANGES: dict[str, Range] = {
     "contrast_weight": NON_NEGATIVE,
     "fine_weight": NON_NEGATIVE,
     "checker_weight": NON_NEGATIVE,
+    "chroma_weight": NON_NEGATIVE,
     "preview_every": COUNT,
     "ckpt_every": COUNT,
     "lr_end": Range(0, 1),

@@ -7,6 +7,7 @@ Each metric has one job and says which way is better:
     spectrum_distance   radially averaged power spectra (no descriptor)          lower
     fine_energy         energy in the finest octave, samples / exemplar           1.0 (> 1.2 speckle)
     checker_energy      energy beyond it, in the corners (a 1 px checker)        1.0 (> 1.2 halftone)
+    chroma_energy       colour (less brightness) finer than 4 px, samples / ex.  1.0 (> 1.2 colour speckle)
     seam_score          steps across the wrap-around seams / interior steps      1.0 = seamless
     period_error        dominant periods of the samples vs the exemplar's        lower
     cell_lattice        share of the variance in one motif per noise cell         the photo's
@@ -116,13 +117,38 @@ def spectrum_distance(a: np.ndarray, b: np.ndarray) -> float:
 def band_energy(img: np.ndarray, lo: float, hi: float = np.inf) -> float:
     """Variance of the luma carried by frequencies lo <= |f| <= hi cycles per px,
     Hann-windowed so image borders add nothing."""
-    g = _luma(img).astype(np.float64)
+    return _plane_energy(_luma(img), lo, hi)
+
+
+def _plane_energy(g: np.ndarray, lo: float, hi: float) -> float:
+    g = g.astype(np.float64)
     win = np.outer(np.hanning(g.shape[0]), np.hanning(g.shape[1]))
     g = (g - g.mean()) * win
     p = np.abs(np.fft.fft2(g)) ** 2 / (win ** 2).sum() / g.size
     f = np.hypot(*np.meshgrid(np.fft.fftfreq(g.shape[0]), np.fft.fftfreq(g.shape[1]),
                               indexing="ij"))
     return float(p[(f >= lo) & (f <= hi)].sum())
+
+
+def chroma(x):
+    """x's colour less its luma, (..., 3, H, W) -> the same: what is left of each channel
+    once the brightness (Rec. 709 luma, on the stored values) is taken out; grey is 0.
+    numpy or torch (the training cap, train/descriptor.SpectrumLoss)."""
+    r, g, b = (float(w) for w in LUMA_WEIGHTS)
+    x = x[..., :3, :, :]
+    return x - (r * x[..., 0:1, :, :] + g * x[..., 1:2, :, :] + b * x[..., 2:3, :, :])
+
+
+CHROMA_FROM = 0.25      # cycles per px: colour detail finer than 4 px is fine colour speckle
+
+
+def fine_chroma_energy(img: np.ndarray) -> float:
+    """Variance of img's chroma (summed over its three channels) at frequencies beyond
+    CHROMA_FROM cycles per px. A camera's photo has little colour there (demosaicing and
+    JPEG keep colour coarser than brightness); a generator's per-pixel colour grain is all
+    there, and brightness-only measures (top_octave_energy) miss it."""
+    c = chroma(np.moveaxis(_rgb(img), -1, 0))
+    return sum(_plane_energy(plane, CHROMA_FROM, np.inf) for plane in c)
 
 
 def top_octave_energy(img: np.ndarray) -> float:
@@ -136,6 +162,13 @@ def fine_energy(samples: list[np.ndarray], exemplar: np.ndarray) -> float:
     the photo; above 1.2, speckle; below 0.8, blur."""
     return float(np.mean([top_octave_energy(s) for s in samples]) /
                  max(top_octave_energy(exemplar), 1e-12))
+
+
+def chroma_energy(samples: list[np.ndarray], exemplar: np.ndarray) -> float:
+    """The samples' mean fine_chroma_energy over the exemplar's: 1.0 = as little fine colour
+    grain as the photo; many times 1, colour speckle."""
+    return float(np.mean([fine_chroma_energy(s) for s in samples]) /
+                 max(fine_chroma_energy(exemplar), 1e-12))
 
 
 def checker_energy(samples: list[np.ndarray], exemplar: np.ndarray) -> float:

@@ -46,6 +46,9 @@ READINGS = {
                    "photo; 1 is right, above 1.2 is speckle or noise, below 0.8 is blur.",
     "checker_energy": "Energy beyond 0.5 cycles/px, in the spectrum's corners, samples / photo: "
                       "a 1-2 px checkerboard (halftone) shows as many times 1.",
+    "chroma_energy": "Colour detail finer than 4 px (chroma, the colour less its brightness, "
+                     "beyond 0.25 cycles/px), samples / photo: fine colour speckle shows as "
+                     "many times 1, which fine_energy (brightness only) misses.",
     "seam_score": "Step across the wrap-around seams / ordinary neighbour steps; 1.0 tiles "
                   "invisibly, the photo itself shows what a visible seam scores.",
     "period_error": "Relative error of the samples' dominant periods vs the photo's; 0 is "
@@ -138,6 +141,7 @@ def evaluate_samples(samples: list[np.ndarray], exemplar: np.ndarray,
             "spectrum_distance": float(np.mean([M.spectrum_distance(s, exemplar) for s in samples])),
             "fine_energy": M.fine_energy(samples, exemplar),
             "checker_energy": M.checker_energy(samples, exemplar),
+            "chroma_energy": M.chroma_energy(samples, exemplar),
             "seam_score": float(np.mean([M.seam_score(s) for s in samples])),
             "period_error": M.period_error(exemplar, samples),
             # crops of the samples, as of the photo: the chance level depends on the size
@@ -155,6 +159,7 @@ def evaluate_samples(samples: list[np.ndarray], exemplar: np.ndarray,
             "spectrum_distance": float(np.mean([M.spectrum_distance(c, exemplar) for c in ex_crops])),
             "fine_energy": M.fine_energy(ex_crops, exemplar),
             "checker_energy": M.checker_energy(ex_crops, exemplar),
+            "chroma_energy": M.chroma_energy(ex_crops, exemplar),
             "seam_score": M.seam_score(exemplar),
             "period_error": M.period_error(exemplar, ex_crops[:2]),
             "cell_lattice": M.cell_lattice(ex_crops, cfg.cell),

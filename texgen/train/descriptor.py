@@ -37,7 +37,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from texgen.errors import TexgenError
-from texgen.eval.metrics import contrast_spread, lattice_share, random_crops
+from texgen.eval.metrics import CHROMA_FROM, chroma, contrast_spread, lattice_share, random_crops
 from texgen.models.vgg import CONTENT_LAYER, TEXTURE_LAYERS, VGG19, gram
 
 LOSSES = ("gram", "swd")
@@ -184,8 +184,9 @@ class SpectrumLoss(nn.Module):
                               f"a side at least)")
         window = torch.outer(*(torch.hann_window(size, periodic=False, dtype=torch.float32),) * 2)
         self.register_buffer("window", window / window.pow(2).mean().sqrt())
+        crops = torch.from_numpy(np.stack(crops))
         with torch.no_grad():
-            self.register_buffer("target", self.power(torch.from_numpy(np.stack(crops))).sqrt())
+            self.register_buffer("target", self.power(crops).sqrt())
         # the finest octave, in two bands: the ring 0.25-0.5 cycles per px (speckle), and the
         # corners beyond 0.5 where a 1 px checkerboard's energy lies (eval's fine_energy and
         # checker_energy). Each is capped on its own: a checker in the corners cannot hide
@@ -193,6 +194,10 @@ class SpectrumLoss(nn.Module):
         f = torch.hypot(torch.fft.fftfreq(size)[:, None], torch.fft.rfftfreq(size)[None])
         self.register_buffer("top", torch.stack([(f >= 0.25) & (f < 0.5), f >= 0.5]).float())
         self.register_buffer("top_target", torch.einsum("chw,bhw->cb", self.target.pow(2), self.top))
+        # colour grain: the chroma's energy finer than 4 px (eval's chroma_energy), per channel
+        self.register_buffer("chroma_band", (f >= CHROMA_FROM).float())
+        with torch.no_grad():
+            self.register_buffer("chroma_target", self._chroma_energy(crops))
         self.to(device)
 
     def power(self, x: torch.Tensor) -> torch.Tensor:
@@ -206,9 +211,9 @@ class SpectrumLoss(nn.Module):
         return self._distance(self.power(self._seen(x)))
 
     # a training config's weight of each term: the term's name on the progress bar, and the
-    # band _excess caps (None: the whole spectrum's distance, forward)
+    # band _excess caps (None: the whole spectrum's distance, forward; "chroma": chroma_excess)
     WEIGHTS = {"spectrum_weight": ("spec", None), "fine_weight": ("fine", 0),
-               "checker_weight": ("checker", 1)}
+               "checker_weight": ("checker", 1), "chroma_weight": ("chroma", "chroma")}
 
     @classmethod
     def used_by(cls, cfg) -> bool:
@@ -217,14 +222,18 @@ class SpectrumLoss(nn.Module):
 
     def weighted(self, x: torch.Tensor, cfg):
         """(cfg.spectrum_weight * forward(x) + cfg.fine_weight * fine_excess(x) +
-        cfg.checker_weight * checker_excess(x), their values as {"spec", "fine", "checker"}
-        for the progress bar), the terms with weight 0 left out: a trainer's share of its
-        loss, from one power spectrum of x."""
-        power, loss, terms = self.power(self._seen(x)), 0.0, {}
+        cfg.checker_weight * checker_excess(x) + cfg.chroma_weight * chroma_excess(x), their
+        values as {"spec", "fine", "checker", "chroma"} for the progress bar), the terms with
+        weight 0 left out: a trainer's share of its loss, from one power spectrum of x (and,
+        for the chroma cap, one of its chroma)."""
+        seen = self._seen(x)
+        power, loss, terms = self.power(seen), 0.0, {}
         for name, (key, band) in self.WEIGHTS.items():
             weight = getattr(cfg, name)
             if weight:
-                value = self._distance(power) if band is None else self._excess(power, band)
+                value = (self._distance(power) if band is None else
+                         self._chroma_excess(seen) if band == "chroma" else
+                         self._excess(power, band))
                 terms[key] = value.item()
                 loss = loss + weight * value
         return loss, terms
@@ -249,16 +258,35 @@ class SpectrumLoss(nn.Module):
         same weight, desert002 and gravel came out softer (texgen/train/texnet.py)."""
         return self._excess(self.power(self._seen(x)), 1)
 
+    def chroma_excess(self, x: torch.Tensor) -> torch.Tensor:
+        """() the same cap on the batch x's colour grain: its chroma's energy beyond 0.25
+        cycles per px (eval/metrics.fine_chroma_energy), per chroma channel, over the
+        exemplar's. A camera's photo has little colour that fine; G paints a per-pixel colour
+        noise there (eval's chroma_energy: tile01 27x the photo's, wallpaper001 96x), which
+        the caps above, on each channel's energy, do not tell from the photo's fine
+        brightness detail that every channel shares."""
+        return self._chroma_excess(self._seen(x))
+
+    def _chroma_energy(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.einsum("chw,hw->c", self.power(chroma(x)), self.chroma_band)
+
+    def _chroma_excess(self, x: torch.Tensor) -> torch.Tensor:
+        return _log_excess(self._chroma_energy(x), self.chroma_target)
+
     def _excess(self, power: torch.Tensor, band: int) -> torch.Tensor:
-        e = torch.einsum("chw,hw->c", power, self.top[band])
-        ratio = e.clamp_min(1e-12) / self.top_target[:, band].clamp_min(1e-12)
-        return ratio.log().clamp_min(0).pow(2).mean()
+        return _log_excess(torch.einsum("chw,hw->c", power, self.top[band]),
+                           self.top_target[:, band])
 
     def _seen(self, x: torch.Tensor) -> torch.Tensor:
         if min(x.shape[-2:]) < self.size:
             raise TexgenError(f"images of {x.shape[-1]}x{x.shape[-2]} px are smaller than the "
                               f"{self.size} px the spectrum loss compares")
         return x[..., :self.size, :self.size]
+
+
+def _log_excess(e: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """mean over channels of max(0, log(e / target))^2: a cap at the target, in logs."""
+    return (e.clamp_min(1e-12) / target.clamp_min(1e-12)).log().clamp_min(0).pow(2).mean()
 
 
 class LatticeLoss:

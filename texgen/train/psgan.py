@@ -68,6 +68,8 @@ class TrainConfig:
                                 # speckle; 0: off)
     checker_weight: float = 0.0  # the same cap on the corners beyond it (checker_excess: a
                                 # 1 px checkerboard; 0: off)
+    chroma_weight: float = 0.0  # the same cap on colour grain: chroma finer than 4 px
+                                # (SpectrumLoss.chroma_excess: colour speckle; 0: off)
     lattice_weight: float = 0.0  # weight of the loss on a motif repeated in every noise cell
                                 # (train/descriptor.LatticeLoss; 0: off)
     contrast_weight: float = 0.0  # weight of its second order: contrast and edges at the same
@@ -114,7 +116,11 @@ class TrainConfig:
 # (cell_contrast 0.25 -> 0.35, 0.28 -> 0.60); with contrast_weight 100 beside it conc01 lost
 # grid and speckle both, and went soft: 0.133 -> 0.207. checker_weight stays 0: PSGAN's
 # checkerboard beyond that octave is small where it was measured (checker_energy: grass
-# 0.57, wood003 1.67, against texnet's 53 on desert002); not tried.
+# 0.57, wood003 1.67, against texnet's 53 on desert002); on tile01 (7.66) at 10 it fell to
+# 0.63 but the faces went blotchy, 0.206 -> 0.222. chroma_weight stays 0: at 1 it took the
+# per-pixel colour grain away (eval's chroma_energy: tile01 27 -> 1.3, wallpaper001 96 ->
+# 2.9), but texture_distance rose, tile01 0.206 -> 0.221 and wallpaper001 0.072 -> 0.103
+# (metal002, with little grain, 0.144 -> 0.143); benchmarks/out/quality_ab.md.
 # wave_grid 4 (waves a whole number of cells long: their phases on the cell grid, and every
 # wave held): in benchmarks/out/quality.md, rebuilt with it, tile01's period_error 0.109 ->
 # 0.000 (0.214 -> 0.206), a straight grid without the free waves' staircase. Holding the grid

@@ -54,6 +54,8 @@ class TexNetTrainConfig:
                                 # speckle; 0: off)
     checker_weight: float = 0.0  # the same cap on the corners beyond it (checker_excess: a
                                 # 1 px checkerboard; 0: off; the presets set it)
+    chroma_weight: float = 0.0  # the same cap on colour grain: chroma finer than 4 px
+                                # (SpectrumLoss.chroma_excess: colour speckle; 0: off)
     preview_every: int = 100
     ckpt_every: int = 100
     seed: int = 0
@@ -110,7 +112,8 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
         log(f"training patch {cfg.patch} px, batch {cfg.batch}, {cfg.loss} loss"
             + (f", spectrum loss {cfg.spectrum_weight:g}" if cfg.spectrum_weight else "")
             + (f", fine cap {cfg.fine_weight:g}" if cfg.fine_weight else "")
-            + (f", checker cap {cfg.checker_weight:g}" if cfg.checker_weight else ""))
+            + (f", checker cap {cfg.checker_weight:g}" if cfg.checker_weight else "")
+            + (f", chroma cap {cfg.chroma_weight:g}" if cfg.chroma_weight else ""))
     opt = torch.optim.Adam(G.parameters(), cfg.lr)
     rng, start, meta = start_point(out, resume, cfg.seed, G, None, opt, None, log)
     photos = PatchSampler(content, cfg.patch, rng) if content else None
