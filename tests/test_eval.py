@@ -205,8 +205,8 @@ def test_eval_model_writes_report(tmp_path, tiny_G, wall):
     assert set(data["readings"]) == set(data["metrics"])
     assert set(data["metrics"]) == {"texture_distance", "histogram_distance", "spectrum_distance",
                                     "fine_energy", "checker_energy", "chroma_energy", "seam_score",
-                                    "period_error",
-                                    "cell_lattice", "cell_contrast", "diversity", "copy_score"}
+                                    "period_error", "cell_lattice", "cell_contrast", "diversity",
+                                    "copy_score"}
     assert 0 <= data["metrics"]["cell_lattice"] <= 1
     assert data["metrics"]["cell_contrast"] >= 0 and data["exemplar_baseline"]["cell_contrast"] >= 0
     # an untrained generator is far from the bricks: the report must say so
