@@ -512,7 +512,9 @@ def _cached_rows(found, names, root, presets, rows, ledger: dict) -> dict:
             earlier[name] = (sorted({k for keys in changed.values() for k in keys}),
                              _table_rows(name, {label: res[label] for label in stale})[2])
         fresh = {label: r for label, r in res.items() if label not in stale}
-        if "texgen psgan" in fresh:
+        if fresh.keys() & {"texgen psgan", "texgen texnet"}:
+            # a photo whose psgan row is stale keeps its texnet row (and resynthesizer's)
+            # in the verdicts: a PSGAN preset change leaves texnet's rows standing
             rows[name] = _table_rows(name, fresh)
     return earlier
 
