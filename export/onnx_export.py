@@ -34,6 +34,7 @@ from texgen import checkpoint
 from texgen.errors import TexgenError
 from texgen.paint import load_generator
 from texgen.files import atomic_write_bytes
+from texgen.models.layers import WrapConvTranspose2d
 from texgen.runtime.maps import colour_space
 from texgen.runtime.noise import NOISE_VERSION, sample_noise
 from texgen.runtime.surface import Surface
@@ -51,7 +52,9 @@ THUMB = 128             # exemplar thumbnail's longest side in px
 @torch.no_grad()
 def fold_batchnorm(G: nn.Module) -> nn.Module:
     """A copy of G in eval mode with every BatchNorm2d folded into the (transposed)
-    convolution just before it in an nn.Sequential and replaced by nn.Identity.
+    convolution just before it in an nn.Sequential and replaced by nn.Identity, and every
+    layer whose kernel is derived from its weights (layers.HalfChromaConvTranspose2d) made a
+    plain one holding that kernel, so the graph stores constants, not the derivation.
 
     y = gamma * (conv(x) + b - mean) / sqrt(var + eps) + beta  ==  conv'(x) + b' with
     w' = w * s along the output-channel dim (dim 1 of ConvTranspose's (cin, cout, kh, kw),
@@ -60,6 +63,8 @@ def fold_batchnorm(G: nn.Module) -> nn.Module:
     G = copy.deepcopy(G).eval()
     for seq in [m for m in G.modules() if isinstance(m, nn.Sequential)]:
         for i in range(len(seq)):
+            if isinstance(seq[i], WrapConvTranspose2d):     # a derived kernel, as constants
+                seq[i] = seq[i].plain()
             bn, conv = seq[i], seq[i - 1] if i else None
             if not isinstance(bn, nn.BatchNorm2d):
                 continue

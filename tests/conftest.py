@@ -90,6 +90,15 @@ def noisy_G() -> Generator:
     return G.eval()
 
 
+@pytest.fixture(scope="session")
+def chroma_G() -> Generator:
+    """tiny_G's kind with colour at half resolution (half_chroma)."""
+    torch.manual_seed(0)
+    G = Generator(tiny_config(half_chroma=True))
+    calibrate_batchnorm(G, cells=3, batches=2, batch=2)
+    return G.eval()
+
+
 # ----------------------------------------------------------------------------- the command line
 
 @pytest.fixture(scope="session")

@@ -11,11 +11,13 @@ import pytest
 import torch
 
 from conftest import seam_ratio, tiny_config
-from texgen.models.layers import PeriodicWaves
+from texgen.eval.metrics import fine_chroma_energy, top_octave_energy
+from texgen.models.layers import HalfChromaConvTranspose2d, PeriodicWaves, WrapConvTranspose2d
 from texgen.train.batchnorm import calibrate_batchnorm
 from texgen.models.psgan import Discriminator, Generator
 from texgen.paint import torch_runner
 from texgen.runtime.canvas import synthesize, torus_cells
+from texgen.runtime.maps import LUMA_WEIGHTS
 from texgen.runtime.noise import NoiseLayout, cyclic_morph, sample_noise
 from texgen.runtime.tiling import paint_bands, tile_noise, tile_starts
 from texgen.spectrum import dominant_frequencies
@@ -140,11 +142,11 @@ def test_tiled_bands_equal_one_shot(request, net):
     assert np.abs(part[:, s:] - whole[:, :3 * s]).max() < 1e-5
 
 
-@pytest.mark.parametrize("net", ["tiny_G", "noisy_G"])
+@pytest.mark.parametrize("net", ["tiny_G", "noisy_G", "chroma_G"])
 def test_interior_of_a_tile_equals_the_wrapped_torus(request, net):
     """What training sees (forward: every layer wraps the whole torus) is what the painters
     paint (interior: valid layers on a tile and its context), pixel for pixel."""
-    G = request.getfixturevalue(net)          # with and without pixel noise
+    G = request.getfixturevalue(net)          # plain, with pixel noise, half-resolution colour
     cfg, m, s = G.cfg, G.margin, G.cfg.scale
     H, W = 5, 6
     z = sample_noise(cfg.layout, H, W, seed=2)
@@ -325,6 +327,36 @@ def test_pixel_noise_starts_silent_and_paints_fine_detail(tiny_G, noisy_G):
     assert diff.mean() > 1e-3
     with pytest.raises(ValueError, match="4x4 kernel"):
         tiny_config(pixel_noise=True, kernel=6)
+
+
+@torch.no_grad()
+def test_half_chroma_layer_keeps_brightness_and_takes_colour_off_single_pixels():
+    # a stack of height then colour: the colour is channels 1-3, wherever the stack puts it
+    torch.manual_seed(3)
+    plain = WrapConvTranspose2d(8, 4)
+    half = HalfChromaConvTranspose2d(8, 4, colour=slice(1, 4))
+    half.load_state_dict(plain.state_dict())                 # the same stored weights
+    x = torch.randn(2, 8, 16, 16)                            # white noise: every frequency
+    a, b = plain(x), half(x)
+    luma = lambda y: torch.einsum("c,bchw->bhw", torch.as_tensor(LUMA_WEIGHTS), y[:, 1:4])
+    assert torch.allclose(luma(a), luma(b), atol=1e-6)       # brightness: untouched
+    assert torch.allclose(a[:, :1], b[:, :1])                # the height map too
+    assert not torch.allclose(a[:, 1:4], b[:, 1:4])
+    # the colour itself: plain, as much grain finer than 4 px as coarser; half, little
+    fine = lambda y: np.mean([fine_chroma_energy(np.moveaxis(im[1:4].numpy(), 0, -1))
+                              for im in y])
+    assert fine(b) < 0.05 * fine(a)
+    with pytest.raises(ValueError, match="4x4 kernel"):
+        tiny_config(half_chroma=True, kernel=6)
+
+
+def test_half_chroma_generator_paints_brightness_detail_without_colour_grain(tiny_G, chroma_G):
+    z = torch.from_numpy(sample_noise(tiny_G.cfg.layout, 4, 4, seed=5))
+    with torch.no_grad():
+        imgs = [np.moveaxis(G(z)[0].numpy(), 0, -1) * 0.5 + 0.5 for G in (tiny_G, chroma_G)]
+    assert fine_chroma_energy(imgs[1]) < 0.1 * fine_chroma_energy(imgs[0])
+    # the same weights' brightness: as much fine detail as the plain generator's
+    assert 0.5 < top_octave_energy(imgs[1]) / top_octave_energy(imgs[0]) < 2
 
 
 def test_sgan_config_builds_and_paints():

@@ -8,6 +8,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from texgen.runtime.maps import LUMA_WEIGHTS
+
 
 def wrap_pad(x: torch.Tensor, p: int) -> torch.Tensor:
     """Pad the last two dims circularly by p cells (explicit slices export to any ONNX opset)."""
@@ -48,7 +50,28 @@ class WrapConvTranspose2d(nn.ConvTranspose2d):
         super().__init__(cin, cout, k, stride=2, padding=2 * self.wrap + k // 2 - 1, bias=bias)
 
     def forward(self, x):
-        return super().forward(wrap_pad(x, self.wrap))
+        return self._transpose(wrap_pad(x, self.wrap))
+
+    def _transpose(self, x):
+        return F.conv_transpose2d(x, self.kernel(), self.bias, self.stride, self.padding)
+
+    def kernel(self) -> torch.Tensor:
+        """The (cin, cout, k, k) weights the layer applies: its own, unless a subclass
+        derives them from it."""
+        return self.weight
+
+    @torch.no_grad()
+    def plain(self) -> "WrapConvTranspose2d":
+        """The layer as a plain one holding the kernel it applies (itself, when that is its
+        weight): an export then stores the kernel, not the arithmetic that derives it."""
+        if type(self) is WrapConvTranspose2d:
+            return self
+        out = WrapConvTranspose2d(self.in_channels, self.out_channels, self.kernel_size[0],
+                                  bias=self.bias is not None)
+        out.weight.copy_(self.kernel())
+        if self.bias is not None:
+            out.bias.copy_(self.bias)
+        return out
 
     def valid_size(self, n: int) -> int:
         """Output px of forward_valid for n input cells."""
@@ -68,7 +91,7 @@ class WrapConvTranspose2d(nn.ConvTranspose2d):
         pixels, which the next layer uses as context (so a tile needs only one cell of it).
         """
         if self.kernel_size != (4, 4):
-            return super().forward(x)
+            return self._transpose(x)
         w, b = self.phase_weights()
         return F.pixel_shuffle(F.conv2d(x, w, b), 2)
 
@@ -80,13 +103,54 @@ class WrapConvTranspose2d(nn.ConvTranspose2d):
         """(4 * cout, cin, 2, 2) conv weights, channel c * 4 + 2 * row_phase + col_phase in
         pixel_shuffle's order, and the bias repeated for each phase."""
         t = self._PHASE_TAPS
-        w = self.weight                                       # (cin, cout, 4, 4)
+        w = self.kernel()                                     # (cin, cout, 4, 4)
         phases = [w[:, :, t[a]][:, :, :, t[b]] for a in (0, 1) for b in (0, 1)]
         w = torch.stack(phases, 2).permute(1, 2, 0, 3, 4)      # (cout, 4, cin, 2, 2)
         w = w.reshape(-1, *w.shape[2:])
         # stack + flatten (not repeat_interleave): exports as a constant the ONNX exporter folds
         b = torch.stack((self.bias,) * 4, dim=1).flatten() if self.bias is not None else None
         return w, b
+
+
+class HalfChromaConvTranspose2d(WrapConvTranspose2d):
+    """The output layer, with colour kept as a camera keeps it: brightness at every pixel,
+    colour at half resolution. Of its 4x4 kernel, the part that reaches the colour
+    channels' luma (Rec. 709) is its own; the rest, the chroma (each channel less its luma),
+    is replaced by the kernel's mean chroma gain spread with the bilinear weights
+    [1, 3, 3, 1] / 4 in each direction: the chroma of the output is then the input grid's,
+    bilinearly upsampled, so no pixel's colour departs from its neighbours'.
+
+    Why: a PSGAN's last transposed convolution gives each colour channel its own
+    high-frequency mix of the hidden features, a per-pixel pink-green grain (eval's
+    chroma_energy: tile01 27x the photo's fine colour, wallpaper001 96x) that neither D
+    nor the VGG loss charges; a photo has almost none (demosaicing and JPEG keep colour
+    coarser than brightness). Capping it with a loss (SpectrumLoss.chroma_excess) cost
+    texture_distance; here the generator cannot paint it. Only the 4x4 kernel; the
+    weights stored are the plain ones, the derived kernel is what it applies (and what an
+    ONNX export folds into a constant)."""
+
+    def __init__(self, cin: int, cout: int, colour: slice, k: int = 4):
+        if k != 4:
+            raise ValueError("half-resolution colour needs the 4x4 kernel")
+        super().__init__(cin, cout, k)
+        luma = torch.zeros(cout)
+        luma[colour] = torch.as_tensor(LUMA_WEIGHTS)
+        ones = torch.zeros(cout)
+        ones[colour] = 1.0
+        # per output channel c: the kernel's luma reaches c as ones[c] * (luma . w); its
+        # chroma is w - that (0 outside the colour channels)
+        self.register_buffer("luma", luma, persistent=False)
+        self.register_buffer("ones", ones, persistent=False)
+        b = torch.tensor([1.0, 3.0, 3.0, 1.0]) / 4         # each phase's two taps sum to 1
+        self.register_buffer("bilinear", torch.outer(b, b), persistent=False)
+
+    def kernel(self) -> torch.Tensor:
+        w = self.weight                                        # (cin, cout, 4, 4)
+        brightness = torch.einsum("c,icyx->iyx", self.luma, w)[:, None] * self.ones[:, None, None]
+        chroma = (w - brightness) * self.ones[:, None, None]   # 0 outside the colour
+        # the mean over the four phases of each phase's gain (its 2 x 2 taps' sum)
+        gain = chroma.sum((-2, -1)) / 4                        # (cin, cout)
+        return w - chroma + gain[..., None, None] * self.bilinear
 
 
 class PeriodicWaves(nn.Module):

@@ -12,6 +12,10 @@ inputs, Karras et al. 2019). Without it every pixel is a function of a few cells
 only, the same function in every cell, and the samples show it: a fine lattice the size of a
 cell. The noise alone does not remove that lattice (train/descriptor.LatticeLoss does); it
 gives the generator detail that is not tied to the cell, so the loss costs less texture.
+
+With half_chroma, the output layer keeps colour at half resolution and brightness at full
+(layers.HalfChromaConvTranspose2d), as a camera does: without it the last transposed
+convolution paints each colour channel's finest detail apart, a per-pixel colour grain.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from texgen.models.layers import PeriodicWaves, WrapConvTranspose2d
+from texgen.models.layers import HalfChromaConvTranspose2d, PeriodicWaves, WrapConvTranspose2d
 from texgen.kinds import check_kind, kind_of
+from texgen.runtime.maps import map_slices
 from texgen.runtime.noise import NoiseLayout
 
 
@@ -49,6 +54,8 @@ class PSGANConfig:
                                 # views see a lattice of periods the full-size one cannot
     kind: str | None = None     # "psgan" or "sgan" (texgen/kinds.py); None: what the channels say
     pixel_noise: bool = False   # per-pixel noise into every hidden layer (see above)
+    half_chroma: bool = False   # colour at half resolution, brightness at full: no per-pixel
+                                # colour grain (layers.HalfChromaConvTranspose2d)
 
     def __post_init__(self):
         self.kind = check_kind(kind_of(asdict(self)), "psgan")
@@ -56,6 +63,8 @@ class PSGANConfig:
             raise ValueError("an SGAN has neither global nor periodic channels")
         if self.pixel_noise and self.kernel != 4:
             raise ValueError("pixel_noise needs the 4x4 kernel (its valid layers' crop)")
+        if self.half_chroma and self.kernel != 4:
+            raise ValueError("half_chroma needs the 4x4 kernel")
 
     @property
     def layout(self) -> NoiseLayout:
@@ -95,7 +104,11 @@ class Generator(nn.Module):
             # no conv bias: batch norm's shift replaces it
             layers += [WrapConvTranspose2d(cin, cout, cfg.kernel, bias=False),
                        nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
-        layers += [WrapConvTranspose2d(widths[-1], cfg.channels, cfg.kernel), nn.Tanh()]
+        colour = map_slices(cfg.maps).get("color")     # a stack without colour: nothing to do
+        out = (HalfChromaConvTranspose2d(widths[-1], cfg.channels, colour)
+               if cfg.half_chroma and colour else
+               WrapConvTranspose2d(widths[-1], cfg.channels, cfg.kernel))
+        layers += [out, nn.Tanh()]
         self.net = nn.Sequential(*layers)
         for m in self.net.modules():
             if isinstance(m, nn.ConvTranspose2d):
