@@ -120,7 +120,10 @@ class TrainConfig:
 # 0.63 but the faces went blotchy, 0.206 -> 0.222. chroma_weight stays 0: at 1 it took the
 # per-pixel colour grain away (eval's chroma_energy: tile01 27 -> 1.3, wallpaper001 96 ->
 # 2.9), but texture_distance rose, tile01 0.206 -> 0.221 and wallpaper001 0.072 -> 0.103
-# (metal002, with little grain, 0.144 -> 0.143); benchmarks/out/quality_ab.md.
+# (metal002, with little grain, 0.144 -> 0.143); benchmarks/out/quality_ab.md. half_chroma
+# (colour at half resolution in the output layer) stays off for the same reason: the grain
+# went (tile01 27 -> 0.7, wallpaper001 96 -> 12, wood003 17 -> 1.0), but texture_distance
+# rose on each photo tried, most on wood003, 0.140 -> 0.223 (the seventeenth session).
 # wave_grid 4 (waves a whole number of cells long: their phases on the cell grid, and every
 # wave held): in benchmarks/out/quality.md, rebuilt with it, tile01's period_error 0.109 ->
 # 0.000 (0.214 -> 0.206), a straight grid without the free waves' staircase. Holding the grid
