@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from texgen.runtime.maps import LUMA_WEIGHTS
+from texgen.runtime.maps import LUMA_WEIGHTS, chroma
 from texgen.spectrum import dominant_frequencies
 
 # VGG-19 layers of the texture distance (Gatys et al.; relu5_1 adds little at these sizes)
@@ -128,15 +128,6 @@ def _plane_energy(g: np.ndarray, lo: float, hi: float) -> float:
     f = np.hypot(*np.meshgrid(np.fft.fftfreq(g.shape[0]), np.fft.fftfreq(g.shape[1]),
                               indexing="ij"))
     return float(p[(f >= lo) & (f <= hi)].sum())
-
-
-def chroma(x):
-    """x's colour less its luma, (..., 3, H, W) -> the same: what is left of each channel
-    once the brightness (Rec. 709 luma, on the stored values) is taken out; grey is 0.
-    numpy or torch (the training cap, train/descriptor.SpectrumLoss)."""
-    r, g, b = (float(w) for w in LUMA_WEIGHTS)
-    x = x[..., :3, :, :]
-    return x - (r * x[..., 0:1, :, :] + g * x[..., 1:2, :, :] + b * x[..., 2:3, :, :])
 
 
 CHROMA_FROM = 0.25      # cycles per px: colour detail finer than 4 px is fine colour speckle

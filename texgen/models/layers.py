@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from texgen.runtime.maps import LUMA_WEIGHTS
+from texgen.runtime.maps import chroma
 
 
 def wrap_pad(x: torch.Tensor, p: int) -> torch.Tensor:
@@ -134,24 +134,17 @@ class HalfChromaConvTranspose2d(WrapConvTranspose2d):
         if k != 4:
             raise ValueError("half-resolution colour needs the 4x4 kernel")
         super().__init__(cin, cout, k)
-        luma = torch.zeros(cout)
-        luma[colour] = torch.as_tensor(LUMA_WEIGHTS)
-        ones = torch.zeros(cout)
-        ones[colour] = 1.0
-        # per output channel c: the kernel's luma reaches c as ones[c] * (luma . w); its
-        # chroma is w - that (0 outside the colour channels)
-        self.register_buffer("luma", luma, persistent=False)
-        self.register_buffer("ones", ones, persistent=False)
+        self.colour = colour
         b = torch.tensor([1.0, 3.0, 3.0, 1.0]) / 4         # each phase's two taps sum to 1
         self.register_buffer("bilinear", torch.outer(b, b), persistent=False)
 
     def kernel(self) -> torch.Tensor:
-        w = self.weight                                        # (cin, cout, 4, 4)
-        brightness = torch.einsum("c,icyx->iyx", self.luma, w)[:, None] * self.ones[:, None, None]
-        chroma = (w - brightness) * self.ones[:, None, None]   # 0 outside the colour
-        # the mean over the four phases of each phase's gain (its 2 x 2 taps' sum)
-        gain = chroma.sum((-2, -1)) / 4                        # (cin, cout)
-        return w - chroma + gain[..., None, None] * self.bilinear
+        w, c = self.weight, self.colour                        # (cin, cout, 4, 4)
+        grain = chroma(w[:, c])                                # the kernel's colour less its luma
+        # its mean over the four phases of each phase's gain (its 2 x 2 taps' sum)
+        gain = grain.sum((-2, -1), keepdim=True) / 4
+        return torch.cat([w[:, :c.start], w[:, c] - grain + gain * self.bilinear,
+                          w[:, c.stop:]], dim=1)
 
 
 class PeriodicWaves(nn.Module):

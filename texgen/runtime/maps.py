@@ -54,6 +54,16 @@ NORMAL_CONVENTIONS = ("gl", "dx")
 LUMA_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], np.float32)   # Rec. 709 R, G, B
 
 
+def chroma(x):
+    """x's colour less its luma, (..., 3, H, W) -> the same: what is left of each channel
+    once the brightness (Rec. 709 luma, on the stored values) is taken out; grey is 0.
+    numpy or torch: eval's chroma_energy, the training cap (train/descriptor.SpectrumLoss)
+    and the half-resolution colour layer (models/layers.HalfChromaConvTranspose2d)."""
+    r, g, b = (float(w) for w in LUMA_WEIGHTS)
+    x = x[..., :3, :, :]
+    return x - (r * x[..., 0:1, :, :] + g * x[..., 1:2, :, :] + b * x[..., 2:3, :, :])
+
+
 def _help(text: str, range: Range | None = None, **kw):
     """A dataclass field carrying its help text (the CLI and Blender show it) and the range of
     its values (of each value, for a tuple; the CLI's option refuses the rest)."""

@@ -37,7 +37,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from texgen.errors import TexgenError
-from texgen.eval.metrics import CHROMA_FROM, chroma, contrast_spread, lattice_share, random_crops
+from texgen.eval.metrics import CHROMA_FROM, contrast_spread, lattice_share, random_crops
+from texgen.runtime.maps import chroma
 from texgen.models.vgg import CONTENT_LAYER, TEXTURE_LAYERS, VGG19, gram
 
 LOSSES = ("gram", "swd")
