@@ -125,8 +125,9 @@ class HalfChromaConvTranspose2d(WrapConvTranspose2d):
     chroma_energy: tile01 27x the photo's fine colour, wallpaper001 96x) that neither D
     nor the VGG loss charges; a photo has almost none (demosaicing and JPEG keep colour
     coarser than brightness). A loss caps it (SpectrumLoss.chroma_excess); here the
-    generator cannot paint it. Both cost texture_distance (benchmarks/out/quality_ab.md,
-    sixteenth and seventeenth sessions), so neither is a preset's. Only the 4x4 kernel; the
+    generator cannot paint it. Both raised texture_distance on most photos tried
+    (benchmarks/out/quality_ab.md, sixteenth and seventeenth sessions), so neither is a
+    preset's yet. Only the 4x4 kernel; the
     weights stored are the plain ones, the derived kernel is what it applies (and what an
     ONNX export folds into a constant)."""
 

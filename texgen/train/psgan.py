@@ -123,7 +123,8 @@ class TrainConfig:
 # (metal002, with little grain, 0.144 -> 0.143); benchmarks/out/quality_ab.md. half_chroma
 # (colour at half resolution in the output layer) stays off for the same reason: the grain
 # went (tile01 27 -> 0.7, wallpaper001 96 -> 12, wood003 17 -> 1.0), but texture_distance
-# rose on each photo tried, most on wood003, 0.140 -> 0.223 (the seventeenth session).
+# rose on the first four photos tried, most on wood003, 0.140 -> 0.223; on wall_brick01 it
+# fell against a run beside it, 0.112 -> 0.091 (the seventeenth session): one seed each.
 # wave_grid 4 (waves a whole number of cells long: their phases on the cell grid, and every
 # wave held): in benchmarks/out/quality.md, rebuilt with it, tile01's period_error 0.109 ->
 # 0.000 (0.214 -> 0.206), a straight grid without the free waves' staircase. Holding the grid
