@@ -12,7 +12,8 @@ import torch
 
 from conftest import seam_ratio, tiny_config
 from texgen.eval.metrics import fine_chroma_energy, top_octave_energy
-from texgen.models.layers import HalfChromaConvTranspose2d, PeriodicWaves, WrapConvTranspose2d
+from texgen.models.layers import (HalfChromaConvTranspose2d, PeriodicWaves,
+                                  ResizeConvTranspose2d, WrapConvTranspose2d, wrap_pad)
 from texgen.train.batchnorm import calibrate_batchnorm
 from texgen.models.psgan import Discriminator, Generator
 from texgen.paint import torch_runner
@@ -142,11 +143,11 @@ def test_tiled_bands_equal_one_shot(request, net):
     assert np.abs(part[:, s:] - whole[:, :3 * s]).max() < 1e-5
 
 
-@pytest.mark.parametrize("net", ["tiny_G", "noisy_G", "chroma_G"])
+@pytest.mark.parametrize("net", ["tiny_G", "noisy_G", "chroma_G", "resize_G"])
 def test_interior_of_a_tile_equals_the_wrapped_torus(request, net):
     """What training sees (forward: every layer wraps the whole torus) is what the painters
     paint (interior: valid layers on a tile and its context), pixel for pixel."""
-    G = request.getfixturevalue(net)          # plain, with pixel noise, half-resolution colour
+    G = request.getfixturevalue(net)   # plain, pixel noise, half-resolution colour, resize-convs
     cfg, m, s = G.cfg, G.margin, G.cfg.scale
     H, W = 5, 6
     z = sample_noise(cfg.layout, H, W, seed=2)
@@ -357,6 +358,28 @@ def test_half_chroma_generator_paints_brightness_detail_without_colour_grain(tin
     assert fine_chroma_energy(imgs[1]) < 0.1 * fine_chroma_energy(imgs[0])
     # the same weights' brightness: as much fine detail as the plain generator's
     assert 0.5 < top_octave_energy(imgs[1]) / top_octave_energy(imgs[0]) < 2
+
+
+@torch.no_grad()
+def test_resize_conv_layer_is_nearest_upsampling_then_a_3x3_convolution():
+    torch.manual_seed(4)
+    layer = ResizeConvTranspose2d(5, 3)
+    x = torch.randn(2, 5, 8, 8)
+    up = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+    # the 3x3 weights, as a convolution (transposed: flipped) over the wrapped upsampled grid
+    w = layer.weight.transpose(0, 1).flip(-2, -1)
+    ref = torch.nn.functional.conv2d(wrap_pad(up, 1), w, layer.bias)
+    assert (layer(x) - ref).abs().max() < 1e-5
+    # a flat input paints a flat output; a free 4x4 kernel's phases differ: a checkerboard
+    flat = torch.ones(1, 5, 6, 6)
+    assert layer(flat).std((-2, -1)).max() < 1e-5
+    assert WrapConvTranspose2d(5, 3)(flat).std((-2, -1)).min() > 1e-3
+    with pytest.raises(ValueError, match="4x4 kernel"):
+        tiny_config(resize_conv=1, kernel=6)
+    with pytest.raises(ValueError, match="0 to"):
+        tiny_config(resize_conv=len(tiny_config().g_widths) + 2)
+    with pytest.raises(ValueError, match="one of them"):
+        tiny_config(resize_conv=1, half_chroma=True)
 
 
 def test_sgan_config_builds_and_paints():

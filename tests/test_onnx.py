@@ -150,18 +150,21 @@ def test_pixel_noise_exports_and_matches(noisy_G, tmp_path):
     assert np.abs(p.run(z, ys, xs, torus) - ref).max() <= FP32_TOL
 
 
-def test_half_chroma_exports_the_plain_graph_with_its_kernel(chroma_G, tiny_G, tmp_path):
-    # the derived kernel is stored as a constant: the same operators as a plain generator's
+@pytest.mark.parametrize("net", ["chroma_G", "resize_G"])
+def test_derived_kernels_export_the_plain_graph(request, net, tiny_G, tmp_path):
+    # half_chroma's and resize_conv's kernels are stored as constants: the same operators
+    # as a plain generator's
+    derived = request.getfixturevalue(net)
     ops = {}
-    for name, G in (("plain", tiny_G), ("half", chroma_G)):
+    for name, G in (("plain", tiny_G), ("derived", derived)):
         checkpoint.save_model(tmp_path / name, G, {"config": G.cfg.to_dict(),
                                                    "provenance": {"method": "psgan"}})
         export_onnx(tmp_path / name, tmp_path / f"{name}.onnx")
         ops[name] = sorted(n.op_type for n in onnx.load(tmp_path / f"{name}.onnx").graph.node
                            if n.op_type != "Constant")
-    assert ops["half"] == ops["plain"]
-    p = OnnxPainter(tmp_path / "half.onnx", device="cpu")
-    z, ys, xs, torus, ref = torch_image(chroma_G, 3, 5)
+    assert ops["derived"] == ops["plain"]
+    p = OnnxPainter(tmp_path / "derived.onnx", device="cpu")
+    z, ys, xs, torus, ref = torch_image(derived, 3, 5)
     assert np.abs(p.run(z, ys, xs, torus) - ref).max() <= FP32_TOL
 
 
@@ -172,7 +175,8 @@ def test_half_chroma_exports_the_plain_graph_with_its_kernel(chroma_G, tiny_G, t
     {"init_k": [[3.1416, 0.0], [0.0, 1.1]], "wave_grid": 4},
     # nor the output layer's derived kernel: only the weights it derives from (half_chroma)
     {"half_chroma": True},
-], ids=["along", "grid", "half_chroma"])
+    {"resize_conv": 2},
+], ids=["along", "grid", "half_chroma", "resize_conv"])
 def test_wave_options_reload_export_and_match(tmp_path, fields):
     torch.manual_seed(2)
     cfg = tiny_config(**fields)

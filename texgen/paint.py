@@ -8,6 +8,7 @@ import torch
 from texgen import checkpoint
 from texgen.errors import TexgenError
 from texgen.kinds import FAMILY
+from texgen.models.layers import WrapConvTranspose2d
 from texgen.models.psgan import Generator, PSGANConfig
 from texgen.runtime.canvas import PaintsTextures
 from texgen.runtime.maps import map_channels
@@ -69,7 +70,7 @@ def wave_strengths(G: Generator) -> np.ndarray:
     P = G.cfg.layout.n_periodic
     if P == 0:
         return np.zeros(0)
-    w = next(m for m in G.modules() if isinstance(m, torch.nn.ConvTranspose2d)).weight
+    w = next(m for m in G.modules() if isinstance(m, WrapConvTranspose2d)).kernel()
     first = w.shape[0] - 2 * P                          # inputs: other noise, sin 0..P-1, cos
     per = w.detach().double().pow(2).sum(dim=(1, 2, 3)).numpy()
     s = np.sqrt(per[first:first + P] + per[first + P:first + 2 * P])

@@ -148,6 +148,28 @@ class HalfChromaConvTranspose2d(WrapConvTranspose2d):
                           w[:, c.stop:]], dim=1)
 
 
+class ResizeConvTranspose2d(WrapConvTranspose2d):
+    """Nearest-neighbour 2x upsampling, then a 3x3 convolution (Odena, Dumoulin & Olah 2016,
+    "Deconvolution and checkerboard artifacts"), as the 4x4 transposed convolution it equals:
+    each tap of the 4x4 kernel is the sum of the 2 x 2 of 3x3 weights that reach it, so
+    every output phase (row and column parity) has the same taps' sum, and a flat input
+    paints a flat output. A free 4x4 kernel gives each phase its own gain and paints a 1 px
+    checkerboard wherever the phases drift apart (eval's checker_energy: tile01's PSGAN 7.7x
+    the photo's). The weights stored are the 3x3 ones; being a 4x4 transposed convolution,
+    the layer tiles (forward_valid) and exports (plain()) as the plain one does."""
+
+    def __init__(self, cin: int, cout: int, k: int = 4, bias: bool = True):
+        if k != 4:
+            raise ValueError("a resize-convolution needs the 4x4 kernel")
+        super().__init__(cin, cout, k, bias=bias)
+        self.weight = nn.Parameter(self.weight.new_empty(cin, cout, 3, 3))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # ConvTranspose2d's own init
+
+    def kernel(self) -> torch.Tensor:
+        w = F.pad(self.weight, (1, 1, 1, 1))                  # (cin, cout, 5, 5)
+        return w[..., 1:, 1:] + w[..., 1:, :-1] + w[..., :-1, 1:] + w[..., :-1, :-1]
+
+
 class PeriodicWaves(nn.Module):
     """Replace the phase channels of Z with plane waves whose wave numbers an MLP learns.
 

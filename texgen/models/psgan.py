@@ -26,7 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from texgen.models.layers import HalfChromaConvTranspose2d, PeriodicWaves, WrapConvTranspose2d
+from texgen.models.layers import (HalfChromaConvTranspose2d, PeriodicWaves,
+                                  ResizeConvTranspose2d, WrapConvTranspose2d)
 from texgen.kinds import check_kind, kind_of
 from texgen.runtime.maps import map_slices
 from texgen.runtime.noise import NoiseLayout
@@ -56,6 +57,9 @@ class PSGANConfig:
     pixel_noise: bool = False   # per-pixel noise into every hidden layer (see above)
     half_chroma: bool = False   # colour at half resolution, brightness at full: no per-pixel
                                 # colour grain (layers.HalfChromaConvTranspose2d)
+    resize_conv: int = 0        # how many of the last upsampling layers upsample by nearest
+                                # neighbour, then convolve 3x3 (layers.ResizeConvTranspose2d):
+                                # no checkerboard; 1: the output layer only
 
     def __post_init__(self):
         self.kind = check_kind(kind_of(asdict(self)), "psgan")
@@ -65,6 +69,12 @@ class PSGANConfig:
             raise ValueError("pixel_noise needs the 4x4 kernel (its valid layers' crop)")
         if self.half_chroma and self.kernel != 4:
             raise ValueError("half_chroma needs the 4x4 kernel")
+        if self.resize_conv and self.kernel != 4:
+            raise ValueError("resize_conv needs the 4x4 kernel")
+        if not 0 <= self.resize_conv <= len(self.g_widths) + 1:
+            raise ValueError(f"resize_conv: 0 to {len(self.g_widths) + 1} layers")
+        if self.half_chroma and self.resize_conv:
+            raise ValueError("half_chroma and resize_conv both derive the output layer's kernel: one of them")
 
     @property
     def layout(self) -> NoiseLayout:
@@ -99,15 +109,17 @@ class Generator(nn.Module):
                                     cfg.wave_along, cfg.wave_grid)
         widths = [cfg.layout.channels - cfg.pixel_channels + self.waves.out_channels_extra,
                   *cfg.g_widths]
+        n = len(widths)                                # upsampling layers, the output's last
+        conv = lambda i: ResizeConvTranspose2d if i >= n - cfg.resize_conv else WrapConvTranspose2d
         layers = []
-        for cin, cout in zip(widths[:-1], widths[1:]):
+        for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
             # no conv bias: batch norm's shift replaces it
-            layers += [WrapConvTranspose2d(cin, cout, cfg.kernel, bias=False),
+            layers += [conv(i)(cin, cout, cfg.kernel, bias=False),
                        nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
         colour = map_slices(cfg.maps).get("color")     # a stack without colour: nothing to do
         out = (HalfChromaConvTranspose2d(widths[-1], cfg.channels, colour)
                if cfg.half_chroma and colour else
-               WrapConvTranspose2d(widths[-1], cfg.channels, cfg.kernel))
+               conv(n - 1)(widths[-1], cfg.channels, cfg.kernel))
         layers += [out, nn.Tanh()]
         self.net = nn.Sequential(*layers)
         for m in self.net.modules():
