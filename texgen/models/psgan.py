@@ -65,16 +65,15 @@ class PSGANConfig:
         self.kind = check_kind(kind_of(asdict(self)), "psgan")
         if self.kind == "sgan" and (self.n_global or self.n_periodic):
             raise ValueError("an SGAN has neither global nor periodic channels")
-        if self.pixel_noise and self.kernel != 4:
-            raise ValueError("pixel_noise needs the 4x4 kernel (its valid layers' crop)")
-        if self.half_chroma and self.kernel != 4:
-            raise ValueError("half_chroma needs the 4x4 kernel")
-        if self.resize_conv and self.kernel != 4:
-            raise ValueError("resize_conv needs the 4x4 kernel")
+        # pixel_noise: its valid layers' crop; half_chroma, resize_conv: their kernels' arithmetic
+        for name in ("pixel_noise", "half_chroma", "resize_conv"):
+            if getattr(self, name) and self.kernel != 4:
+                raise ValueError(f"{name} needs the 4x4 kernel")
         if not 0 <= self.resize_conv <= len(self.g_widths) + 1:
             raise ValueError(f"resize_conv: 0 to {len(self.g_widths) + 1} layers")
         if self.half_chroma and self.resize_conv:
-            raise ValueError("half_chroma and resize_conv both derive the output layer's kernel: one of them")
+            raise ValueError("half_chroma and resize_conv both derive the output layer's "
+                             "kernel: one of them")
 
     @property
     def layout(self) -> NoiseLayout:
