@@ -155,8 +155,11 @@ class ResizeConvTranspose2d(WrapConvTranspose2d):
     every output phase (row and column parity) has the same taps' sum, and a flat input
     paints a flat output. A free 4x4 kernel gives each phase its own gain and paints a 1 px
     checkerboard wherever the phases drift apart (eval's checker_energy: tile01's PSGAN 7.7x
-    the photo's). The weights stored are the 3x3 ones; being a 4x4 transposed convolution,
-    the layer tiles (forward_valid) and exports (plain()) as the plain one does."""
+    the photo's). As the output layer it cured that (0.43) but cost wallpaper001, metal002
+    and wall_brick01 0.03-0.06 of texture_distance (benchmarks/out/quality_ab.md, the
+    eighteenth session): an option, off. The weights stored are the 3x3 ones; being a 4x4
+    transposed convolution, the layer tiles (forward_valid) and exports (plain()) as the
+    plain one does."""
 
     def __init__(self, cin: int, cout: int, k: int = 4, bias: bool = True):
         if k != 4:
