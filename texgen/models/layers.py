@@ -127,9 +127,8 @@ class HalfChromaConvTranspose2d(WrapConvTranspose2d):
     coarser than brightness). A loss caps it (SpectrumLoss.chroma_excess); here the
     generator cannot paint it. Both raised texture_distance on most photos tried
     (benchmarks/out/quality_ab.md, sixteenth and seventeenth sessions), so neither is a
-    preset's yet. Only the 4x4 kernel; the
-    weights stored are the plain ones, the derived kernel is what it applies (and what an
-    ONNX export folds into a constant)."""
+    preset's yet. Only the 4x4 kernel; the weights stored are the plain ones, the derived
+    kernel is what it applies (and what an ONNX export folds into a constant)."""
 
     def __init__(self, cin: int, cout: int, colour: slice, k: int = 4):
         if k != 4:
