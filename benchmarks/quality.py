@@ -166,6 +166,18 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
     default = _preset(method, preset)
     mcfg, tcfg = (mcfg or default[0]) if method == "psgan" else None, tcfg or default[1]
     changed = _changed(timing.get("settings"), mcfg, tcfg)
+    model_file = folder / "model" / checkpoint.MODEL_FILE
+    if changed == ["clean_within"] and model_file.exists():
+        # the clean-up runs after training and changes nothing before it: a run cached
+        # without it gets it now, as its training would have ended (its snapshots, and so
+        # its time to usable, are the same)
+        from texgen.train.cleanup import clean_model
+        print(f"{folder}: trained before the clean-up; cleaning it up", flush=True)
+        clean_model(folder / "model", [img], tcfg.clean_within)
+        timing["settings"] = _settings(mcfg, tcfg)
+        _json(timing_path, timing)
+        (MODELS / key / "final" / "result.json").unlink(missing_ok=True)
+        changed = []
     if changed:
         raise SystemExit(f"{folder} was trained with other settings ({', '.join(changed)}): "
                          "move it away to train it again")
@@ -192,7 +204,6 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
         if method == "psgan":
             shutil.copyfile(out / checkpoint.TRAIN_FILE, snaps / f"training_{it:05d}.safetensors")
 
-    model_file = folder / "model" / checkpoint.MODEL_FILE
     done = checkpoint.load_model(model_file)[1].get("iteration", 0) if model_file.exists() else 0
     if done >= iters:
         return folder

@@ -12,7 +12,7 @@ import torch
 
 from conftest import seam_ratio, tiny_config
 from texgen.eval.metrics import fine_chroma_energy, top_octave_energy
-from texgen.models.layers import (HalfChromaConvTranspose2d, PeriodicWaves,
+from texgen.models.layers import (HalfChromaConvTranspose2d, PeriodicWaves, checker_free_kernel,
                                   ResizeConvTranspose2d, WrapConvTranspose2d, wrap_pad)
 from texgen.train.batchnorm import calibrate_batchnorm
 from texgen.models.psgan import Discriminator, Generator
@@ -380,6 +380,24 @@ def test_resize_conv_layer_is_nearest_upsampling_then_a_3x3_convolution():
         tiny_config(resize_conv=len(tiny_config().g_widths) + 2)
     with pytest.raises(ValueError, match="one of them"):
         tiny_config(resize_conv=1, half_chroma=True)
+
+
+@torch.no_grad()
+def test_checker_free_kernel_is_the_nearest_one_a_resize_convolution_can_apply():
+    torch.manual_seed(5)
+    w = torch.randn(5, 3, 4, 4)
+    p = checker_free_kernel(w)
+    k = ResizeConvTranspose2d(5, 3).kernel()
+    # a resize-convolution's kernel is its own projection, and projecting twice is once
+    assert (checker_free_kernel(k) - k).abs().max() < 1e-5
+    assert (checker_free_kernel(p) - p).abs().max() < 1e-5
+    # least squares: what it takes away is orthogonal to every resize-convolution's kernel
+    assert ((w - p) * k).sum((-2, -1)).abs().max() < 1e-4
+    assert (w - p).abs().max() > 0.1
+    # so, as the layer's: a flat input paints a flat output
+    layer = WrapConvTranspose2d(5, 3)
+    layer.weight.copy_(p)
+    assert layer(torch.ones(1, 5, 6, 6)).std((-2, -1)).max() < 1e-5
 
 
 def test_sgan_config_builds_and_paints():

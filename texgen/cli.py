@@ -160,6 +160,11 @@ _texnet_options = _options(
         click.option("--chroma-weight", type=_range("chroma_weight"),
                      help="psgan/texnet: weight of the same cap on colour grain: the colour "
                           "less its brightness, finer than 4 px (0: off). Default: the preset's."),
+        click.option("--clean-within", type=_range("clean_within"),
+                     help="psgan: after training, keep the output layer with colour at half "
+                          "resolution or without its 1 px checkerboard (or both) where that "
+                          "raises the texture distance by at most this fraction (0: off). "
+                          "Default: the preset's."),
         click.option("--diversity", type=_range("diversity"),
                      help="texnet: weight of the diversity term (Improved Texture Networks). "
                           "[default: 0]"),
@@ -253,6 +258,7 @@ _METHOD_ONLY = (("--style/--content", "stylise", ("stylize",)),
                 ("--fine-weight", "fine_weight", ("psgan", "sgan", "texnet")),
                 ("--checker-weight", "checker_weight", ("psgan", "sgan", "texnet")),
                 ("--chroma-weight", "chroma_weight", ("psgan", "sgan", "texnet")),
+                ("--clean-within", "clean_within", ("psgan", "sgan")),
                 ("--maps", "map_paths", ("psgan", "sgan")))
 
 
@@ -328,7 +334,7 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
            lr=None, seed=None, resume=False, force=False, licence=None, map_paths=None,
            loss=None, descriptor_weight=None, descriptor_weights=None, spectrum_weight=None,
            lattice_weight=None, contrast_weight=None, fine_weight=None, checker_weight=None,
-           chroma_weight=None,
+           chroma_weight=None, clean_within=None,
            style_paths=(), content_paths=(), style_scale=None, diversity=None, content_weight=None,
            texel_size=None, exemplar_width=None, **map_options):
     """`texgen train` (train-many's jobs too): options as the command's, None when not given."""
@@ -347,7 +353,7 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
                  descriptor_weights=descriptor_weights, spectrum_weight=spectrum_weight,
                  lattice_weight=lattice_weight, contrast_weight=contrast_weight,
                  fine_weight=fine_weight, checker_weight=checker_weight,
-                 chroma_weight=chroma_weight,
+                 chroma_weight=chroma_weight, clean_within=clean_within,
                  seed=seed, style_scale=style_scale,
                  diversity=diversity, content_weight=content_weight)
     saved = (check_resume(out, None if method == "auto" else method, given, preset, licence,
@@ -441,6 +447,8 @@ def _train_psgan(imgs, maps, method, preset, out, settings, opts, resume, prov, 
         model_cfg = replace(model_cfg, n_global=0, n_periodic=0, kind="sgan")
     if maps:
         model_cfg = replace(model_cfg, maps=maps)
+    if opts["clean_within"] is not None:
+        settings["clean_within"] = opts["clean_within"]
     if opts["descriptor_weight"] is not None:
         settings["descriptor_weight"] = opts["descriptor_weight"]
         if opts["descriptor_weight"] == 0 and cfg.descriptor_weight:

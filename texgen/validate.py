@@ -114,6 +114,7 @@ RANGES: dict[str, Range] = {
     "fine_weight": NON_NEGATIVE,
     "checker_weight": NON_NEGATIVE,
     "chroma_weight": NON_NEGATIVE,
+    "clean_within": NON_NEGATIVE,
     "preview_every": COUNT,
     "ckpt_every": COUNT,
     "lr_end": Range(0, 1),

@@ -135,16 +135,33 @@ class HalfChromaConvTranspose2d(WrapConvTranspose2d):
             raise ValueError("half-resolution colour needs the 4x4 kernel")
         super().__init__(cin, cout, k)
         self.colour = colour
-        b = torch.tensor([1.0, 3.0, 3.0, 1.0]) / 4         # each phase's two taps sum to 1
-        self.register_buffer("bilinear", torch.outer(b, b), persistent=False)
 
     def kernel(self) -> torch.Tensor:
-        w, c = self.weight, self.colour                        # (cin, cout, 4, 4)
-        grain = chroma(w[:, c])                                # the kernel's colour less its luma
-        # its mean over the four phases of each phase's gain (its 2 x 2 taps' sum)
-        gain = grain.sum((-2, -1), keepdim=True) / 4
-        return torch.cat([w[:, :c.start], w[:, c] - grain + gain * self.bilinear,
-                          w[:, c.stop:]], dim=1)
+        return half_chroma_kernel(self.weight, self.colour)
+
+
+def half_chroma_kernel(w: torch.Tensor, colour: slice) -> torch.Tensor:
+    """A 4x4 stride-2 kernel (cin, cout, 4, 4) whose colour channels (`colour`, of cout) keep
+    their luma's taps and have their chroma replaced by its mean gain over the four output
+    phases spread with the bilinear weights [1, 3, 3, 1] / 4: the output's chroma is then
+    the input's bilinearly upsampled (HalfChromaConvTranspose2d, train/cleanup.py)."""
+    b = w.new_tensor([1.0, 3.0, 3.0, 1.0]) / 4                # each phase's two taps sum to 1
+    grain = chroma(w[:, colour])                              # the kernel's colour less its luma
+    # its mean over the four phases of each phase's gain (its 2 x 2 taps' sum)
+    gain = grain.sum((-2, -1), keepdim=True) / 4
+    return torch.cat([w[:, :colour.start], w[:, colour] - grain + gain * torch.outer(b, b),
+                      w[:, colour.stop:]], dim=1)
+
+
+def checker_free_kernel(w: torch.Tensor) -> torch.Tensor:
+    """The 4x4 stride-2 kernel nearest to w (least squares, per channel pair) that paints no
+    checkerboard: w less its alternating part (taps weighted +1, -1, +1, -1) along each axis.
+    Its response is then zero on the output's Nyquist lines, every output phase has the
+    same gain, and it is a kernel a resize-convolution (nearest 2x, then 3x3) can apply:
+    those are exactly the 4x4 kernels with no alternating part (ResizeConvTranspose2d)."""
+    v = w.new_tensor([1.0, -1.0, 1.0, -1.0]) / 2
+    p = torch.eye(4, dtype=w.dtype, device=w.device) - torch.outer(v, v)
+    return p @ w @ p
 
 
 class ResizeConvTranspose2d(WrapConvTranspose2d):

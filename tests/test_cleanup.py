@@ -1,0 +1,86 @@
+"""train/cleanup.py: after training, the output kernel's projections are scored on the
+exemplar and one is kept only within tolerance of the trained kernel's distance."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import stripes, tiny_config
+from texgen import checkpoint
+from texgen.models.psgan import Generator
+from texgen.train import cleanup
+from texgen.train import psgan as train_psgan
+from texgen.train.psgan import TrainConfig
+
+COLOUR = slice(0, 3)
+
+
+@pytest.fixture
+def small(monkeypatch):
+    """Samples and crops a tiny generator paints in a moment (the arithmetic is the same)."""
+    monkeypatch.setattr(cleanup, "SIZE", 96)
+    monkeypatch.setattr(cleanup, "CROP", 48)
+
+
+@torch.no_grad()
+def test_a_projection_is_kept_only_within_tolerance_and_then_the_lowest(tiny_G, small):
+    G = copy.deepcopy(tiny_G)
+    layer = cleanup.output_layer(G)
+    trained = layer.weight.clone()
+    ex = stripes(96, 96)
+    rec = cleanup.clean_output(G, ex, tolerance=-0.5, log=lambda m: None)   # none can be
+    assert rec["kept"] == "as trained" and torch.equal(layer.weight, trained)
+    assert set(rec["texture_distance"]) == {"as trained", *cleanup.CANDIDATES}
+    rec = cleanup.clean_output(G, ex, tolerance=np.inf, log=lambda m: None)  # all are
+    d = rec["texture_distance"]
+    assert rec["kept"] == min(cleanup.CANDIDATES, key=d.get)
+    assert torch.equal(layer.weight, cleanup.CANDIDATES[rec["kept"]](trained, COLOUR))
+    # what it scored is what the kept kernel paints: scored again, as trained now, the same
+    again = cleanup.clean_output(G, ex, tolerance=-0.5, log=lambda m: None)
+    assert again["texture_distance"]["as trained"] == pytest.approx(d[rec["kept"]], abs=1e-5)
+
+
+def test_a_derived_output_layer_is_left_as_it_is(chroma_G, small):
+    G = copy.deepcopy(chroma_G)
+    rec = cleanup.clean_output(G, stripes(96, 96), tolerance=np.inf, log=lambda m: None)
+    assert rec["kept"] == "as trained"
+    assert all(torch.equal(a, b) for a, b in zip(G.state_dict().values(),
+                                                  chroma_G.state_dict().values()))
+
+
+def test_training_ends_with_the_clean_up_in_the_saved_model(tmp_path, small):
+    cfg = TrainConfig(iters=1, batch=2, patch=32, ckpt_every=1, preview_every=1,
+                      clean_within=np.inf)
+    logged = []
+    out = train_psgan.train([stripes(96, 96)], tmp_path / "m", tiny_config(), cfg,
+                            log=logged.append)
+    tensors, meta = checkpoint.load_model(out)
+    kept = meta["cleanup"]["kept"]
+    assert kept in cleanup.CANDIDATES and any(f"kept {kept}" in m for m in logged)
+    # the model paints the projection of the trained kernel, which training keeps as it was
+    key = f"net.{len(Generator(tiny_config()).net) - 2}.weight"      # the output layer's
+    trained = checkpoint.load_model(out / checkpoint.TRAIN_FILE)[0]["G." + key]
+    assert torch.allclose(tensors[key], cleanup.CANDIDATES[kept](trained, COLOUR), atol=1e-6)
+    assert not torch.allclose(tensors[key], trained)
+
+
+def test_clean_within_on_the_command_line_reaches_training(tmp_path, small, monkeypatch):
+    from click.testing import CliRunner
+    from texgen.cli import main
+    from texgen.runtime.imageio import save_image
+    monkeypatch.setitem(train_psgan.PRESETS, "fast", (tiny_config(), TrainConfig(
+        iters=1, batch=2, patch=32, ckpt_every=1, preview_every=1)))      # no clean-up
+    save_image(tmp_path / "stripes.png", stripes(96, 96))
+    args = [str(tmp_path / "stripes.png"), "--method", "psgan", "--iters", "1", "--patch", "32"]
+    for within, out in ((None, "plain"), ("1000", "cleaned")):
+        res = CliRunner().invoke(main, ["train", *args, "--out", str(tmp_path / out),
+                                        *(("--clean-within", within) if within else ())])
+        assert res.exit_code == 0, res.output
+    assert "cleanup" not in checkpoint.load_model(tmp_path / "plain")[1]
+    meta = checkpoint.load_model(tmp_path / "cleaned")[1]
+    assert meta["train"]["clean_within"] == 1000 and meta["cleanup"]["kept"] in cleanup.CANDIDATES
+    res = CliRunner().invoke(main, ["train", *args, "--out", str(tmp_path / "bad"),
+                                    "--clean-within", "-1"])
+    assert res.exit_code != 0 and "clean-within" in res.output.lower()

@@ -1,0 +1,94 @@
+"""After training: take a PSGAN's pixel-scale artefacts out of its output layer, where that
+costs the texture nothing.
+
+The last transposed convolution gives each colour channel, and each of the four output
+phases (row and column parity), its own mix of the hidden features. Two faults come of it
+that neither the discriminator nor the VGG-19 loss charges: a per-pixel colour grain
+(eval's chroma_energy: tile01 27x the photo's) and a 1 px checkerboard (checker_energy:
+tile01 7.7x). Each has a projection of the trained kernel that cannot paint it
+(models/layers: half_chroma_kernel, checker_free_kernel). Trained in (the half_chroma and
+resize_conv options) they cost most photos texture; applied to the trained kernel they cost
+some photos nothing and others much (wall_brick01's mortar, wallpaper001's honeycomb:
+benchmarks/out/quality_ab.md, nineteenth session). So each is scored on the exemplar, as
+eval scores it (texture_distance of four 512 px samples, at seeds of its own), and kept
+only within `tolerance` of the trained kernel's distance; of several, the lowest.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from texgen.eval import metrics as M
+from texgen.models.layers import WrapConvTranspose2d, checker_free_kernel, half_chroma_kernel
+from texgen.runtime.maps import map_slices, material_maps
+
+SEEDS = (101, 102, 103, 104)    # not eval's (1-4): what reports the choice did not make it
+SIZE, CROP = 512, 256           # eval's sample and crop sizes
+
+CANDIDATES = {
+    "colour at half resolution": lambda w, c: half_chroma_kernel(w, c),
+    "no checkerboard": lambda w, c: checker_free_kernel(w),
+    "both": lambda w, c: half_chroma_kernel(checker_free_kernel(w), c),
+}
+
+
+def output_layer(G) -> WrapConvTranspose2d | None:
+    """G's output layer when it is a plain 4x4 one (a derived layer already is a projection)."""
+    layer = G.net[-2]
+    return layer if type(layer) is WrapConvTranspose2d and layer.kernel_size == (4, 4) else None
+
+
+@torch.no_grad()
+def clean_output(G, exemplar: np.ndarray, tolerance: float, log=print) -> dict:
+    """Score the trained output kernel and each of CANDIDATES on `exemplar` (H, W, C in
+    [0, 1], the model's map stack), keep the best one within tolerance (a fraction of the
+    trained kernel's texture_distance) in G, and return what was scored and kept."""
+    from texgen.models.vgg import VGG19
+    from texgen.train.common import paint_sample
+    layer, colour = output_layer(G), map_slices(G.cfg.maps).get("color")
+    if layer is None or colour is None:
+        return {"kept": "as trained", "why": "no plain 4x4 output layer, or no colour map"}
+    vgg = VGG19(last="relu4_1")
+    crop = min(CROP, min(exemplar.shape[:2]) * 2 // 3)
+    target = M.gram_matrices(vgg, M.random_crops(exemplar[..., colour], crop, 8, seed=0))
+    trained = layer.weight.clone()
+
+    def distance() -> float:
+        samples = [material_maps(paint_sample(G, G.cfg, SIZE, s), G.cfg.maps, ["color"])["color"]
+                   for s in SEEDS]                         # as eval's report.colour reads them
+        crops = [c for s in samples for c in M.random_crops(s, crop, 2, seed=0)]
+        return M.texture_distance(target, M.gram_matrices(vgg, crops))
+
+    scores = {"as trained": distance()}
+    for name, project in CANDIDATES.items():
+        layer.weight.copy_(project(trained, colour))
+        scores[name] = distance()
+        log(f"clean-up: {name}: texture distance {scores[name]:.4f} "
+            f"(as trained {scores['as trained']:.4f})")
+    within = {n: d for n, d in scores.items()
+              if n != "as trained" and d <= (1 + tolerance) * scores["as trained"]}
+    kept = min(within, key=within.get) if within else "as trained"
+    layer.weight.copy_(trained if kept == "as trained" else CANDIDATES[kept](trained, colour))
+    log(f"clean-up: the output layer kept {kept}")
+    return {"kept": kept, "texture_distance": {n: round(d, 5) for n, d in scores.items()},
+            "tolerance": tolerance, "seeds": list(SEEDS)}
+
+
+def clean_model(folder, images: list[np.ndarray], tolerance: float, log=print) -> dict:
+    """clean_output on the model a training run saved in `folder`, written back (atomically,
+    as every save) with what was scored and kept in its metadata under "cleanup"."""
+    from texgen import checkpoint
+    from texgen.paint import load_generator
+    from texgen.train.common import save_preview
+    if len(images) != 1:
+        log("clean-up: skipped (a manifold: no one photo to score against)")
+        return {"kept": "as trained", "why": "several training photos"}
+    G, meta = load_generator(folder)
+    record = clean_output(G, images[0], tolerance, log)
+    if record["kept"] == "as trained":
+        checkpoint.update_model_info(folder, cleanup=record)
+    else:
+        checkpoint.save_model(folder, G, {**meta, "cleanup": record})
+        save_preview(folder / "preview.png", G, images, G.cfg)
+    return record
