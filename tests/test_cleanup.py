@@ -21,7 +21,6 @@ COLOUR = slice(0, 3)
 def small(monkeypatch):
     """Samples and crops a tiny generator paints in a moment (the arithmetic is the same)."""
     monkeypatch.setattr(cleanup, "SIZE", 96)
-    monkeypatch.setattr(cleanup, "CROP", 48)
 
 
 @torch.no_grad()

@@ -118,19 +118,31 @@ def _as_much_of(exemplar: np.ndarray, samples: list[np.ndarray], crop: int) -> l
                                               // size ** 2), seed=0)
 
 
+def with_crop(cfg: EvalConfig, sample_shape: tuple, exemplar: np.ndarray) -> EvalConfig:
+    """cfg with its crop size fitted: crops must be smaller than the photo (2/3 of its short
+    side), or every "random" crop is the same one."""
+    return replace(cfg, crop=min(cfg.crop, *sample_shape, min(exemplar.shape[:2]) * 2 // 3))
+
+
+def exemplar_crops(exemplar: np.ndarray, cfg: EvalConfig) -> list[np.ndarray]:
+    return M.random_crops(exemplar, cfg.crop, cfg.exemplar_crops, seed=0)
+
+
+def sample_crops(sample: np.ndarray, cfg: EvalConfig) -> list[np.ndarray]:
+    """The same positions in every sample: diversity then compares seeds, not places."""
+    return M.random_crops(sample, cfg.crop, cfg.crops_per_sample, seed=0)
+
+
 def evaluate_samples(samples: list[np.ndarray], exemplar: np.ndarray,
                      cfg: EvalConfig = EvalConfig(), vgg=None) -> EvalResult:
     """Score generated images (H, W, 3) in [0, 1], one per seed, against `exemplar`; also
     the exemplar against itself as the scale each number is read on."""
     from texgen.models.vgg import VGG19
     check_exemplar(exemplar)
-    # crops must be smaller than the photo, or every "random" crop is the same one
-    crop = min(cfg.crop, *samples[0].shape[:2], min(exemplar.shape[:2]) * 2 // 3)
-    cfg = replace(cfg, crop=crop)
+    cfg = with_crop(cfg, samples[0].shape[:2], exemplar)
     vgg = vgg or VGG19(last="relu4_1")
-    ex_crops = M.random_crops(exemplar, cfg.crop, cfg.exemplar_crops, seed=0)
-    # the same positions in every sample: diversity then compares seeds, not places
-    per_seed = [M.random_crops(s, cfg.crop, cfg.crops_per_sample, seed=0) for s in samples]
+    ex_crops = exemplar_crops(exemplar, cfg)
+    per_seed = [sample_crops(s, cfg) for s in samples]
     ex_grams = M.gram_matrices(vgg, ex_crops)           # VGG-19 once per crop
     seed_grams = [M.gram_matrices(vgg, crops) for crops in per_seed]
     half = len(ex_crops) // 2

@@ -20,14 +20,15 @@ import numpy as np
 import torch
 
 from texgen.eval import metrics as M
+from texgen.eval.report import EvalConfig, exemplar_crops, sample_crops, with_crop
 from texgen.models.layers import WrapConvTranspose2d, checker_free_kernel, half_chroma_kernel
 from texgen.runtime.maps import map_slices, material_maps
 
 SEEDS = (101, 102, 103, 104)    # not eval's (1-4): what reports the choice did not make it
-SIZE, CROP = 512, 256           # eval's sample and crop sizes
+SIZE = EvalConfig.size          # eval's sample size
 
 CANDIDATES = {
-    "colour at half resolution": lambda w, c: half_chroma_kernel(w, c),
+    "colour at half resolution": half_chroma_kernel,
     "no checkerboard": lambda w, c: checker_free_kernel(w),
     "both": lambda w, c: half_chroma_kernel(checker_free_kernel(w), c),
 }
@@ -49,15 +50,15 @@ def clean_output(G, exemplar: np.ndarray, tolerance: float, log=print) -> dict:
     layer, colour = output_layer(G), map_slices(G.cfg.maps).get("color")
     if layer is None or colour is None:
         return {"kept": "as trained", "why": "no plain 4x4 output layer, or no colour map"}
-    vgg = VGG19(last="relu4_1")
-    crop = min(CROP, min(exemplar.shape[:2]) * 2 // 3)
-    target = M.gram_matrices(vgg, M.random_crops(exemplar[..., colour], crop, 8, seed=0))
+    vgg, exemplar = VGG19(last="relu4_1"), exemplar[..., colour]
+    cfg = with_crop(EvalConfig(seeds=SEEDS, size=SIZE), (SIZE, SIZE), exemplar)
+    target = M.gram_matrices(vgg, exemplar_crops(exemplar, cfg))
     trained = layer.weight.clone()
 
     def distance() -> float:
         samples = [material_maps(paint_sample(G, G.cfg, SIZE, s), G.cfg.maps, ["color"])["color"]
                    for s in SEEDS]                         # as eval's report.colour reads them
-        crops = [c for s in samples for c in M.random_crops(s, crop, 2, seed=0)]
+        crops = [c for s in samples for c in sample_crops(s, cfg)]
         return M.texture_distance(target, M.gram_matrices(vgg, crops))
 
     scores = {"as trained": distance()}
