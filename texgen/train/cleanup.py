@@ -16,6 +16,8 @@ only within `tolerance` of the trained kernel's distance; of several, the lowest
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -82,6 +84,7 @@ def clean_model(folder, images: list[np.ndarray], tolerance: float, log=print) -
     from texgen import checkpoint
     from texgen.paint import load_generator
     from texgen.train.common import save_preview
+    folder = Path(folder)
     if len(images) != 1:
         log("clean-up: skipped (a manifold: no one photo to score against)")
         return {"kept": "as trained", "why": "several training photos"}
