@@ -23,8 +23,9 @@ import torch
 
 from texgen.eval import metrics as M
 from texgen.eval.report import EvalConfig, exemplar_crops, sample_crops, with_crop
+from texgen.eval.report import colour as colour_of   # reads .maps: a painter's, or a config's
 from texgen.models.layers import WrapConvTranspose2d, checker_free_kernel, half_chroma_kernel
-from texgen.runtime.maps import map_slices, material_maps
+from texgen.runtime.maps import map_slices
 
 SEEDS = (101, 102, 103, 104)    # not eval's (1-4): what reports the choice did not make it
 SIZE = EvalConfig.size          # eval's sample size
@@ -58,8 +59,7 @@ def clean_output(G, exemplar: np.ndarray, tolerance: float, log=print) -> dict:
     trained = layer.weight.clone()
 
     def distance() -> float:
-        samples = [material_maps(paint_sample(G, G.cfg, SIZE, s), G.cfg.maps, ["color"])["color"]
-                   for s in SEEDS]                         # as eval's report.colour reads them
+        samples = [colour_of(G.cfg, paint_sample(G, G.cfg, SIZE, s)) for s in SEEDS]
         crops = [c for s in samples for c in sample_crops(s, cfg)]
         return M.texture_distance(target, M.gram_matrices(vgg, crops))
 
