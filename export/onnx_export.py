@@ -53,9 +53,8 @@ THUMB = 128             # exemplar thumbnail's longest side in px
 def fold_batchnorm(G: nn.Module) -> nn.Module:
     """A copy of G in eval mode with every BatchNorm2d folded into the (transposed)
     convolution just before it in an nn.Sequential and replaced by nn.Identity, and every
-    layer whose kernel is derived from its weights (layers.HalfChromaConvTranspose2d,
-    ResizeConvTranspose2d) made a plain one holding that kernel, so the graph stores
-    constants, not the derivation.
+    layer whose kernel is derived from its weights (layers.HalfChromaConvTranspose2d) made a
+    plain one holding that kernel, so the graph stores constants, not the derivation.
 
     y = gamma * (conv(x) + b - mean) / sqrt(var + eps) + beta  ==  conv'(x) + b' with
     w' = w * s along the output-channel dim (dim 1 of ConvTranspose's (cin, cout, kh, kw),

@@ -99,15 +99,6 @@ def chroma_G() -> Generator:
     return G.eval()
 
 
-@pytest.fixture(scope="session")
-def resize_G() -> Generator:
-    """tiny_G's kind whose last two upsampling layers are resize-convolutions (resize_conv)."""
-    torch.manual_seed(0)
-    G = Generator(tiny_config(resize_conv=2))
-    calibrate_batchnorm(G, cells=3, batches=2, batch=2)
-    return G.eval()
-
-
 # ----------------------------------------------------------------------------- the command line
 
 @pytest.fixture(scope="session")

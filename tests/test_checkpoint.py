@@ -238,6 +238,21 @@ def test_weights_that_do_not_match_the_config(tmp_path, straight):
         load_generator(tmp_path)
 
 
+def test_models_saved_with_the_retired_resize_conv_field(tmp_path, straight):
+    """Models saved while resize_conv was an option carry it in their config: off, they load
+    and paint as before; on, they are refused in one line."""
+    tensors, meta = checkpoint.load_model(straight)
+    G = Generator(MODEL_CFG)
+    G.load_state_dict(tensors)
+    for value in (0, 1):
+        checkpoint.save_model(tmp_path / str(value), G,
+                              {**meta, "config": {**meta["config"], "resize_conv": value}})
+    loaded, _ = load_generator(tmp_path / "0")
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in tensors.items())
+    with pytest.raises(TexgenError, match="resize_conv, an option texgen no longer has"):
+        load_generator(tmp_path / "1")
+
+
 def test_save_model_round_trip(tmp_path):
     torch.manual_seed(3)
     G = Generator(MODEL_CFG)

@@ -13,7 +13,7 @@ import torch
 from conftest import seam_ratio, tiny_config
 from texgen.eval.metrics import fine_chroma_energy, top_octave_energy
 from texgen.models.layers import (HalfChromaConvTranspose2d, PeriodicWaves, checker_free_kernel,
-                                  ResizeConvTranspose2d, WrapConvTranspose2d, wrap_pad)
+                                  WrapConvTranspose2d, wrap_pad)
 from texgen.train.batchnorm import calibrate_batchnorm
 from texgen.models.psgan import Discriminator, Generator
 from texgen.paint import torch_runner
@@ -143,11 +143,11 @@ def test_tiled_bands_equal_one_shot(request, net):
     assert np.abs(part[:, s:] - whole[:, :3 * s]).max() < 1e-5
 
 
-@pytest.mark.parametrize("net", ["tiny_G", "noisy_G", "chroma_G", "resize_G"])
+@pytest.mark.parametrize("net", ["tiny_G", "noisy_G", "chroma_G"])
 def test_interior_of_a_tile_equals_the_wrapped_torus(request, net):
     """What training sees (forward: every layer wraps the whole torus) is what the painters
     paint (interior: valid layers on a tile and its context), pixel for pixel."""
-    G = request.getfixturevalue(net)   # plain, pixel noise, half-resolution colour, resize-convs
+    G = request.getfixturevalue(net)   # plain, pixel noise, half-resolution colour
     cfg, m, s = G.cfg, G.margin, G.cfg.scale
     H, W = 5, 6
     z = sample_noise(cfg.layout, H, W, seed=2)
@@ -361,33 +361,20 @@ def test_half_chroma_generator_paints_brightness_detail_without_colour_grain(tin
 
 
 @torch.no_grad()
-def test_resize_conv_layer_is_nearest_upsampling_then_a_3x3_convolution():
-    torch.manual_seed(4)
-    layer = ResizeConvTranspose2d(5, 3)
-    x = torch.randn(2, 5, 8, 8)
-    up = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
-    # the 3x3 weights, as a convolution (transposed: flipped) over the wrapped upsampled grid
-    w = layer.weight.transpose(0, 1).flip(-2, -1)
-    ref = torch.nn.functional.conv2d(wrap_pad(up, 1), w, layer.bias)
-    assert (layer(x) - ref).abs().max() < 1e-5
-    # a flat input paints a flat output; a free 4x4 kernel's phases differ: a checkerboard
-    flat = torch.ones(1, 5, 6, 6)
-    assert layer(flat).std((-2, -1)).max() < 1e-5
-    assert WrapConvTranspose2d(5, 3)(flat).std((-2, -1)).min() > 1e-3
-    with pytest.raises(ValueError, match="4x4 kernel"):
-        tiny_config(resize_conv=1, kernel=6)
-    with pytest.raises(ValueError, match="0 to"):
-        tiny_config(resize_conv=len(tiny_config().g_widths) + 2)
-    with pytest.raises(ValueError, match="one of them"):
-        tiny_config(resize_conv=1, half_chroma=True)
-
-
-@torch.no_grad()
 def test_checker_free_kernel_is_the_nearest_one_a_resize_convolution_can_apply():
     torch.manual_seed(5)
     w = torch.randn(5, 3, 4, 4)
     p = checker_free_kernel(w)
-    k = ResizeConvTranspose2d(5, 3).kernel()
+    # a resize-convolution (nearest 2x, then 3x3) as the 4x4 transposed convolution it equals:
+    # each 4x4 tap the sum of the 2 x 2 of 3x3 weights that reach it
+    w3 = torch.nn.functional.pad(torch.randn(5, 3, 3, 3), (1, 1, 1, 1))
+    k = w3[..., 1:, 1:] + w3[..., 1:, :-1] + w3[..., :-1, 1:] + w3[..., :-1, :-1]
+    resize = WrapConvTranspose2d(5, 3, bias=False)
+    resize.weight.copy_(k)
+    x = torch.randn(2, 5, 8, 8)
+    up = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+    conv3 = w3[..., 1:-1, 1:-1].transpose(0, 1).flip(-2, -1)   # transposed: flipped
+    assert (resize(x) - torch.nn.functional.conv2d(wrap_pad(up, 1), conv3)).abs().max() < 1e-5
     # a resize-convolution's kernel is its own projection, and projecting twice is once
     assert (checker_free_kernel(k) - k).abs().max() < 1e-5
     assert (checker_free_kernel(p) - p).abs().max() < 1e-5
@@ -395,9 +382,12 @@ def test_checker_free_kernel_is_the_nearest_one_a_resize_convolution_can_apply()
     assert ((w - p) * k).sum((-2, -1)).abs().max() < 1e-4
     assert (w - p).abs().max() > 0.1
     # so, as the layer's: a flat input paints a flat output
-    layer = WrapConvTranspose2d(5, 3)
+    layer, flat = WrapConvTranspose2d(5, 3), torch.ones(1, 5, 6, 6)
     layer.weight.copy_(p)
-    assert layer(torch.ones(1, 5, 6, 6)).std((-2, -1)).max() < 1e-5
+    assert layer(flat).std((-2, -1)).max() < 1e-5
+    # where the free kernel's phases differ: a checkerboard
+    layer.weight.copy_(w)
+    assert layer(flat).std((-2, -1)).min() > 1e-3
 
 
 def test_sgan_config_builds_and_paints():

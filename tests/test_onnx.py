@@ -150,11 +150,9 @@ def test_pixel_noise_exports_and_matches(noisy_G, tmp_path):
     assert np.abs(p.run(z, ys, xs, torus) - ref).max() <= FP32_TOL
 
 
-@pytest.mark.parametrize("net", ["chroma_G", "resize_G"])
-def test_derived_kernels_export_the_plain_graph(request, net, tiny_G, tmp_path):
-    # half_chroma's and resize_conv's kernels are stored as constants: the same operators
-    # as a plain generator's
-    derived = request.getfixturevalue(net)
+def test_derived_kernel_exports_the_plain_graph(chroma_G, tiny_G, tmp_path):
+    # half_chroma's kernel is stored as constants: the same operators as a plain generator's
+    derived = chroma_G
     ops = {}
     for name, G in (("plain", tiny_G), ("derived", derived)):
         checkpoint.save_model(tmp_path / name, G, {"config": G.cfg.to_dict(),
@@ -171,10 +169,9 @@ def test_derived_kernels_export_the_plain_graph(request, net, tiny_G, tmp_path):
     {"init_k": [[1.1, 0.0], [0.5, 2.3]], "wave_along": True},
     # nor which waves are held and snapped: that follows from init_k and wave_grid
     {"init_k": [[3.1416, 0.0], [0.0, 1.1]], "wave_grid": 4},
-    # nor a derived kernel: only the weights it derives from (half_chroma, resize_conv)
+    # nor a derived kernel: only the weights it derives from (half_chroma)
     {"half_chroma": True},
-    {"resize_conv": 2},
-], ids=["along", "grid", "half_chroma", "resize_conv"])
+], ids=["along", "grid", "half_chroma"])
 def test_wave_options_reload_export_and_match(tmp_path, fields):
     torch.manual_seed(2)
     cfg = tiny_config(**fields)

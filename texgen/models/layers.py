@@ -157,36 +157,15 @@ def checker_free_kernel(w: torch.Tensor) -> torch.Tensor:
     """The 4x4 stride-2 kernel nearest to w (least squares, per channel pair) that paints no
     checkerboard: w less its alternating part (taps weighted +1, -1, +1, -1) along each axis.
     Its response is then zero on the output's Nyquist lines, every output phase has the
-    same gain, and it is a kernel a resize-convolution (nearest 2x, then 3x3) can apply:
-    those are exactly the 4x4 kernels with no alternating part (ResizeConvTranspose2d)."""
+    same gain, and it is a kernel a resize-convolution (nearest 2x, then 3x3: Odena, Dumoulin
+    & Olah 2016, "Deconvolution and checkerboard artifacts") can apply: those are exactly the
+    4x4 kernels with no alternating part. (Trained in as the output layer, a
+    resize-convolution cost wallpaper001, metal002 and wall_brick01 0.03-0.06 of
+    texture_distance: benchmarks/out/quality_ab.md, the eighteenth session; applied after
+    training, train/cleanup.py, it costs only some photos.)"""
     v = w.new_tensor([1.0, -1.0, 1.0, -1.0]) / 2
     p = torch.eye(4, dtype=w.dtype, device=w.device) - torch.outer(v, v)
     return p @ w @ p
-
-
-class ResizeConvTranspose2d(WrapConvTranspose2d):
-    """Nearest-neighbour 2x upsampling, then a 3x3 convolution (Odena, Dumoulin & Olah 2016,
-    "Deconvolution and checkerboard artifacts"), as the 4x4 transposed convolution it equals:
-    each tap of the 4x4 kernel is the sum of the 2 x 2 of 3x3 weights that reach it, so
-    every output phase (row and column parity) has the same taps' sum, and a flat input
-    paints a flat output. A free 4x4 kernel gives each phase its own gain and paints a 1 px
-    checkerboard wherever the phases drift apart (eval's checker_energy: tile01's PSGAN 7.7x
-    the photo's). As the output layer it cured that (0.43) but cost wallpaper001, metal002
-    and wall_brick01 0.03-0.06 of texture_distance (benchmarks/out/quality_ab.md, the
-    eighteenth session): an option, off. The weights stored are the 3x3 ones; being a 4x4
-    transposed convolution, the layer tiles (forward_valid) and exports (plain()) as the
-    plain one does."""
-
-    def __init__(self, cin: int, cout: int, k: int = 4, bias: bool = True):
-        if k != 4:
-            raise ValueError("a resize-convolution needs the 4x4 kernel")
-        super().__init__(cin, cout, k, bias=bias)
-        self.weight = nn.Parameter(self.weight.new_empty(cin, cout, 3, 3))
-        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # ConvTranspose2d's own init
-
-    def kernel(self) -> torch.Tensor:
-        w = F.pad(self.weight, (1, 1, 1, 1))                  # (cin, cout, 5, 5)
-        return w[..., 1:, 1:] + w[..., 1:, :-1] + w[..., :-1, 1:] + w[..., :-1, :-1]
 
 
 class PeriodicWaves(nn.Module):

@@ -26,8 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from texgen.models.layers import (HalfChromaConvTranspose2d, PeriodicWaves,
-                                  ResizeConvTranspose2d, WrapConvTranspose2d)
+from texgen.models.layers import HalfChromaConvTranspose2d, PeriodicWaves, WrapConvTranspose2d
 from texgen.kinds import check_kind, kind_of
 from texgen.runtime.maps import map_slices
 from texgen.runtime.noise import NoiseLayout
@@ -57,23 +56,15 @@ class PSGANConfig:
     pixel_noise: bool = False   # per-pixel noise into every hidden layer (see above)
     half_chroma: bool = False   # colour at half resolution, brightness at full: no per-pixel
                                 # colour grain (layers.HalfChromaConvTranspose2d)
-    resize_conv: int = 0        # how many of the last upsampling layers upsample by nearest
-                                # neighbour, then convolve 3x3 (layers.ResizeConvTranspose2d):
-                                # no checkerboard; 1: the output layer only
 
     def __post_init__(self):
         self.kind = check_kind(kind_of(asdict(self)), "psgan")
         if self.kind == "sgan" and (self.n_global or self.n_periodic):
             raise ValueError("an SGAN has neither global nor periodic channels")
-        # pixel_noise: its valid layers' crop; half_chroma, resize_conv: their kernels' arithmetic
-        for name in ("pixel_noise", "half_chroma", "resize_conv"):
+        # pixel_noise: its valid layers' crop; half_chroma: its kernel's arithmetic
+        for name in ("pixel_noise", "half_chroma"):
             if getattr(self, name) and self.kernel != 4:
                 raise ValueError(f"{name} needs the 4x4 kernel")
-        if not 0 <= self.resize_conv <= len(self.g_widths) + 1:
-            raise ValueError(f"resize_conv: 0 to {len(self.g_widths) + 1} layers")
-        if self.half_chroma and self.resize_conv:
-            raise ValueError("half_chroma and resize_conv both derive the output layer's "
-                             "kernel: one of them")
 
     @property
     def layout(self) -> NoiseLayout:
@@ -95,6 +86,11 @@ class PSGANConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "PSGANConfig":
         d = dict(d)
+        # resize_conv (the last layers as resize-convolutions) was an option, off in every
+        # preset, until the clean-up's projection replaced it: models saved with it off load
+        if d.pop("resize_conv", 0):
+            raise ValueError("trained with resize_conv, an option texgen no longer has: "
+                             "train it again")
         for key in ("g_widths", "d_widths"):
             d[key] = tuple(d[key])
         return cls(**d)
@@ -108,17 +104,15 @@ class Generator(nn.Module):
                                     cfg.wave_along, cfg.wave_grid)
         widths = [cfg.layout.channels - cfg.pixel_channels + self.waves.out_channels_extra,
                   *cfg.g_widths]
-        n = len(widths)                                # upsampling layers, the output's last
-        conv = lambda i: ResizeConvTranspose2d if i >= n - cfg.resize_conv else WrapConvTranspose2d
         layers = []
-        for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
+        for cin, cout in zip(widths[:-1], widths[1:]):
             # no conv bias: batch norm's shift replaces it
-            layers += [conv(i)(cin, cout, cfg.kernel, bias=False),
+            layers += [WrapConvTranspose2d(cin, cout, cfg.kernel, bias=False),
                        nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
         colour = map_slices(cfg.maps).get("color")     # a stack without colour: nothing to do
         out = (HalfChromaConvTranspose2d(widths[-1], cfg.channels, colour)
                if cfg.half_chroma and colour else
-               conv(n - 1)(widths[-1], cfg.channels, cfg.kernel))
+               WrapConvTranspose2d(widths[-1], cfg.channels, cfg.kernel))
         layers += [out, nn.Tanh()]
         self.net = nn.Sequential(*layers)
         for m in self.net.modules():

@@ -129,9 +129,10 @@ class TrainConfig:
 # rose on the first four photos tried, most on wood003, 0.140 -> 0.223 (and 0.191 -> 0.267
 # on a second seed, against a run beside it: the eighteenth session); on wall_brick01 it
 # fell against a run beside it, 0.112 -> 0.091 (the seventeenth session, one seed).
-# resize_conv (the output layer a resize-convolution) stays off: it took tile01's 1 px
-# checkerboard away (checker_energy 7.66 -> 0.43, 0.206 -> 0.202), but wallpaper001 0.072 ->
-# 0.119, metal002 0.144 -> 0.202, wall_brick01 0.086 -> 0.139 (the eighteenth session).
+# A resize-convolution output layer, trained in, took tile01's 1 px checkerboard away
+# (checker_energy 7.66 -> 0.43, 0.206 -> 0.202), but wallpaper001 0.072 -> 0.119, metal002
+# 0.144 -> 0.202, wall_brick01 0.086 -> 0.139 (the eighteenth session): the clean-up's "no
+# checkerboard" projection is it, applied after training where it costs nothing.
 # wave_grid 4 (waves a whole number of cells long: their phases on the cell grid, and every
 # wave held): in benchmarks/out/quality.md, rebuilt with it, tile01's period_error 0.109 ->
 # 0.000 (0.214 -> 0.206), a straight grid without the free waves' staircase. Holding the grid
