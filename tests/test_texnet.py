@@ -97,11 +97,14 @@ def weights(folder):
     return {k: v for k, v in tensors.items() if k.startswith("G.")}
 
 
-def test_resume_is_exact(tmp_path, monkeypatch):
+@pytest.mark.parametrize("extra", [{}, {"batch": 1, "diversity": 0.1}], ids=["plain", "diversity"])
+def test_resume_is_exact(tmp_path, monkeypatch, extra):
     """Ctrl-C after 4 of 6 iterations (inside the learning-rate decay; the last one trains with
-    fixed batch-norm statistics) and --resume give the weights of an uninterrupted run."""
+    fixed batch-norm statistics) and --resume give the weights of an uninterrupted run; with
+    the diversity term on a batch of one too (its partner's noise comes from the stream)."""
     import texgen.train.texnet as tt
-    img, cfg = [stripes(40, 40)], TexNetTrainConfig(**{**TRAIN, "iters": 6, "spectrum_weight": 1.0})
+    img = [stripes(40, 40)]
+    cfg = TexNetTrainConfig(**{**TRAIN, "iters": 6, "spectrum_weight": 1.0, **extra})
     straight = train(img, tmp_path / "a", tiny(), cfg, log=lambda *_: None)
     calls, real_step = [], tt.step
 
@@ -286,6 +289,22 @@ def test_fixed_batchnorm_step_keeps_the_statistics_it_paints_with():
     assert torch.equal(bn.running_mean, before)            # normalised with them, not updated
     step(G, loss_fn, opt, z, None, TexNetTrainConfig())
     assert not torch.equal(bn.running_mean, before)        # the control: batch statistics move them
+
+
+def test_diversity_term_pairs_a_batch_of_one_with_a_partner():
+    """Improved Texture Networks' diversity term compares samples of a batch; the fast
+    preset's batch is one, so the step is given a partner painted from other noise (before,
+    --diversity did nothing there)."""
+    from texgen.train.descriptor import DescriptorLoss
+    G = ready(tiny())
+    loss_fn, cfg = DescriptorLoss([stripes(48, 48)]), TexNetTrainConfig(diversity=1.0)
+    opt = torch.optim.SGD(G.parameters(), 0.0)            # the step must not move the net
+    z = [torch.from_numpy(sample_noise(G.cfg.layout, 12, 12, seed=s, batch=1)) for s in (1, 2)]
+    assert step(G, loss_fn, opt, z[0], None, cfg)[1]["div"] == 0          # alone: nothing
+    assert step(G, loss_fn, opt, z[0], None, cfg, partner=z[1])[1]["div"] < -1e-3
+    assert abs(step(G, loss_fn, opt, z[0], None, cfg, partner=z[0])[1]["div"]) < 1e-6
+    both = torch.cat(z)                                   # a batch of two: its own pairs
+    assert step(G, loss_fn, opt, both, None, cfg)[1]["div"] < -1e-3
 
 
 def test_fine_and_checker_caps_are_terms_of_the_step_only_when_weighted():

@@ -348,11 +348,18 @@ def _sorted(x: torch.Tensor) -> torch.Tensor:
     return torch.gather(x, -1, order)
 
 
-def diversity(feats: dict[str, torch.Tensor], layer: str = "relu4_1") -> torch.Tensor:
+DIVERSITY_LAYER = "relu4_1"
+
+
+def diversity(feats: dict[str, torch.Tensor], others: dict[str, torch.Tensor] | None = None,
+              layer: str = DIVERSITY_LAYER) -> torch.Tensor:
     """Improved Texture Networks' (Ulyanov et al. 2017) diversity term: minus the mean
-    distance between the features of each sample and the next in the batch (to be
-    minimised with a small weight, against mode collapse)."""
+    distance between the features of each sample and the next in the batch, or, given
+    `others` (features of as many other samples, painted from other noise), each sample's
+    other (to be minimised with a small weight, against mode collapse)."""
     f = feats[layer]
+    if others is not None:
+        return -(f - others[layer]).abs().mean()
     if f.shape[0] < 2:
         return f.new_zeros(())
     return -(f - f.roll(1, 0)).abs().mean()

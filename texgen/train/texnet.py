@@ -23,7 +23,7 @@ from texgen.runtime.noise import sample_noise
 from texgen.runtime.stylize import content_noise
 from texgen.train.common import (learning_rate, run_iterations, save_exemplar_thumb, save_preview,
                                  start_point)
-from texgen.train.descriptor import DescriptorLoss, SpectrumLoss, diversity
+from texgen.train.descriptor import DIVERSITY_LAYER, DescriptorLoss, SpectrumLoss, diversity
 
 
 @dataclass
@@ -174,9 +174,13 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
         if it == fixed_from:
             calibrate(G, it)                        # checkpoints keep them: resume is exact
         z, x = draw(rng, photos)
+        # the diversity term compares samples of one batch; a batch of one gets a partner
+        partner = (torch.from_numpy(draw(rng, None)[0]).to(dev)
+                   if cfg.diversity and cfg.batch == 1 and x is None else None)
         loss_val, terms = step(G, loss_fn, opt, torch.from_numpy(z).to(dev),
                                None if x is None else torch.from_numpy(x).to(dev), cfg,
-                               fixed_bn=it >= fixed_from, rng=rng, spectrum=spectrum)
+                               fixed_bn=it >= fixed_from, rng=rng, spectrum=spectrum,
+                               partner=partner)
         ok = math.isfinite(loss_val)
         skipped += not ok
         return ok, {"loss": loss_val, "skip": skipped, **terms}
@@ -188,7 +192,8 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
 
 def step(G: TexNet, loss_fn: DescriptorLoss, opt, z: torch.Tensor, content: torch.Tensor | None,
          cfg: TexNetTrainConfig, fixed_bn: bool = False,
-         rng: np.random.Generator | None = None, spectrum=None) -> tuple[float, dict]:
+         rng: np.random.Generator | None = None, spectrum=None,
+         partner: torch.Tensor | None = None) -> tuple[float, dict]:
     """One Adam step on a batch; returns the loss and its terms. A non-finite loss or
     gradient skips the update, so one bad batch cannot poison Adam's moments (the reference
     code's outputs turned black or NaN after long runs). fixed_bn: batch norm normalises
@@ -210,7 +215,13 @@ def step(G: TexNet, loss_fn: DescriptorLoss, opt, z: torch.Tensor, content: torc
         loss = loss + cfg.content_weight * c
         terms = {"tex": texture.item(), "content": c.item()}
     if cfg.diversity:
-        loss = loss + cfg.diversity * diversity(feats)
+        other = None
+        if partner is not None:     # painted without gradients: a third of a step, not a whole
+            with torch.no_grad():
+                other = loss_fn.vgg(G(partner) * 0.5 + 0.5, (DIVERSITY_LAYER,))
+        spread = diversity(feats, other)
+        loss = loss + cfg.diversity * spread
+        terms["div"] = spread.item()
     if spectrum is not None:
         spec, spec_terms = spectrum.weighted(img, cfg)
         terms.update(spec_terms)
