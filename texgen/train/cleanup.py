@@ -8,8 +8,8 @@ that neither the discriminator nor the VGG-19 loss charges: a per-pixel colour g
 tile01 7.7x). Each has a projection of the trained kernel that cannot paint it
 (models/layers: half_chroma_kernel, checker_free_kernel). Trained in (the half_chroma option,
 and a resize-convolution output layer) they cost most photos texture; applied to the trained
-kernel they cost some photos nothing and others much (wall_brick01's mortar, wallpaper001's honeycomb:
-benchmarks/out/quality_ab.md, nineteenth session). So each is scored on the exemplar, as
+kernel they cost some photos nothing and others much (wall_brick01's mortar, wallpaper001's
+honeycomb: benchmarks/out/quality_ab.md, nineteenth session). So each is scored on the exemplar, as
 eval scores it (texture_distance of four 512 px samples, at seeds of its own), and kept
 only within `tolerance` of the trained kernel's distance; of several, the lowest.
 """
