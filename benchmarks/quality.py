@@ -6,6 +6,9 @@ photos themselves, and an ablation of PSGAN's training parts. One training at a 
     python benchmarks/quality.py ab --only tile01,conc01 --iters 200 \
         --variant base: --variant spec100:spectrum_weight=100
 
+Set-up beside texgen's: `pip install -e ".[bench]"` (scikit-image, for its photos) and, for
+the patch-synthesis baseline, `pip install resynthesizer` (GPL-3.0: not in texgen's files).
+
 Photos: the colour photos in ../shared/data/textures (normal maps `*_nm` skipped), and
 scikit-image's brick, grass and gravel; the ablation also uses tile01 upscaled 2x
 (`tile01_2x`: tiles of 128 px, the case where a 128 px patch shows one tile). Nothing happens
