@@ -89,6 +89,16 @@ def test_chroma_energy_sees_colour_grain_that_fine_energy_reads_as_brightness(wa
     assert M.chroma_energy([blur(wall, 3)], wall) < 0.5
 
 
+def test_chroma_energy_of_a_grey_photo_is_left_out(wall):
+    grey_wall = np.repeat(wall.mean(-1, keepdims=True), 3, -1)
+    tinted = np.clip(grey_wall + [0.02, 0.0, -0.02], 0, 1)   # colour, but no colour grain
+    speckled = np.clip(grey_wall + 0.03 * np.random.default_rng(0).standard_normal(wall.shape), 0, 1)
+    assert M.is_grey(grey_wall) and not M.is_grey(tinted) and not M.is_grey(wall)
+    assert M.chroma_energy([speckled], grey_wall) is None
+    assert M.chroma_energy([speckled], tinted) > 1e3     # the ratio it would have been
+    assert M.chroma_energy([speckled], wall) > 5
+
+
 def test_period_error_is_zero_at_the_right_period_and_grows_off_it():
     ex = stripes(128, 128, period=16.0)
     assert M.period_error(ex, [stripes(128, 128, period=16.0, seed=1)]) < 0.05
@@ -217,3 +227,12 @@ def test_eval_model_writes_report(tmp_path, tiny_G, wall):
     assert Image.open(out / "repeat_2x2.png").size == (128, 128)
     r = CliRunner().invoke(cli, ["eval", "--model", str(folder), "--report", str(out)])
     assert r.exit_code == 1 and "--exemplar" in r.output
+    # a grey photo: every metric but chroma_energy, which has no meaning over no colour
+    Image.fromarray((wall.mean(-1) * 255).astype(np.uint8)).save(tmp_path / "grey.png")
+    r = CliRunner().invoke(cli, ["eval", "--model", str(folder), "--report", str(out),
+                                 "--exemplar", str(tmp_path / "grey.png"), "--seeds", "1-2",
+                                 "--size", "64"])
+    assert r.exit_code == 0, r.output
+    grey = json.loads((out / "metrics.json").read_text())
+    assert set(grey["metrics"]) == set(data["metrics"]) - {"chroma_energy"}
+    assert set(grey["exemplar_baseline"]) == set(data["exemplar_baseline"]) - {"chroma_energy"}

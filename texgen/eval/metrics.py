@@ -155,11 +155,20 @@ def fine_energy(samples: list[np.ndarray], exemplar: np.ndarray) -> float:
                  max(top_octave_energy(exemplar), 1e-12))
 
 
-def chroma_energy(samples: list[np.ndarray], exemplar: np.ndarray) -> float:
+def chroma_energy(samples: list[np.ndarray], exemplar: np.ndarray) -> float | None:
     """The samples' mean fine_chroma_energy over the exemplar's: 1.0 = as little fine colour
-    grain as the photo; many times 1, colour speckle."""
+    grain as the photo; many times 1, colour speckle. None for a grey exemplar (is_grey):
+    over its no colour at all, any sample's ratio is a number of no meaning (a texnet
+    trained on scikit-image's grey brick scored 8 978 828)."""
+    if is_grey(exemplar):
+        return None
     return float(np.mean([fine_chroma_energy(s) for s in samples]) /
                  max(fine_chroma_energy(exemplar), 1e-12))
+
+
+def is_grey(img: np.ndarray) -> bool:
+    """Whether img has no colour: its chroma under half an 8-bit level everywhere."""
+    return float(np.abs(chroma(np.moveaxis(_rgb(img), -1, 0))).max()) < 0.5 / 255
 
 
 def checker_energy(samples: list[np.ndarray], exemplar: np.ndarray) -> float:

@@ -179,6 +179,10 @@ def evaluate_samples(samples: list[np.ndarray], exemplar: np.ndarray,
             "diversity": 1.0,
             "copy_score": 0.0,
         })
+    # a grey photo has no chroma_energy (None): its ratio there has no meaning
+    for scores in (result.metrics, result.baseline):
+        if scores["chroma_energy"] is None:
+            del scores["chroma_energy"]
     result.images["exemplar.png"] = exemplar
     for seed, s in zip(cfg.seeds, samples):
         result.images[f"sample_seed{seed}.png"] = s
