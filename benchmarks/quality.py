@@ -43,7 +43,8 @@ ab: a quick A/B of training settings: the fast preset's PSGAN (or --method texne
 --iters iterations with each --variant's training config fields (LABEL:field=value,...;
 m.field=value: the PSGAN model config's; `base:` changes nothing) on each photo, scored
 like the table at the last iteration, with time to usable over the snapshots every 50
-iterations (texnet: 100). Results: benchmarks/out/quality_ab.md.
+iterations (texnet: 100). Results: benchmarks/out/quality_ab.md. A photo named NAME_Kx
+(tile01_0.75x) is photo NAME resampled by K: a period that is no whole number of cells.
 
 Models, snapshots and per-run results live in benchmarks/models/ (gitignored) and are reused:
 a rerun skips finished work, and an interrupted training resumes. Contact sheets (exemplar |
@@ -58,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import time
 from dataclasses import asdict, replace
@@ -109,6 +111,23 @@ def photos() -> dict[str, Path]:
             im.resize((im.width * 2, im.height * 2), Image.LANCZOS).save(path)
         found["tile01_2x"] = path
     return found
+
+
+def rescaled(found: dict[str, Path], names: list[str]) -> None:
+    """Add to found each NAME_Kx of names (ab's --only) not already there: photo NAME
+    resampled by K, e.g. tile01_0.75x, whose 48 px tiles are 1.5 noise cells where the
+    photo's 64 px are a whole 2: most photos' periods are no whole number of cells."""
+    for name in names:
+        m = re.fullmatch(r"(.+)_(\d+(?:\.\d+)?)x", name)
+        if name in found or not m or m[1] not in found or not 0 < float(m[2]) <= 4:
+            continue
+        path = MODELS / "_photos" / f"{name}.png"
+        if not path.exists():
+            from PIL import Image
+            im = Image.open(found[m[1]]).convert("RGB")
+            k = float(m[2])
+            im.resize((round(im.width * k), round(im.height * k)), Image.LANCZOS).save(path)
+        found[name] = path
 
 
 # ----------------------------------------------------------------------------- training
@@ -834,6 +853,7 @@ def main():
     if args.what == "ab" and not (args.only and args.variant):
         ap.error("ab needs --only PHOTOS and at least one --variant")
     if args.what == "ab":
+        rescaled(found, args.only.split(","))
         args.iters = args.iters or 200
         args.method = args.method or "psgan"
     {"table": table, "ablation": ablation, "ab": ab}[args.what](args, found, cfg, vgg)
