@@ -534,8 +534,12 @@ def _cached_rows(found, names, root, presets, rows, ledger: dict) -> dict:
         changed = {label: _changed(settings.get(label), *presets[method])
                    for label, method in (("texgen psgan", "psgan"), ("texgen texnet", "texnet"))
                    if label in res}
-        if changed.get("texgen psgan") == ["wave_grid"] and not _holds_waves(found[name], *presets["psgan"]):
-            changed["texgen psgan"] = []    # the run would train bit for bit the same
+        if changed.get("texgen psgan") and set(changed["texgen psgan"]) <= {"wave_grid", "wave_along"}:
+            # each trains bit for bit the same on some photos: wave_grid where it holds no
+            # wave, wave_along where it does (a held wave keeps its direction anyway)
+            held = _holds_waves(found[name], *presets["psgan"])
+            inert = {"wave_grid": not held, "wave_along": held}
+            changed["texgen psgan"] = [k for k in changed["texgen psgan"] if not inert[k]]
         stale = [label for label, keys in changed.items() if keys]
         if stale:
             # only those rows: the photo's others still stand (its texnet row trained
@@ -554,8 +558,9 @@ def _cached_rows(found, names, root, presets, rows, ledger: dict) -> dict:
 
 def _holds_waves(photo: Path, mcfg, tcfg) -> bool:
     """Whether the PSGAN preset's wave_grid holds any of the photo's starting waves: where it
-    holds none, training is the same bit for bit as without it (tests/test_training.py), so
-    a row trained before the preset turned it on still stands."""
+    holds none, training is the same bit for bit as without it, and where it holds them, as
+    without wave_along (tests/test_training.py), so a row trained before the preset turned
+    that one on still stands."""
     from texgen.train.psgan import configure, held_waves
     return held_waves(configure([read_image(photo)], mcfg, tcfg, log=lambda *a: None)[0]) > 0
 

@@ -45,7 +45,8 @@ class PSGANConfig:
     maps: list = field(default_factory=lambda: ["color"])   # what the channels mean, in order
     init_k: list | None = None  # (2, P) starting wave numbers, radians per cell [k_y; k_x]
     wave_along: bool = False    # each wave learns its length only, along init_k's direction
-                                # (layers.PeriodicWaves; tried, off: quality_ab.md, 11th session)
+                                # (layers.PeriodicWaves; the fast preset's, where no wave is
+                                # held: train/psgan.PRESETS, quality_ab.md, 21st session)
     wave_grid: int = 0          # waves of a whole number <= this of cells: phases snapped, and
                                 # when there is one every wave held (layers.PeriodicWaves,
                                 # train/psgan.grid_waves; 0: off; the fast preset's 4:

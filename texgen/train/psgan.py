@@ -148,9 +148,16 @@ class TrainConfig:
 # 0.200, chroma_energy 27 -> 0.8, checker_energy 7.7 -> 0.9), wood003 and metal002 the
 # half-resolution colour (0.140 -> 0.133, chroma 17 -> 2.8; 0.144 -> 0.145), wallpaper001
 # and wall_brick01 neither (their best candidates cost 24 % and 16 %). 10-20 s on one core.
+# wave_along (each free wave keeps its measured direction, learning only its length; where
+# wave_grid holds the waves it changes nothing, bit for bit): wall_brick01, whose waves are
+# free, leaned its 51.2 px brick wave by 0.3 rad per cell, a staircase of head joints, and
+# painted 10 % long bricks; period_error 0.065 and 0.066 at seeds 0 and 1 -> 0.031 and 0.020,
+# texture_distance 0.112, 0.111 -> 0.109, 0.117 (at the clean-up's seeds 101-104: 0.106,
+# 0.176 -> 0.120, 0.122). Held out, metal002 resampled to 0.8x (its waves then free too):
+# 0.169 -> 0.160, period_error 0.123 -> 0.122 (the twenty-first session, quality_ab.md).
 PRESETS = {
     "fast": (PSGANConfig(n_global=20, n_periodic=8, g_widths=(256, 128, 64, 32), d_widths=(32, 64, 128, 256),
-                         pixel_noise=True, wave_grid=4),
+                         pixel_noise=True, wave_grid=4, wave_along=True),
              TrainConfig(iters=700, batch=2, patch=256, lr=1e-3, lr_end=0.1, descriptor_weight=100.0,
                          loss="gram", spectrum_weight=30.0, lattice_weight=100.0, keep_within=4.0,
                          clean_within=0.03, preview_every=100, ckpt_every=100)),
@@ -268,6 +275,8 @@ def configure(images: list[np.ndarray], model_cfg: PSGANConfig, cfg: TrainConfig
             log(f"{held} waves a whole number of cells long, phases snapped: all {len(k[0])} "
                 f"waves (2 slow ones added) held at the photo's numbers" if held else
                 "no wave is a whole number of cells long: wave_grid changes nothing")
+            if held:    # a held wave keeps its direction anyway: the model is built, and
+                model_cfg = replace(model_cfg, wave_along=False)    # trains, as without along
     return model_cfg, replace(cfg, patch=p.patch, batch=p.batch, spectrum_weight=p.spectrum_weight)
 
 
