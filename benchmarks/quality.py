@@ -44,7 +44,7 @@ ab: a quick A/B of training settings: the fast preset's PSGAN (or --method texne
 m.field=value: the PSGAN model config's; `base:` changes nothing) on each photo, scored
 like the table at the last iteration, with time to usable over the snapshots every 50
 iterations (texnet: 100). Results: benchmarks/out/quality_ab.md. A photo named NAME_Kx
-(tile01_0.75x) is photo NAME resampled by K: a period that is no whole number of cells.
+(metal002_0.8x) is photo NAME resampled by K: a period that is no whole number of cells.
 
 Models, snapshots and per-run results live in benchmarks/models/ (gitignored) and are reused:
 a rerun skips finished work, and an interrupted training resumes. Contact sheets (exemplar |
@@ -115,8 +115,8 @@ def photos() -> dict[str, Path]:
 
 def rescaled(found: dict[str, Path], names: list[str]) -> None:
     """Add to found each NAME_Kx of names (ab's --only) not already there: photo NAME
-    resampled by K, e.g. tile01_0.75x, whose 48 px tiles are 1.5 noise cells where the
-    photo's 64 px are a whole 2: most photos' periods are no whole number of cells."""
+    resampled by K, e.g. metal002_0.8x, whose 25.2 px lattice is no whole number of noise
+    cells (wave_grid holds none of its waves, where it holds metal002's): as most photos'."""
     for name in names:
         m = re.fullmatch(r"(.+)_(\d+(?:\.\d+)?)x", name)
         if name in found or not m or m[1] not in found or not 0 < float(m[2]) <= 4:

@@ -275,8 +275,8 @@ def configure(images: list[np.ndarray], model_cfg: PSGANConfig, cfg: TrainConfig
             log(f"{held} waves a whole number of cells long, phases snapped: all {len(k[0])} "
                 f"waves (2 slow ones added) held at the photo's numbers" if held else
                 "no wave is a whole number of cells long: wave_grid changes nothing")
-            if held:    # a held wave keeps its direction anyway: the model is built, and
-                model_cfg = replace(model_cfg, wave_along=False)    # trains, as without along
+            if held:    # held waves keep their directions anyway: built as without along
+                model_cfg = replace(model_cfg, wave_along=False)
     return model_cfg, replace(cfg, patch=p.patch, batch=p.batch, spectrum_weight=p.spectrum_weight)
 
 
