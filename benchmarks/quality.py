@@ -103,20 +103,15 @@ def photos() -> dict[str, Path]:
             found[name] = path
     except ImportError:
         print("scikit-image is not installed: its brick, grass and gravel are skipped")
-    if "tile01" in found:
-        path = extra / "tile01_2x.png"
-        if not path.exists():
-            from PIL import Image
-            im = Image.open(found["tile01"]).convert("RGB")
-            im.resize((im.width * 2, im.height * 2), Image.LANCZOS).save(path)
-        found["tile01_2x"] = path
+    rescaled(found, ["tile01_2x"])
     return found
 
 
 def rescaled(found: dict[str, Path], names: list[str]) -> None:
-    """Add to found each NAME_Kx of names (ab's --only) not already there: photo NAME
-    resampled by K, e.g. metal002_0.8x, whose 25.2 px lattice is no whole number of noise
-    cells (wave_grid holds none of its waves, where it holds metal002's): as most photos'."""
+    """Add to found each NAME_Kx of names (the ablation's tile01_2x, ab's --only) not
+    already there, whose NAME is: photo NAME resampled by K, e.g. metal002_0.8x, whose 25.2
+    px lattice is no whole number of noise cells (wave_grid holds none of its waves, where
+    it holds metal002's): as most photos'."""
     for name in names:
         m = re.fullmatch(r"(.+)_(\d+(?:\.\d+)?)x", name)
         if name in found or not m or m[1] not in found or not 0 < float(m[2]) <= 4:
