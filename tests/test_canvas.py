@@ -104,6 +104,68 @@ def test_no_tileable_is_a_crop_of_a_whole_torus_not_resampled(onnx_painter):
     assert np.abs(crop - torus[:, :70, :100]).max() < 1e-5
 
 
+@pytest.fixture(scope="module")
+def zoomed_painters(tiny_G, tmp_path_factory):
+    """(TorchPainter, OnnxPainter) of tiny_G's weights as a model trained on a photo resampled
+    by 0.9 (PSGANConfig.zoom), and a TorchPainter of the same weights at zoom 1."""
+    from dataclasses import replace
+    from texgen.export.onnx_export import export_onnx
+    from texgen.paint import TorchPainter
+    d = tmp_path_factory.mktemp("zoom")
+    for name, zoom in (("one", 1.0), ("zoomed", 0.9)):
+        cfg = replace(tiny_G.cfg, zoom=zoom)
+        checkpoint.save_model(d / name, tiny_G, {"config": cfg.to_dict(), "provenance": {}})
+    export_onnx(d / "zoomed", d / "zoomed.onnx")
+    return (TorchPainter(d / "zoomed"), OnnxPainter(d / "zoomed.onnx", device="cpu", threads=1),
+            TorchPainter(d / "one"))
+
+
+def _resampled(torus: np.ndarray, rows: Axis, cols: Axis) -> np.ndarray:
+    """torus (C, H, W) through the axes' taps, wrapping."""
+    for axis, a in ((1, rows), (2, cols)):
+        idx, w = a.taps(0, a.size)
+        src = np.take(torus, np.arange(idx.min(), idx.max() + 1) % torus.shape[axis], axis=axis)
+        torus = resample(src, idx - idx.min(), w, axis)
+    return torus
+
+
+def test_a_zoomed_model_paints_its_torus_resampled_to_the_photos_px(zoomed_painters):
+    """A model that learned from a photo resampled by zoom paints the torus of whole cells of
+    its own px (416 px at zoom 0.9: 12 cells, not 13) resampled to the texture's: features at
+    the photo's size, and the texture still wraps; the ONNX file carries the zoom."""
+    zp, onnx, one = zoomed_painters
+    s = zp.scale
+    assert zp.zoom == onnx.zoom == 0.9 and one.zoom == 1.0
+    c = Canvas(416, 96, s, zoom=0.9)
+    assert c.cells == (3, 12) and Canvas(416, 96, s).cells == (3, 13)
+    torus = one.paint(12 * s, 3 * s, seed=3)                  # whole cells: not resampled
+    want = _resampled(torus, *c.axes)
+    got = zp.paint(416, 96, seed=3)
+    assert got.shape == (3, 96, 416) and np.abs(got - want).max() < 1e-5
+    assert np.abs(onnx.paint(416, 96, seed=3) - got).max() < 1e-4
+    assert seam_ratio(got, axis=2) <= 1.5 and seam_ratio(got, axis=1) <= 1.5
+    for x, y, w, h in ((0, 0, 416, 96), (37, 5, 101, 60), (400, 90, 16, 6)):
+        part = zp.paint(416, 96, seed=3, window=(x, y, w, h), tile=1)
+        assert np.abs(part - got[:, y:y + h, x:x + w]).max() < 1e-5
+
+
+def test_a_zoomed_no_tileable_texture_is_a_resampled_crop_of_a_bigger_torus(zoomed_painters):
+    """Texture px i reads the bigger torus around (i + 0.5) zoom - 0.5: its edges come from
+    places a quarter of the torus apart, so they never meet."""
+    zp, _, one = zoomed_painters
+    c = Canvas(100, 70, zp.scale, tileable=False, zoom=0.9)
+    H, W = c.cells
+    rows, cols = c.axes
+    for a in (rows, cols):
+        idx, _ = a.taps(0, a.size)
+        assert a.ratio == 0.9 and idx.max() - idx.min() < a.source * 0.9 - 2   # edges apart
+    torus = one.paint(W * zp.scale, H * zp.scale, seed=5)
+    got = zp.paint(100, 70, seed=5, tileable=False)
+    assert np.abs(got - _resampled(torus, rows, cols)).max() < 1e-5
+    part = zp.paint(100, 70, seed=5, tileable=False, window=(13, 21, 40, 30), tile=1)
+    assert np.abs(part - got[:, 21:51, 13:53]).max() < 1e-5
+
+
 # ----------------------------------------------------------------------------- windows
 
 @pytest.mark.parametrize("size", [(96, 64), (100, 70), (33, 17)])

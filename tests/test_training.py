@@ -146,6 +146,35 @@ def test_wave_along_trains_bit_for_bit_as_without_it_where_waves_are_held(tmp_pa
     assert same == (held == 1)
 
 
+@pytest.mark.parametrize("period, zooms", [(51.2, True), (64.0, False)])
+def test_zoom_to_grid_resamples_only_a_lattice_between_cells(tmp_path, monkeypatch, period, zooms):
+    # 51.2 px stripes are 1.6 cells: resampled by about 0.94 they are 48 px, 2 periods in 3
+    # cells, and wave_grid holds the waves; 64 px ones are 2 cells already, and train bit for
+    # bit as without zoom_to_grid (quality.py keeps such photos' rows)
+    from safetensors.torch import load_file
+    from texgen.paint import TorchPainter
+    img = stripes(256, 256, period=period)
+    tc = TrainConfig(iters=2, batch=2, patch=32, ckpt_every=2, preview_every=2, zoom_to_grid=True)
+    mc = tiny_config(wave_grid=4)
+    z = train_psgan.grid_zoom([img], mc, tc)
+    assert (1 / train_psgan.ZOOM_WITHIN <= z < 0.99) if zooms else z == 1.0
+    held = [train_psgan.held_waves(train_psgan.configure(ims, mc, tc, log=lambda *a: None)[0])
+            for ims in ([img], train_psgan.zoomed([img], z))]
+    assert held[0] == (0 if zooms else 1) and held[1] > 0
+    lines = []
+    out = [train_psgan.train([img], tmp_path / str(on), mc, replace(tc, zoom_to_grid=on),
+                             log=lines.append) for on in (False, True)]
+    w = [load_file(o / "model.safetensors") for o in out]
+    same = w[0].keys() == w[1].keys() and all(torch.equal(w[0][k], w[1][k]) for k in w[0])
+    assert same == (not zooms)
+    assert TorchPainter(out[1]).zoom == z and any("resampled by" in str(x) for x in lines) == zooms
+    # resumed, it trains on the photo resampled by the zoom it recorded
+    calls, zoomed = [], train_psgan.zoomed
+    monkeypatch.setattr(train_psgan, "zoomed", lambda ims, zoom: calls.append(zoom) or zoomed(ims, zoom))
+    train_psgan.train([img], out[1], mc, replace(tc, iters=3), resume=True, log=lambda *a: None)
+    assert calls == [z] and TorchPainter(out[1]).zoom == z
+
+
 def test_moving_average_and_discriminator_frozen_during_g_step():
     cfg = tiny_config()
     torch.manual_seed(0)

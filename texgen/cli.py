@@ -716,10 +716,14 @@ def _paint_with_maps(painter, w, h, seed, tileable, progress, **what):
     """The whole torus the texture is cut from, (channels, H, W) in [-1, 1]: derived maps
     filter around it (a --no-tileable texture is a crop of it)."""
     from texgen.runtime.canvas import Canvas
-    H, W = Canvas(w, h, painter.scale, tileable).cells
+    H, W = Canvas(w, h, painter.scale, tileable, painter.zoom).cells
     if tileable:
         return painter.paint(w, h, seed, progress=progress, **what)
-    return painter.paint(W * painter.scale, H * painter.scale, seed, progress=progress, **what)
+    # at zoom 1 exactly the pixels of the crop; else the torus resampled to whole texture px,
+    # within half a px of them across the crop
+    z = painter.zoom
+    return painter.paint(round(W * painter.scale / z), round(H * painter.scale / z), seed,
+                         progress=progress, **what)
 
 
 def _write_with_maps(out, img, painter, wanted, params, naming, bits, w, h):
@@ -931,7 +935,7 @@ def info(model):
         click.echo(json.dumps({
             "kind": p.kind, "format": p.metadata.get("texgen_format"),
             "noise_version": p.noise_version,
-            "precision": p.precision, "scale": p.scale, "margin": p.margin, "maps": p.maps,
+            "precision": p.precision, "scale": p.scale, "zoom": p.zoom, "margin": p.margin, "maps": p.maps,
             "colour_space": p.colour_space, "noise_layout": {
                 "n_global": lay.n_global, "n_local": lay.n_local, "n_periodic": lay.n_periodic},
             "provenance": p.provenance, "surface": p.surface.to_dict()}, indent=2))

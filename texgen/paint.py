@@ -89,15 +89,15 @@ def period_note(G: Generator, seed: int, width: int, height: int,
     k, weights = wave_numbers(G, seed), wave_strengths(G)
     if not len(k):
         return None
-    scale = G.cfg.scale
-    d = period_distortions(k, *Canvas(width, height, scale, tileable).cells)
+    scale, zoom = G.cfg.scale, G.cfg.zoom
+    d = period_distortions(k, *Canvas(width, height, scale, tileable, zoom).cells)
     seen = d * weights
     worst = int(np.argmax(seen))
     if seen[worst] <= NOTE_DISTORTION:
         return None
-    period = 2 * np.pi / max(float(np.hypot(*k[worst])), 1e-9) * scale
+    period = 2 * np.pi / max(float(np.hypot(*k[worst])), 1e-9) * scale / zoom
     better = whole_period_sizes(k, width, height, scale, tolerance=NOTE_DISTORTION,
-                                tileable=tileable, weights=weights)
+                                tileable=tileable, weights=weights, zoom=zoom)
     hint = f"; --size {better[0]}x{better[1]} holds whole periods" if better else ""
     where = (f"to tile at {width}x{height}" if tileable else
              f"on the canvas the {width}x{height} texture is cut from")
@@ -115,6 +115,7 @@ class TorchPainter(PaintsTextures):
         self.folder = checkpoint.model_path(path).parent
         cfg = self.G.cfg
         self.layout, self.scale, self.margin, self.maps = cfg.layout, cfg.scale, self.G.margin, list(cfg.maps)
+        self.zoom = getattr(cfg, "zoom", 1.0)           # texnet models paint at their px
         self.kind = cfg.kind
         self.surface = Surface.from_dict(self.meta.get("surface"))
         self.device, self.device_note = "cpu", ""       # PyTorch paints on the CPU here

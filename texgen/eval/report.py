@@ -93,7 +93,7 @@ def evaluate(painter, exemplar: np.ndarray, cfg: EvalConfig = EvalConfig(), vgg=
              progress=None) -> EvalResult:
     """Paint one sample per seed in cfg.seeds and score them against `exemplar`."""
     check_exemplar(exemplar)                        # before the painting, not after
-    cfg = replace(cfg, cell=painter.scale)
+    cfg = replace(cfg, cell=round(painter.scale / painter.zoom))   # the cell in texture px
     samples = []
     for i, seed in enumerate(cfg.seeds):
         samples.append(colour(painter, painter.paint(cfg.size, cfg.size, seed=seed)))

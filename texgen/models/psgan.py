@@ -51,6 +51,9 @@ class PSGANConfig:
                                 # when there is one every wave held (layers.PeriodicWaves,
                                 # train/psgan.grid_waves; 0: off; the fast preset's 4:
                                 # quality_ab.md, 13th-15th sessions, and quality.md)
+    zoom: float = 1.0           # the model's px per exemplar px: the exemplar was resampled by
+                                # it to fit its lattice to the cell grid (train/psgan.grid_zoom),
+                                # and textures are resampled back (runtime/canvas.Canvas)
     d_scales: int = 1           # the discriminator judges the patch at 1x, 1/2x, ...: the coarse
                                 # views see a lattice of periods the full-size one cannot
     kind: str | None = None     # "psgan" or "sgan" (texgen/kinds.py); None: what the channels say

@@ -16,6 +16,7 @@ the memory of a band (benchmarks/out/scale.md).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,9 +61,10 @@ def check_paints_textures(kind: str) -> None:
                           "noise (texgen stylize --model M --content IMAGE)")
 
 
-def torus_cells(w: int, h: int, scale: int) -> tuple[int, int]:
-    """Noise cells (rows, cols) of the whole torus nearest to w x h px."""
-    return max(1, round(h / scale)), max(1, round(w / scale))
+def torus_cells(w: int, h: int, scale: int, zoom: float = 1.0) -> tuple[int, int]:
+    """Noise cells (rows, cols) of the whole torus nearest to w x h px (the model's px: w x h
+    texture px times zoom)."""
+    return max(1, round(h * zoom / scale)), max(1, round(w * zoom / scale))
 
 
 @dataclass(frozen=True)
@@ -71,26 +73,32 @@ class Canvas:
     nearest one, resampled to the texture's size (resample.py) when that is not whole cells,
     so the texture tiles; or, not tileable, a torus a quarter and a cell bigger whose top-left
     width x height crop is the texture: its edges never meet, so nothing repeats visibly, and
-    nothing is resampled."""
+    nothing is resampled.
+
+    zoom: the model's px per texture px (PSGANConfig.zoom: its exemplar was resampled by it
+    so that a lattice fits the cell grid); the torus is whole cells of the model's px, and the
+    texture is resampled from it to the photo's px: features keep the photo's size."""
     width: int
     height: int
     scale: int
     tileable: bool = True
+    zoom: float = 1.0
 
     @property
     def cells(self) -> tuple[int, int]:
         """(H, W) noise cells of the torus."""
         if self.tileable:
-            return torus_cells(self.width, self.height, self.scale)
+            return torus_cells(self.width, self.height, self.scale, self.zoom)
         bigger = lambda n: -(-(n + n // 4) // self.scale) + 1
-        return bigger(self.height), bigger(self.width)
+        return bigger(math.ceil(self.height * self.zoom)), bigger(math.ceil(self.width * self.zoom))
 
     @property
     def axes(self) -> tuple[Axis, Axis]:
         """(rows, columns): texture px from torus px."""
         H, W = self.cells
-        crop = not self.tileable
-        return Axis(self.height, H * self.scale, crop), Axis(self.width, W * self.scale, crop)
+        crop, z = not self.tileable, self.zoom
+        return (Axis(self.height, H * self.scale, crop, z),
+                Axis(self.width, W * self.scale, crop, z))
 
 
 class Window(NamedTuple):
@@ -219,7 +227,7 @@ def paint_texture(painter, width: int, height: int, seed: int = 0, *,
     tiling.Cancelled)."""
     check_paints_textures(painter.kind)
     check_size(width, height)
-    canvas = Canvas(width, height, painter.scale, tileable)
+    canvas = Canvas(width, height, painter.scale, tileable, painter.zoom)
     window = check_window(window if window is not None else (0, 0, width, height), width, height)
     morph = morph_seed if painter.layout.n_global else None
     noise = Noise(painter.layout, seed, canvas.cells, morph)
@@ -248,6 +256,7 @@ class _Runner:
     scale: int
     margin: int
     kind: str = "psgan"
+    zoom: float = 1.0
 
     @property
     def channels(self) -> int:
@@ -345,11 +354,11 @@ def period_distortion(k: np.ndarray, h_cells: int, w_cells: int,
 
 def whole_period_sizes(k: np.ndarray, width: int, height: int, scale: int,
                        tolerance: float = 0.01, tileable: bool = True,
-                       weights: np.ndarray | None = None) -> tuple[int, int] | None:
+                       weights: np.ndarray | None = None, zoom: float = 1.0) -> tuple[int, int] | None:
     """The texture size nearest to width x height (within 25 %, at most 64 cells away) whose
     torus (Canvas.cells: the texture's own, or the bigger torus a --no-tileable texture is
     cut from) holds every wave with a (weighted) period distortion below tolerance; None if
-    there is none. Sizes are the user's: what to pass as --size."""
+    there is none. Sizes are the user's: what to pass as --size (zoom: Canvas's)."""
     best = None
     reach = lambda n: min(n // 4, 64 * scale)
     for dw in range(-reach(width), reach(width) + 1, scale):
@@ -357,9 +366,9 @@ def whole_period_sizes(k: np.ndarray, width: int, height: int, scale: int,
             w, h = width + dw, height + dh
             if min(w, h) < max(scale, 16) or max(w, h) > MAX_SIDE:
                 continue
-            H, W = Canvas(w, h, scale, tileable).cells
+            H, W = Canvas(w, h, scale, tileable, zoom).cells
             if period_distortion(k, H, W, weights) < tolerance:
-                size = (W * scale, H * scale) if tileable else (w, h)
+                size = (round(W * scale / zoom), round(H * scale / zoom)) if tileable else (w, h)
                 cand = (abs(dw) + abs(dh), *size)
                 best = min(best or cand, cand)
     return None if best is None else best[1:]

@@ -49,6 +49,9 @@ METADATA = {
     "noise_version": 'the noise definition z is drawn with (runtime/noise.NOISE_VERSION, '
                      'docs/noise.md): "2"',
     "scale": "output pixels per noise cell (decimal integer)",
+    "zoom": "the model's pixels per texture pixel (decimal; runtime/canvas.Canvas paints the "
+            "torus at the model's pixels and resamples it by 1 / zoom; missing in files "
+            'exported before it: "1")',
     "margin": "noise cells of context on each side of the graph's input that it consumes "
               "(decimal integer)",
     "channels": 'JSON list of the map names in output-channel order (config["maps"]), '
@@ -157,6 +160,9 @@ class OnnxPainter(PaintsTextures):
             nl = json.loads(meta["noise_layout"])
             self.layout = NoiseLayout(int(nl["n_global"]), int(nl["n_local"]), int(nl["n_periodic"]))
             self.scale = int(meta["scale"])
+            self.zoom = float(meta.get("zoom", "1"))
+            if not 0.5 <= self.zoom <= 2:
+                raise ValueError(f"zoom {self.zoom} out of 0.5..2")
             self.margin = int(meta["margin"])
             self.maps = list(json.loads(meta["channels"]))
             self.colour_space = dict(json.loads(meta["colour_space"]))

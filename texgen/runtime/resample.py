@@ -27,16 +27,22 @@ def lanczos(x: np.ndarray, a: int = LOBES) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Axis:
-    """One axis of a texture: `size` px painted from a torus of `source` px. Identity (no
-    resampling) when the two agree, or when the texture is a crop of a bigger torus
-    (crop=True: texture px i is torus px i)."""
+    """One axis of a texture: `size` px painted from a torus of `source` px, all of it, or
+    (crop=True) a crop of a bigger torus: texture px i is torus px (i + 0.5) * zoom - 0.5,
+    torus px i itself at zoom 1. Identity (no resampling) when the torus px per texture px
+    (ratio) is 1."""
     size: int
     source: int
     crop: bool = False
+    zoom: float = 1.0           # a crop's torus px per texture px (PSGANConfig.zoom)
+
+    @property
+    def ratio(self) -> float:
+        return self.zoom if self.crop else self.source / self.size
 
     @property
     def identity(self) -> bool:
-        return self.crop or self.size == self.source
+        return self.ratio == 1.0
 
     def taps(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray | None]:
         """(source px (stop - start, K) int64, unwrapped: may be < 0 or >= source, weights
@@ -45,7 +51,7 @@ class Axis:
         i = np.arange(start, stop, dtype=np.int64)
         if self.identity:
             return i[:, None], None
-        ratio = self.source / self.size
+        ratio = self.ratio
         stretch = max(1.0, ratio)                   # shrinking: a wider kernel, a low-pass
         reach = LOBES * stretch
         k = 2 * math.ceil(reach) + 1

@@ -22,6 +22,7 @@ from texgen import checkpoint
 from texgen.errors import TexgenError
 from texgen.models.layers import grid_steps
 from texgen.models.psgan import Discriminator, Generator, PSGANConfig
+from texgen.runtime.imageio import resize
 from texgen.runtime.maps import check_map_names, map_channels, map_slices
 from texgen.runtime.noise import sample_noise
 from texgen.spectrum import clear_periods, dominant_frequencies, fundamentals
@@ -39,6 +40,8 @@ class TrainConfig:
     patch: int = 128            # px seen by the discriminator; a multiple of the model scale
     auto_patch: bool = True     # grow patch (and D's scales) to show D two of the exemplar's
                                 # clear periods; off when --patch is given
+    zoom_to_grid: bool = False  # resample the exemplar by up to ZOOM_WITHIN so that a clear
+                                # line is a whole number of cells long (grid_zoom)
     auto_waves: bool = True     # no periodic channels when no exemplar has a clear period:
                                 # waves started at a stochastic texture's random peaks paint
                                 # a lattice of streaks into it
@@ -160,7 +163,7 @@ PRESETS = {
                          pixel_noise=True, wave_grid=4, wave_along=True),
              TrainConfig(iters=700, batch=2, patch=256, lr=1e-3, lr_end=0.1, descriptor_weight=100.0,
                          loss="gram", spectrum_weight=30.0, lattice_weight=100.0, keep_within=4.0,
-                         clean_within=0.03, preview_every=100, ckpt_every=100)),
+                         clean_within=0.03, zoom_to_grid=True, preview_every=100, ckpt_every=100)),
     "full": (PSGANConfig(), TrainConfig(iters=30000, batch=25, patch=160, keep_within=4.0,
                                         clean_within=0.03, preview_every=1000, ckpt_every=1000)),
 }
@@ -256,6 +259,62 @@ def grid_waves(init_k: list, grid: int) -> list:
     return [k[0, keep].tolist() + [slow, 0.0], k[1, keep].tolist() + [0.0, slow]]
 
 
+ZOOM_WITHIN = 1.1    # grid_zoom resamples the exemplar by at most this, either way
+
+
+def _grid_line(k: np.ndarray, grid: int) -> bool:
+    """Is one of these waves (2, P) radians per cell, at least half a cell long, a whole
+    number n <= grid of cells long on both axes (layers.grid_steps)? A shorter one is grain:
+    on the grid, it would hold every wave without putting the layout on it."""
+    k = np.asarray(k, np.float64).reshape(2, -1)
+    k = k[:, np.hypot(k[0], k[1]) <= 4 * math.pi]
+    return k.shape[1] > 0 and bool((grid_steps(torch.tensor(k), grid) > 0).any())
+
+
+def grid_zoom(images: list[np.ndarray], model_cfg: PSGANConfig, cfg: TrainConfig) -> float:
+    """The resampling of the exemplars nearest 1, within ZOOM_WITHIN, after which one of their
+    clear lines is on the cell grid (_grid_line), the longest that can be, so that wave_grid
+    holds every wave; 1 when it already holds them, or when no clear line gets there.
+
+    A lattice that falls between cells loses its layout: metal002 resampled to 0.8x (25.2 px
+    lentils) scored 2.25x the photo's own distance and period_error 0.122 with free waves;
+    resampled by 0.9825 more, so that its 18.6 px line is 7 periods in 4 cells, 1.89x and
+    0.027 (the twenty-second session, quality_ab.md). A clear line's spectrum bin (cycles
+    per side) stays where it is when the photo is resampled: each candidate size is checked
+    from the bins, and one that passes is measured again as configure will."""
+    if not (cfg.zoom_to_grid and model_cfg.wave_grid and model_cfg.n_periodic):
+        return 1.0
+    scale, grid = model_cfg.scale, model_cfg.wave_grid
+    model_cfg = replace(model_cfg, channels=images[0].shape[2])
+
+    def start(ims):         # configure's starting waves, (2, P) radians per cell
+        p = plan(ims, model_cfg, cfg)
+        side = min(min(im.shape[:2]) for im in ims)
+        return p.periods, np.array(wave_init(ims, model_cfg, p.periods, side / 2)).reshape(2, -1)
+    periods, k = start(images)
+    if not len(periods) or (grid_steps(torch.tensor(k), grid) > 0).any():
+        return 1.0                                  # no lattice, or held as it is
+    h, w = images[0].shape[:2]
+    sizes = sorted(range(math.ceil(h / ZOOM_WITHIN), math.floor(h * ZOOM_WITHIN) + 1),
+                   key=lambda n: (abs(math.log(n / h)), n))
+    for line in periods:                            # the longest first: the layout's
+        for hh in sizes:
+            z = hh / h
+            f = line * [h / hh, w / round(w * z)]   # the same cycles per side
+            if _grid_line(2 * math.pi * scale * f[:, None], grid) and \
+                    _grid_line(start(zoomed(images, z))[1], grid):
+                return z
+    return 1.0
+
+
+def zoomed(images: list[np.ndarray], zoom: float) -> list[np.ndarray]:
+    """The exemplars resampled by zoom (Lanczos, clipped to [0, 1]); themselves at 1."""
+    if zoom == 1.0:
+        return images
+    return [np.clip(resize(im, round(im.shape[0] * zoom), round(im.shape[1] * zoom)), 0, 1)
+            for im in images]
+
+
 def configure(images: list[np.ndarray], model_cfg: PSGANConfig, cfg: TrainConfig,
               log=print) -> tuple[PSGANConfig, TrainConfig]:
     """What a fresh training starts from: the plan's patch, batch, discriminator scales and
@@ -301,17 +360,24 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
     scale = model_cfg.scale
     if cfg.patch % scale:
         raise TexgenError(f"--patch must be a multiple of {scale} px (the model's cell size)")
+    photos = images                     # exemplar.png: the photo, which eval compares with
     if resume:
         _, meta = checkpoint.load_model(out)
         model_cfg = PSGANConfig.from_dict(meta["config"])
         cfg = replace(TrainConfig(**meta["train"]), iters=cfg.iters)   # only --iters may change
         if model_cfg.channels != channels:
             raise TexgenError(f"{out} was trained on {model_cfg.channels}-channel images, not {channels}")
+        images = zoomed(images, model_cfg.zoom)
     else:
         stack = sum(map_channels(m) for m in check_map_names(model_cfg.maps))
         if stack != channels:   # the ONNX metadata will say which channel is which map
             raise TexgenError(f"the maps {', '.join(model_cfg.maps)} take {stack} channels, "
                               f"but the training images have {channels}")
+        zoom = grid_zoom(images, model_cfg, cfg)
+        if zoom != 1.0:
+            log(f"exemplar resampled by {zoom:.4f} to put its lattice on the {scale} px cell "
+                f"grid; textures are resampled back to its size")
+            images, model_cfg = zoomed(images, zoom), replace(model_cfg, zoom=zoom)
         model_cfg, cfg = configure(images, model_cfg, cfg, log)
     dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     torch.manual_seed(cfg.seed)
@@ -343,7 +409,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         from texgen.train.descriptor import LatticeLoss
         lattice = LatticeLoss(colours(), cfg.patch, scale, cfg.batch)
     out.mkdir(parents=True, exist_ok=True)
-    save_exemplar_thumb(out / "exemplar.png", images, maps=model_cfg.maps)
+    save_exemplar_thumb(out / "exemplar.png", photos, maps=model_cfg.maps)
 
     # G paints `margin` extra noise cells on each side, cropped before D sees the patch: D
     # then sees no pixel that touches the training torus' own wrap (where unrounded waves
