@@ -170,7 +170,8 @@ def test_zoom_to_grid_resamples_only_a_lattice_between_cells(tmp_path, monkeypat
     assert TorchPainter(out[1]).zoom == z and any("resampled by" in str(x) for x in lines) == zooms
     # resumed, it trains on the photo resampled by the zoom it recorded
     calls, zoomed = [], train_psgan.zoomed
-    monkeypatch.setattr(train_psgan, "zoomed", lambda ims, zoom: calls.append(zoom) or zoomed(ims, zoom))
+    monkeypatch.setattr(train_psgan, "zoomed",
+                        lambda ims, zoom: calls.append(zoom) or zoomed(ims, zoom))
     train_psgan.train([img], out[1], mc, replace(tc, iters=3), resume=True, log=lambda *a: None)
     assert calls == [z] and TorchPainter(out[1]).zoom == z
 

@@ -935,7 +935,8 @@ def info(model):
         click.echo(json.dumps({
             "kind": p.kind, "format": p.metadata.get("texgen_format"),
             "noise_version": p.noise_version,
-            "precision": p.precision, "scale": p.scale, "zoom": p.zoom, "margin": p.margin, "maps": p.maps,
+            "precision": p.precision, "scale": p.scale, "zoom": p.zoom, "margin": p.margin,
+            "maps": p.maps,
             "colour_space": p.colour_space, "noise_layout": {
                 "n_global": lay.n_global, "n_local": lay.n_local, "n_periodic": lay.n_periodic},
             "provenance": p.provenance, "surface": p.surface.to_dict()}, indent=2))

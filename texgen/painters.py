@@ -30,7 +30,8 @@ class Painter(Protocol):
     """A model ready to paint textures (OnnxPainter, TorchPainter).
 
     kind: texgen/kinds.py ("psgan", "sgan", "texnet", "stylize"); layout: its noise channels;
-    scale: output px per noise cell; zoom: the model's px per texture px (runtime/canvas.Canvas); margin: noise cells of context a tile needs on each side;
+    scale: output px per noise cell of the model; zoom: the model's px per texture px
+    (runtime/canvas.Canvas); margin: noise cells of context a tile needs on each side;
     maps: the map of each output channel group (runtime/maps.py); channels: output channels;
     surface: real-world size and map defaults; device, device_note: where it paints and, when a
     GPU was skipped, why; noise_version: the noise it draws (runtime/noise.py)."""

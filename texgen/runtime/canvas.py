@@ -354,7 +354,8 @@ def period_distortion(k: np.ndarray, h_cells: int, w_cells: int,
 
 def whole_period_sizes(k: np.ndarray, width: int, height: int, scale: int,
                        tolerance: float = 0.01, tileable: bool = True,
-                       weights: np.ndarray | None = None, zoom: float = 1.0) -> tuple[int, int] | None:
+                       weights: np.ndarray | None = None,
+                       zoom: float = 1.0) -> tuple[int, int] | None:
     """The texture size nearest to width x height (within 25 %, at most 64 cells away) whose
     torus (Canvas.cells: the texture's own, or the bigger torus a --no-tileable texture is
     cut from) holds every wave with a (weighted) period distortion below tolerance; None if
