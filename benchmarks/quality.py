@@ -529,14 +529,11 @@ def _cached_rows(found, names, root, presets, rows, ledger: dict) -> dict:
         changed = {label: _changed(settings.get(label), *presets[method])
                    for label, method in (("texgen psgan", "psgan"), ("texgen texnet", "texnet"))
                    if label in res}
-        if changed.get("texgen psgan") and set(changed["texgen psgan"]) <= {
-                "wave_grid", "wave_along", "zoom_to_grid"}:
+        if changed.get("texgen psgan") and set(changed["texgen psgan"]) <= {"wave_grid", "wave_along"}:
             # each trains bit for bit the same on some photos: wave_grid where it holds no
-            # wave, wave_along where it does (a held wave keeps its direction anyway),
-            # zoom_to_grid where it leaves the photo as it is
+            # wave, wave_along where it does (a held wave keeps its direction anyway)
             held = _holds_waves(found[name], *presets["psgan"])
-            inert = {"wave_grid": not held, "wave_along": held,
-                     "zoom_to_grid": _grid_zoom(found[name], *presets["psgan"]) == 1.0}
+            inert = {"wave_grid": not held, "wave_along": held}
             changed["texgen psgan"] = [k for k in changed["texgen psgan"] if not inert[k]]
         stale = [label for label, keys in changed.items() if keys]
         if stale:
@@ -561,13 +558,6 @@ def _holds_waves(photo: Path, mcfg, tcfg) -> bool:
     that one on still stands."""
     from texgen.train.psgan import configure, held_waves
     return held_waves(configure([read_image(photo)], mcfg, tcfg, log=lambda *a: None)[0]) > 0
-
-
-def _grid_zoom(photo: Path, mcfg, tcfg) -> float:
-    """The preset's resampling of the photo (train/psgan.grid_zoom): at 1 zoom_to_grid
-    trains bit for bit as without it (tests/test_training.py)."""
-    from texgen.train.psgan import grid_zoom
-    return grid_zoom([read_image(photo)], mcfg, tcfg)
 
 
 def _table_rows(name: str, res: dict) -> tuple:

@@ -150,7 +150,7 @@ def test_wave_along_trains_bit_for_bit_as_without_it_where_waves_are_held(tmp_pa
 def test_zoom_to_grid_resamples_only_a_lattice_between_cells(tmp_path, monkeypatch, period, zooms):
     # 51.2 px stripes are 1.6 cells: resampled by about 0.94 they are 48 px, 2 periods in 3
     # cells, and wave_grid holds the waves; 64 px ones are 2 cells already, and train bit for
-    # bit as without zoom_to_grid (quality.py keeps such photos' rows)
+    # bit as without zoom_to_grid
     from safetensors.torch import load_file
     from texgen.paint import TorchPainter
     img = stripes(256, 256, period=period)

@@ -41,7 +41,8 @@ class TrainConfig:
     auto_patch: bool = True     # grow patch (and D's scales) to show D two of the exemplar's
                                 # clear periods; off when --patch is given
     zoom_to_grid: bool = False  # resample the exemplar by up to ZOOM_WITHIN so that a clear
-                                # line is a whole number of cells long (grid_zoom)
+                                # line is a whole number of cells long (grid_zoom; off in
+                                # the presets: PRESETS)
     auto_waves: bool = True     # no periodic channels when no exemplar has a clear period:
                                 # waves started at a stochastic texture's random peaks paint
                                 # a lattice of streaks into it
@@ -158,12 +159,16 @@ class TrainConfig:
 # texture_distance 0.112, 0.111 -> 0.109, 0.117 (at the clean-up's seeds 101-104: 0.106,
 # 0.176 -> 0.120, 0.122). Held out, metal002 resampled to 0.8x (its waves then free too):
 # 0.169 -> 0.160, period_error 0.123 -> 0.122 (the twenty-first session, quality_ab.md).
+# zoom_to_grid stays off (grid_zoom; the twenty-second session, quality_ab.md): it brings
+# every off-grid lattice tried closer to its period, but the texture only on metal002 at
+# 0.8x (2.25x -> 1.89x the photo's own distance); wall_brick01 0.109 -> 0.157 (1.35x ->
+# 1.94x, period_error 0.031 -> 0.016) and tile01 at 1.1x 0.320 -> 0.371 (0.080 -> 0.057).
 PRESETS = {
     "fast": (PSGANConfig(n_global=20, n_periodic=8, g_widths=(256, 128, 64, 32), d_widths=(32, 64, 128, 256),
                          pixel_noise=True, wave_grid=4, wave_along=True),
              TrainConfig(iters=700, batch=2, patch=256, lr=1e-3, lr_end=0.1, descriptor_weight=100.0,
                          loss="gram", spectrum_weight=30.0, lattice_weight=100.0, keep_within=4.0,
-                         clean_within=0.03, zoom_to_grid=True, preview_every=100, ckpt_every=100)),
+                         clean_within=0.03, preview_every=100, ckpt_every=100)),
     "full": (PSGANConfig(), TrainConfig(iters=30000, batch=25, patch=160, keep_within=4.0,
                                         clean_within=0.03, preview_every=1000, ckpt_every=1000)),
 }
@@ -278,10 +283,12 @@ def grid_zoom(images: list[np.ndarray], model_cfg: PSGANConfig, cfg: TrainConfig
 
     A lattice that falls between cells loses its layout: metal002 resampled to 0.8x (25.2 px
     lentils) scored 2.25x the photo's own distance and period_error 0.122 with free waves;
-    resampled by 0.9825 more, so that its 18.6 px line is 7 periods in 4 cells, 1.89x and
-    0.027 (the twenty-second session, quality_ab.md). A clear line's spectrum bin (cycles
-    per side) stays where it is when the photo is resampled: each candidate size is checked
-    from the bins, and one that passes is measured again as configure will."""
+    resampled by 0.98 more, so that its 18.6 px line is 7 periods in 4 cells, 1.89x and
+    0.027. But wall_brick01 (0.94) and tile01 at 1.1x (0.91) painted worse textures at
+    better periods (PRESETS; the twenty-second session, quality_ab.md). A clear line's
+    spectrum bin (cycles per side) stays where it is when the photo is resampled: each
+    candidate size is checked from the bins, and one that passes is measured again as
+    configure will."""
     if not (cfg.zoom_to_grid and model_cfg.wave_grid and model_cfg.n_periodic):
         return 1.0
     scale, grid = model_cfg.scale, model_cfg.wave_grid
