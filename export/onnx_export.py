@@ -216,7 +216,7 @@ def build_metadata(G, meta: dict, model_path: Path, precision: str) -> dict[str,
                                     "n_periodic": lay.n_periodic}),
         "noise_version": str(NOISE_VERSION),
         "scale": str(cfg.scale),
-        "zoom": repr(float(getattr(cfg, "zoom", 1.0))),     # texnet models paint at their px
+        "zoom": repr(float(cfg.zoom)),
         "margin": str(G.margin),
         "channels": json.dumps(maps),
         "colour_space": json.dumps({m: colour_space(m) for m in maps}),

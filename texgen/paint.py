@@ -115,7 +115,7 @@ class TorchPainter(PaintsTextures):
         self.folder = checkpoint.model_path(path).parent
         cfg = self.G.cfg
         self.layout, self.scale, self.margin, self.maps = cfg.layout, cfg.scale, self.G.margin, list(cfg.maps)
-        self.zoom = getattr(cfg, "zoom", 1.0)           # texnet models paint at their px
+        self.zoom = cfg.zoom
         self.kind = cfg.kind
         self.surface = Surface.from_dict(self.meta.get("surface"))
         self.device, self.device_note = "cpu", ""       # PyTorch paints on the CPU here

@@ -57,6 +57,11 @@ class TexNetConfig:
         return 2 ** (self.levels - 1)
 
     @property
+    def zoom(self) -> float:
+        """Model px per texture px (PSGANConfig.zoom): a texnet paints at its exemplar's."""
+        return 1.0
+
+    @property
     def noise_channels(self) -> int:
         return self.noise * sum(4 ** j for j in range(self.levels))
 
