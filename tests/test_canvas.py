@@ -54,29 +54,33 @@ def onnx_painter(tiny_models):
 
 # ----------------------------------------------------------------------------- resampling
 
+def through(src: np.ndarray, a: Axis, axis: int) -> np.ndarray:
+    """src (a torus along `axis`) through the taps of Axis a, wrapping (the taps' unwrapped
+    source px taken modulo the torus)."""
+    idx, w = a.taps(0, a.size)
+    part = np.take(src, np.arange(idx.min(), idx.max() + 1) % src.shape[axis], axis=axis)
+    return resample(part, idx - idx.min(), w, axis)
+
+
 def test_periodic_kernel_wraps_and_keeps_waves_at_any_length():
     """Texture px i reads the torus around (i + 0.5) m / n - 0.5 with wrapping taps: the
     result is a torus of n px (it tiles), odd or not, and a wave keeps its amplitude (the
     Fourier resampler halved one frequency at odd lengths)."""
     m = 256
     x = np.arange(m) / m
-
-    def around(src, idx, w):                # the torus' px the taps read, unwrapped
-        return resample(np.take(src, np.arange(idx.min(), idx.max() + 1) % m, axis=1),
-                        idx - idx.min(), w, axis=1)
     for n in (251, 257, 200, 301, 129):
         idx, w = Axis(n, m).taps(0, n)
         np.testing.assert_allclose(w.sum(axis=1), 1, atol=1e-6)
         for k in (1, 7, 16):                # periods 256, 37 and 16 px of the torus
             src = np.cos(2 * np.pi * k * x).astype(np.float32)[None]
-            out = around(src, idx, w)[0]
+            out = through(src, Axis(n, m), axis=1)[0]
             want = np.cos(2 * np.pi * k * (np.arange(n) + 0.5) / n - np.pi * k / m)
             assert np.abs(out - want).max() < {1: 1e-3, 7: 5e-3, 16: 2e-2}[k], (n, k)
         # a smooth random torus (random harmonics up to period 16 px): its wrap (last ->
         # first) is a step like any other
         rng = np.random.default_rng(n)
         f = np.fft.irfft(rng.normal(size=(200, 17)) + 1j * rng.normal(size=(200, 17)), m)
-        out = around(f.astype(np.float32), idx, w)
+        out = through(f.astype(np.float32), Axis(n, m), axis=1)
         assert seam_ratio(out, axis=1) < 1.2
     # whole cells and crops of a bigger torus are not resampled: the identity, a view
     idx, w = Axis(64, 64).taps(3, 9)
@@ -120,15 +124,6 @@ def zoomed_painters(tiny_G, tmp_path_factory):
             TorchPainter(d / "one"))
 
 
-def _resampled(torus: np.ndarray, rows: Axis, cols: Axis) -> np.ndarray:
-    """torus (C, H, W) through the axes' taps, wrapping."""
-    for axis, a in ((1, rows), (2, cols)):
-        idx, w = a.taps(0, a.size)
-        src = np.take(torus, np.arange(idx.min(), idx.max() + 1) % torus.shape[axis], axis=axis)
-        torus = resample(src, idx - idx.min(), w, axis)
-    return torus
-
-
 def test_a_zoomed_model_paints_its_torus_resampled_to_the_photos_px(zoomed_painters):
     """A model that learned from a photo resampled by zoom paints the torus of whole cells of
     its own px (416 px at zoom 0.9: 12 cells, not 13) resampled to the texture's: features at
@@ -139,7 +134,7 @@ def test_a_zoomed_model_paints_its_torus_resampled_to_the_photos_px(zoomed_paint
     c = Canvas(416, 96, s, zoom=0.9)
     assert c.cells == (3, 12) and Canvas(416, 96, s).cells == (3, 13)
     torus = one.paint(12 * s, 3 * s, seed=3)                  # whole cells: not resampled
-    want = _resampled(torus, *c.axes)
+    want = through(through(torus, c.axes[0], axis=1), c.axes[1], axis=2)
     got = zp.paint(416, 96, seed=3)
     assert got.shape == (3, 96, 416) and np.abs(got - want).max() < 1e-5
     assert np.abs(onnx.paint(416, 96, seed=3) - got).max() < 1e-4
@@ -161,7 +156,7 @@ def test_a_zoomed_no_tileable_texture_is_a_resampled_crop_of_a_bigger_torus(zoom
         assert a.ratio == 0.9 and idx.max() - idx.min() < a.source * 0.9 - 2   # edges apart
     torus = one.paint(W * zp.scale, H * zp.scale, seed=5)
     got = zp.paint(100, 70, seed=5, tileable=False)
-    assert np.abs(got - _resampled(torus, rows, cols)).max() < 1e-5
+    assert np.abs(got - through(through(torus, rows, axis=1), cols, axis=2)).max() < 1e-5
     part = zp.paint(100, 70, seed=5, tileable=False, window=(13, 21, 40, 30), tile=1)
     assert np.abs(part - got[:, 21:51, 13:53]).max() < 1e-5
 
