@@ -354,7 +354,11 @@ def diversity(sample_grams: list[list[list]], exemplar_grams: list[list]) -> flo
     exactly 0. The mean descriptor (Gram) distance between seeds at the same position, divided
     by the mean distance between random crops of the exemplar: about 1 = as varied as the
     photo, near 0 = every seed paints the same thing (mode collapse), well above 1 = samples
-    wander off."""
+    wander off. A photo whose look drifts across it (perspective, light) counts the drift as
+    variety, so a stationary sample scores low there without collapse: brick's texnet
+    differs between seeds 0.39 as much as the photo between places, but its places differ
+    only 0.35 as much, so its seeds differ 1.12x as much as its own places
+    (benchmarks/out/quality_ab.md, 2026-12-06)."""
     n_seeds, n_pos = len(sample_grams), len(sample_grams[0])
     g = [gc for grams in sample_grams for gc in grams]
     between = _pairwise(g, [(a * n_pos + p, b * n_pos + p) for p in range(n_pos)
