@@ -716,9 +716,9 @@ def _paint_with_maps(painter, w, h, seed, tileable, progress, **what):
     """The whole torus the texture is cut from, (channels, H, W) in [-1, 1]: derived maps
     filter around it (a --no-tileable texture is a crop of it)."""
     from texgen.runtime.canvas import Canvas
-    H, W = Canvas(w, h, painter.scale, tileable, painter.zoom).cells
     if tileable:
         return painter.paint(w, h, seed, progress=progress, **what)
+    H, W = Canvas(w, h, painter.scale, False, painter.zoom).cells
     # at zoom 1 exactly the pixels of the crop; else the torus resampled to whole texture px,
     # within half a px of them across the crop
     z = painter.zoom
