@@ -220,6 +220,16 @@ def test_descriptor_losses_tell_the_exemplar_from_noise():
     loss = DescriptorLoss([ex], kind="swd")
     a = loss(noise, np.random.default_rng(3)).item()
     assert a == loss(noise, np.random.default_rng(3)).item()
+    # an exemplar bigger than the sample: each step compares a random subset of its vectors,
+    # as many as the sample's. Another draw of the texture still scores far below the same
+    # stripes turned 90 degrees, or noise, whatever the stream
+    big = DescriptorLoss([stripes(128, 128)], kind="swd")
+    assert len(big.features_relu1_1) > 64 * 64
+    other = torch.from_numpy(stripes(64, 64, seed=5).transpose(2, 0, 1).copy())[None]
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        d_same, d_turned, d_noise = (big(x, rng).item() for x in (other, other.transpose(2, 3), noise))
+        assert d_same < 0.1 * min(d_turned, d_noise), (d_same, d_turned, d_noise)
 
 
 def test_spectrum_loss_sees_period_and_grain_but_not_position():
