@@ -7,6 +7,8 @@ texnet: train.texnet.step) on random patches, with the patch, batch, discriminat
 and descriptor loss that training would choose for each exemplar: the built-in bricks (a
 clear period: the patch grows to two bricks) and white noise (no period). Checkpoints and
 previews are not included. benchmarks/quality.py sizes its trainings with seconds_per_step.
+A second table times each texture loss (--loss gram|swd) in the fast presets against a
+photo-sized (1024 px) exemplar, where swd has more exemplar features than a sample has.
 """
 
 from __future__ import annotations
@@ -57,8 +59,12 @@ def seconds_per_step(method: str, img: np.ndarray, tcfg, mcfg=None, steps: int =
     return float(np.median(times[1:]))
 
 
+LOSS_EXEMPLAR = 1024    # px
+
+
 def main():
     from texgen.runtime.imageio import read_image
+    from texgen.train.descriptor import LOSSES
     from texgen.train import psgan, texnet
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=6)
@@ -85,6 +91,19 @@ def main():
         rows.append(f"| texnet | {name} | any | {tcfg.batch} x {tcfg.patch} | {t:.3f} | {tcfg.iters} | "
                     f"{t * tcfg.iters / 60:.0f} |")
         print(rows[-1], flush=True)
+    rows += ["", "## Texture loss", "",
+             f"The fast presets with each --loss, against {LOSS_EXEMPLAR} px noise (a photo's "
+             "size; the descriptor's cost grows with the exemplar's features, not the table "
+             "above's 256 px). x gram: over the same method's gram step, measured in this run.", "",
+             "| method | loss | s / iteration | x gram | est. minutes |", "|---|---|---|---|---|"]
+    big = np.random.default_rng(1).uniform(0, 1, (LOSS_EXEMPLAR, LOSS_EXEMPLAR, 3)).astype(np.float32)
+    for method, (mcfg, tcfg) in (("psgan", psgan.PRESETS["fast"]), ("texnet", (None, texnet.PRESETS["fast"]))):
+        gram = None
+        for loss in LOSSES:                  # gram first: the others' yardstick
+            t = seconds_per_step(method, big, replace(tcfg, loss=loss), mcfg, args.steps)
+            gram = gram or t
+            rows.append(f"| {method} | {loss} | {t:.3f} | {t / gram:.2f} | {t * tcfg.iters / 60:.0f} |")
+            print(rows[-1], flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("# Training speed\n\n" + "\n".join(rows) + "\n")
 
