@@ -11,9 +11,10 @@ nothing, while coarse structure is theirs):
           exemplar's. Matches second moments only. 0: the exemplar's statistics; ~1: unrelated.
     swd   Sliced Wasserstein (Heitz et al., CVPR 2021): project each layer's feature vectors
           on C random unit directions (new ones every step), sort the projections and compare
-          them with the exemplar's sorted projections (its quantiles, interpolated to the same
-          count): the squared 1-D optimal-transport distance per direction, over the
-          exemplar's mean squared projection. It matches the whole distribution of features,
+          them with the exemplar's sorted projections (of a fresh random subset as big as the
+          image's, or its quantiles interpolated to the image's count where it has fewer):
+          the squared 1-D optimal-transport distance per direction, over the exemplar's mean
+          squared projection. It matches the whole distribution of features,
           not only their second moments.
     content  mean((F(x) - F(content))^2) at relu4_2.
 and one on pixels, beside them:
@@ -45,7 +46,7 @@ LOSSES = ("gram", "swd")
 EXEMPLAR_CROP = 512     # the exemplar's statistics are gathered over crops this big: bounded memory
 MIN_SIDE = 32           # px: relu5_1 is 1/16 of the image, and reflect padding needs 2 px there
 SWD_POSITIONS = 1 << 14  # feature vectors per layer kept of the exemplar for swd (a random
-                         # subset: its quantiles are interpolated to the sample's count)
+                         # subset; each step compares as many of them as the sample has)
 
 
 def rescale(img: np.ndarray, factor: float) -> np.ndarray:
@@ -106,6 +107,9 @@ class DescriptorLoss(nn.Module):
                 if len(v) > SWD_POSITIONS:
                     v = v[torch.randperm(len(v), generator=pick)[:SWD_POSITIONS]]
                 self.register_buffer(f"features_{n}", v.contiguous())
+                # the mean squared projection of all of them on a random unit direction,
+                # |v|^2 / C: swd's scale, steady however few of them a step sorts
+                self.register_buffer(f"scale_{n}", (v ** 2).sum(1).mean() / v.shape[1])
 
     def targets(self) -> list[torch.Tensor]:
         return [getattr(self, f"target_{n}") for n in self.layers]
@@ -121,7 +125,8 @@ class DescriptorLoss(nn.Module):
         directions (a training loop passes its own stream, so --resume repeats them)."""
         if self.kind == "swd":
             rng = rng if rng is not None else self._rng
-            per_layer = [self._sliced_wasserstein(feats[n], getattr(self, f"features_{n}"), rng)
+            per_layer = [self._sliced_wasserstein(feats[n], getattr(self, f"features_{n}"),
+                                                  getattr(self, f"scale_{n}"), rng)
                          for n in self.layers]
         else:
             per_layer = [((gram(feats[n]) - t) ** 2).sum(dim=(1, 2)) / (t ** 2).sum()
@@ -129,9 +134,11 @@ class DescriptorLoss(nn.Module):
         return torch.stack(per_layer).mean(0)
 
     @staticmethod
-    def _sliced_wasserstein(f: torch.Tensor, target: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    def _sliced_wasserstein(f: torch.Tensor, target: torch.Tensor, scale: torch.Tensor,
+                            rng: np.random.Generator) -> torch.Tensor:
         """(B,) squared sliced Wasserstein distance between each image's feature vectors
-        f (B, C, H, W) and the exemplar's (N, C), over the exemplar's mean squared projection.
+        f (B, C, H, W) and the exemplar's (N, C), over the exemplar's mean squared projection
+        (scale).
         Where the exemplar has more vectors than an image, a fresh random subset of as many
         stands for them each step (as Heitz et al. compare two images of one size): projecting
         and sorting all N was 2/3 of the loss's time (desert002, 256 px: relu4_1 16384 vectors
@@ -139,9 +146,6 @@ class DescriptorLoss(nn.Module):
         b, c = f.shape[:2]
         d = torch.from_numpy(rng.standard_normal((c, c)).astype(np.float32)).to(f.device)
         d = d / d.norm(dim=0, keepdim=True)                     # C unit directions
-        # the exemplar's mean squared projection on a random unit direction, |v|^2 / C over
-        # all its vectors: the scale, steady however few of them a step sorts
-        scale = (target ** 2).sum(1).mean() / c
         n = f.shape[2] * f.shape[3]
         if len(target) > n:
             target = target[torch.from_numpy(rng.choice(len(target), n, replace=False)).to(f.device)]
@@ -149,7 +153,7 @@ class DescriptorLoss(nn.Module):
         gen = _sorted(d.T @ f.flatten(2))
         with torch.no_grad():
             ref = _sorted((target @ d).T.contiguous())
-        n, N = gen.shape[2], ref.shape[1]
+        N = ref.shape[1]
         # the exemplar's quantiles at the generated sample's n levels (linear interpolation)
         pos = ((torch.arange(n, device=f.device, dtype=torch.float32) + 0.5) * N / n - 0.5).clamp(0, N - 1)
         lo = pos.floor().long()
