@@ -91,6 +91,19 @@ def noisy_G() -> Generator:
 
 
 @pytest.fixture(scope="session")
+def layered_G() -> Generator:
+    """tiny_G's kind with its waves at every layer's resolution too (wave_layers), and pixel
+    noise beside them, as in the fast preset."""
+    torch.manual_seed(0)
+    G = Generator(tiny_config(wave_layers=True, pixel_noise=True))
+    with torch.no_grad():
+        for strength in G.noise_strength:
+            strength.fill_(0.5)
+    calibrate_batchnorm(G, cells=3, batches=2, batch=2)
+    return G.eval()
+
+
+@pytest.fixture(scope="session")
 def chroma_G() -> Generator:
     """tiny_G's kind with colour at half resolution (half_chroma)."""
     torch.manual_seed(0)

@@ -63,9 +63,9 @@ def test_morphing_canvas_still_wraps(tiny_G):
 
 @torch.no_grad()
 @pytest.mark.parametrize("dim", [2, 3])
-@pytest.mark.parametrize("net", ["tiny_G", "noisy_G"])
+@pytest.mark.parametrize("net", ["tiny_G", "noisy_G", "layered_G"])
 def test_rolling_noise_by_one_cell_rolls_output_by_scale(request, net, dim):
-    G = request.getfixturevalue(net)          # with and without pixel noise
+    G = request.getfixturevalue(net)          # plain, pixel noise, and waves at every layer too
     cfg = G.cfg
     h, w = 3, 4
     z = torch.from_numpy(sample_noise(cfg.layout, h, w, seed=5))
@@ -111,9 +111,9 @@ def test_tile_starts_pull_back_the_last_tile():
     assert tile_starts(3, 5) == [0]
 
 
-@pytest.mark.parametrize("net", ["tiny_G", "noisy_G"])
+@pytest.mark.parametrize("net", ["tiny_G", "noisy_G", "layered_G"])
 def test_tiled_bands_equal_one_shot(request, net):
-    G = request.getfixturevalue(net)          # with and without pixel noise
+    G = request.getfixturevalue(net)          # plain, pixel noise, and waves at every layer too
     cfg = G.cfg
     H, W = 5, 7
     z = sample_noise(cfg.layout, H, W, seed=4)
@@ -143,11 +143,11 @@ def test_tiled_bands_equal_one_shot(request, net):
     assert np.abs(part[:, s:] - whole[:, :3 * s]).max() < 1e-5
 
 
-@pytest.mark.parametrize("net", ["tiny_G", "noisy_G", "chroma_G"])
+@pytest.mark.parametrize("net", ["tiny_G", "noisy_G", "chroma_G", "layered_G"])
 def test_interior_of_a_tile_equals_the_wrapped_torus(request, net):
     """What training sees (forward: every layer wraps the whole torus) is what the painters
     paint (interior: valid layers on a tile and its context), pixel for pixel."""
-    G = request.getfixturevalue(net)   # plain, pixel noise, half-resolution colour
+    G = request.getfixturevalue(net)   # plain, pixel noise, half-resolution colour, waves at every layer
     cfg, m, s = G.cfg, G.margin, G.cfg.scale
     H, W = 5, 6
     z = sample_noise(cfg.layout, H, W, seed=2)
@@ -171,9 +171,9 @@ def test_interior_of_a_tile_equals_the_wrapped_torus(request, net):
         assert short.shape[-1] < 2 * s
 
 
-@pytest.mark.parametrize("net", ["tiny_G", "noisy_G"])
+@pytest.mark.parametrize("net", ["tiny_G", "noisy_G", "layered_G"])
 def test_tiled_synthesize_equals_one_shot(request, net):
-    G = request.getfixturevalue(net)          # with and without pixel noise
+    G = request.getfixturevalue(net)          # plain, pixel noise, and waves at every layer too
     cfg = G.cfg
     run = torch_runner(G)
     args = (cfg.layout, cfg.scale, G.margin, 5 * cfg.scale, 3 * cfg.scale)
@@ -209,8 +209,8 @@ def test_rounded_waves_are_periodic_on_the_torus(n_global):
     ys = torch.arange(h + 1, dtype=torch.float32)
     xs = torch.arange(w + 1, dtype=torch.float32)
     with torch.no_grad():
-        out = waves(z, coords=(ys, xs), torus=torch.tensor([h, w], dtype=torch.float32))
-        raw = waves(z, coords=(ys, xs))
+        out, _ = waves(z, coords=(ys, xs), torus=torch.tensor([h, w], dtype=torch.float32))
+        raw, _ = waves(z, coords=(ys, xs))
     assert out.shape[1] == layout.channels + P          # each phase -> sin and cos
     sc = out[:, -2 * P:]
     assert (sc[..., :, w] - sc[..., :, 0]).abs().max().item() < 1e-4
@@ -229,8 +229,8 @@ def test_waves_follow_canvas_coordinates():
     z = torch.from_numpy(sample_noise(NoiseLayout(0, 1, 2), 4, 6, seed=0))
     torus = torch.tensor([4, 6], dtype=torch.float32)
     with torch.no_grad():
-        full = waves(z, torus=torus)
-        part = waves(z[..., 3:6], coords=(torch.arange(4.0), torch.arange(3.0, 6.0)), torus=torus)
+        full, _ = waves(z, torus=torus)
+        part, _ = waves(z[..., 3:6], coords=(torch.arange(4.0), torch.arange(3.0, 6.0)), torus=torus)
     torch.testing.assert_close(part, full[..., 3:6])
 
 
@@ -250,7 +250,7 @@ def test_waves_along_keep_their_direction_and_learn_their_length(n_global):
         opt = torch.optim.Adam(waves.parameters(), 0.05)
         target = torch.randn(1, 6, 4, 4, generator=torch.Generator().manual_seed(1))
         for _ in range(30):          # any loss that pulls the waves' sin/cos somewhere else
-            loss = (waves(z)[:, -6:] - target).square().mean()
+            loss = (waves(z)[0][:, -6:] - target).square().mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -279,7 +279,7 @@ def test_grid_waves_hold_every_wave_and_snap_their_own_phases(n_global):
         gain = torch.nn.Parameter(torch.ones(1))    # a layer after the waves: some gradient
         opt = torch.optim.Adam([*waves.parameters(), gain], 0.05)
         for _ in range(30):
-            loss = (gain * waves(z)[:, -6:] - target).square().mean()
+            loss = (gain * waves(z)[0][:, -6:] - target).square().mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -298,12 +298,12 @@ def test_grid_waves_hold_every_wave_and_snap_their_own_phases(n_global):
         for wave, step in ((0, pi), (2, pi / 2)):
             moved = z.clone()                 # a phase nearer the same snap paints the same
             moved[:, -3 + wave] = torch.round(phases[wave] / step) * step + 0.4 * step
-            assert torch.allclose(waves(moved), waves(z), atol=1e-6)
+            assert torch.allclose(waves(moved)[0], waves(z)[0], atol=1e-6)
             moved[:, -3 + wave] += 0.2 * step                      # past the next one: not
-            assert not torch.allclose(waves(moved), waves(z))
+            assert not torch.allclose(waves(moved)[0], waves(z)[0])
         moved = z.clone()
         moved[:, -2] += 0.01                                     # the other wave: any phase
-        assert not torch.allclose(waves(moved), waves(z))
+        assert not torch.allclose(waves(moved)[0], waves(z)[0])
 
 
 # ----------------------------------------------------------------------------- configs

@@ -211,12 +211,20 @@ class PeriodicWaves(nn.Module):
     grid with no ghost grout (period_error 0.128 -> 0), and wall_brick01 (1.6-cell bricks)
     has no grid wave: nothing is held (benchmarks/out/quality_ab.md, the thirteenth
     session). The fast preset's, at 4, since the fourteenth (benchmarks/out/quality.md).
+
+    levels: the same waves are also made at the resolution of hidden layers 1..levels (2,
+    4, ... px per cell), each pixel at its own position inside its cell, for the generator
+    to take in beside that layer's features (psgan.PSGANConfig.wave_layers). On the cell
+    grid alone a wave 1.6 cells long meets every cell at another phase, and the generator
+    must decode from a cell's sin and cos where inside the cell its mortar line falls;
+    given the wave at every layer, a line is where the wave's phase is, at any scale.
     """
 
     def __init__(self, n_global: int, n_periodic: int, hidden: int = 60, init_k=None,
-                 along: bool = False, grid: int = 0):
+                 along: bool = False, grid: int = 0, levels: int = 0):
         super().__init__()
         self.n_global, self.n_periodic, self.along = n_global, n_periodic, along
+        self.levels = levels if n_periodic else 0
         if n_periodic == 0:
             return
         k0 = torch.as_tensor(init_k if init_k is not None else default_wave_numbers(n_periodic),
@@ -260,9 +268,12 @@ class PeriodicWaves(nn.Module):
         return self.direction * torch.cat([k, k], 1) if self.along else k
 
     def forward(self, z, coords=None, torus=None):
+        """(z with its P phase channels replaced by the waves' sin and cos, [the waves at
+        hidden layer l = 1..levels: (B, 2P, h * 2**l, w * 2**l)]). coords: the rows' and
+        columns' cell coordinates (default 0, 1, ...); torus: round k onto it (see above)."""
         P = self.n_periodic
         if P == 0:
-            return z
+            return z, []
         h, w = z.shape[-2], z.shape[-1]
         k = self.wave_numbers(z)
         ky, kx = k[:, :P], k[:, P:]
@@ -274,13 +285,27 @@ class PeriodicWaves(nn.Module):
         if coords is None:
             coords = (torch.arange(h, dtype=z.dtype, device=z.device),
                       torch.arange(w, dtype=z.dtype, device=z.device))
-        y, x = coords[0].reshape(1, 1, h, 1), coords[1].reshape(1, 1, 1, w)
         phase = z[:, -P:]
         if self.phase_step is not None:
             step = self.phase_step
             phase = torch.where(step > 0, torch.round(phase / step.clamp_min(1e-6)) * step, phase)
-        arg = ky * y + kx * x + phase
-        return torch.cat([z[:, :-P], torch.sin(arg), torch.cos(arg)], dim=1)
+        waves = [_sin_cos(ky, kx, phase, *coords, 1)]
+        for level in range(1, self.levels + 1):
+            n = 2 ** level
+            up = [F.interpolate(t, scale_factor=n, mode="nearest") for t in (ky, kx, phase)]
+            waves.append(_sin_cos(*up, *coords, n))
+        return torch.cat([z[:, :-P], waves[0]], dim=1), waves[1:]
+
+
+def _sin_cos(ky, kx, phase, ys, xs, n: int) -> torch.Tensor:
+    """sin and cos of k . (y, x) + phase at n x n pixels per cell of rows ys and columns xs
+    (in cells): a pixel sits at its centre, (i + 0.5) / n - 0.5 cells from its cell's, so
+    that the centre of its n x n block is the cell's own coordinate at every n."""
+    inside = (torch.arange(n, dtype=ys.dtype, device=ys.device) + 0.5) / n - 0.5
+    y = (ys.reshape(-1, 1) + inside).reshape(1, 1, -1, 1)
+    x = (xs.reshape(-1, 1) + inside).reshape(1, 1, 1, -1)
+    arg = ky * y + kx * x + phase
+    return torch.cat([torch.sin(arg), torch.cos(arg)], dim=1)
 
 
 def grid_steps(k: torch.Tensor, grid: int) -> torch.Tensor:

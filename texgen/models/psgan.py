@@ -60,6 +60,8 @@ class PSGANConfig:
     pixel_noise: bool = False   # per-pixel noise into every hidden layer (see above)
     half_chroma: bool = False   # colour at half resolution, brightness at full: no per-pixel
                                 # colour grain (layers.HalfChromaConvTranspose2d)
+    wave_layers: bool = False   # the waves at every hidden layer's resolution too, each
+                                # layer's input (layers.PeriodicWaves' levels; see above)
 
     def __post_init__(self):
         self.kind = check_kind(kind_of(asdict(self)), "psgan")
@@ -105,18 +107,20 @@ class Generator(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.waves = PeriodicWaves(cfg.n_global, cfg.n_periodic, cfg.wave_hidden, cfg.init_k,
-                                    cfg.wave_along, cfg.wave_grid)
+                                    cfg.wave_along, cfg.wave_grid,
+                                    len(cfg.g_widths) if cfg.wave_layers else 0)
         widths = [cfg.layout.channels - cfg.pixel_channels + self.waves.out_channels_extra,
                   *cfg.g_widths]
+        extra = 2 * cfg.n_periodic if self.waves.levels else 0    # each later layer's waves
         layers = []
-        for cin, cout in zip(widths[:-1], widths[1:]):
+        for i, (cin, cout) in enumerate(zip(widths[:-1], widths[1:])):
             # no conv bias: batch norm's shift replaces it
-            layers += [WrapConvTranspose2d(cin, cout, cfg.kernel, bias=False),
+            layers += [WrapConvTranspose2d(cin + (extra if i else 0), cout, cfg.kernel, bias=False),
                        nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
         colour = map_slices(cfg.maps).get("color")     # a stack without colour: nothing to do
-        out = (HalfChromaConvTranspose2d(widths[-1], cfg.channels, colour)
+        out = (HalfChromaConvTranspose2d(widths[-1] + extra, cfg.channels, colour)
                if cfg.half_chroma and colour else
-               WrapConvTranspose2d(widths[-1], cfg.channels, cfg.kernel))
+               WrapConvTranspose2d(widths[-1] + extra, cfg.channels, cfg.kernel))
         layers += [out, nn.Tanh()]
         self.net = nn.Sequential(*layers)
         for m in self.net.modules():
@@ -129,34 +133,38 @@ class Generator(nn.Module):
 
     def forward(self, z, coords=None, torus=None):
         """The whole torus z (B, C, h, w) -> (B, channels, h*scale, w*scale); every layer wraps."""
-        return self._run(self.waves(z, coords, torus), valid=False)
+        return self._run(*self.waves(z, coords, torus), valid=False)
 
-    def _run(self, x, valid: bool):
-        """The layers on waves(z) = [global, local, pixel noise, waves]; valid: interior()'s."""
+    def _run(self, x, fine, valid: bool):
+        """The layers on waves(z) = [global, local, pixel noise, waves] and, with wave_layers,
+        the waves at hidden layer 1, 2, ... (fine); valid: interior()'s."""
         n = self.cfg.pixel_channels
         if n:
             start = self.cfg.n_global + self.cfg.n_local
             pixels, x = x[:, start:start + n], torch.cat([x[:, :start], x[:, start + n:]], 1)
         level = 0
         for layer in self.net:
-            if isinstance(layer, nn.ReLU) and self.noise_strength:
-                # hidden layer `level`'s pixel noise, after its batch norm (which export
-                # folds into the convolution, so nothing may come between them)
+            if isinstance(layer, nn.ReLU):          # the end of hidden layer `level`
                 level += 1
-                x = x + self.noise_strength[level - 1] * self._pixel_noise(pixels, level, valid)
+                if self.noise_strength:
+                    # its pixel noise, after its batch norm (which export folds into the
+                    # convolution, so nothing may come between them)
+                    x = x + self.noise_strength[level - 1] * _eaten(
+                        self._pixel_noise(pixels, level), level, valid)
+                x = layer(x)
+                if fine:                            # the next layer takes its waves in too
+                    x = torch.cat([x, _eaten(fine[level - 1], level, valid)], 1)
+                continue
             valid_conv = valid and isinstance(layer, WrapConvTranspose2d)
             x = layer.forward_valid(x) if valid_conv else layer(x)
         return x
 
     @staticmethod
-    def _pixel_noise(pixels, level: int, valid: bool):
+    def _pixel_noise(pixels, level: int):
         """(B, 1, h * 2**level, w * 2**level) noise of hidden layer `level` from its 4**level
-        channels per cell; valid: less the 2**level - 1 px per side that `level` valid layers
-        have eaten (each eats 1 px of its own resolution, doubled by every later layer)."""
+        channels per cell."""
         first = sum(4 ** i for i in range(1, level))
-        noise = F.pixel_shuffle(pixels[:, first:first + 4 ** level], 2 ** level)
-        c = 2 ** level - 1
-        return noise[..., c:-c, c:-c] if valid else noise
+        return F.pixel_shuffle(pixels[:, first:first + 4 ** level], 2 ** level)
 
     def interior(self, z, coords, torus):
         """Paint a tile: z (B, C, h + 2m, w + 2m) is h x w cells plus m = self.margin cells of
@@ -167,7 +175,7 @@ class Generator(nn.Module):
         context that would be thrown away and makes no padded copies (with the phase convs
         of WrapConvTranspose2d.forward_valid, onnxruntime paints the default-size generator
         1.2x faster than forward() on a wrapped tile, benchmarks/out/runtime_speed.md)."""
-        x = self._run(self.waves(z, coords, torus), valid=True)
+        x = self._run(*self.waves(z, coords, torus), valid=True)
         c = self.interior_crop
         return x[..., c:x.shape[-2] - c, c:x.shape[-1] - c]
 
@@ -194,6 +202,14 @@ class Generator(nn.Module):
         crop, odd = divmod(self._valid_size(1 + 2 * self.margin) - self.cfg.scale, 2)
         assert crop >= 0 and not odd, "margin too small for the generator's receptive field"
         return crop
+
+
+def _eaten(x, level: int, valid: bool):
+    """x at hidden layer `level` (2**level px per cell) of a whole torus; valid: less the
+    2**level - 1 px per side that `level` valid layers have eaten (each eats 1 px of its own
+    resolution, doubled by every later layer)."""
+    c = 2 ** level - 1
+    return x[..., c:-c, c:-c] if valid else x
 
 
 class Discriminator(nn.Module):
