@@ -223,6 +223,28 @@ def test_rounded_waves_are_periodic_on_the_torus(n_global):
     torch.testing.assert_close(out[:, : layout.channels - P], z[:, : layout.channels - P])
 
 
+def test_waves_at_every_layer_sit_at_their_pixels():
+    """levels: hidden layer l's waves are the same plane waves at the centres of its 2**l x
+    2**l pixels per cell, the block of a cell centred on the cell's own coordinate."""
+    waves = PeriodicWaves(0, 2, init_k=[[0.9, 0.3], [0.2, 1.7]], levels=2).eval()
+    z = torch.from_numpy(sample_noise(NoiseLayout(0, 1, 2), 3, 4, seed=0))
+    with torch.no_grad():
+        cells, fine = waves(z)
+        k = waves.wave_numbers(z)[0, :, 0, 0]
+    assert len(fine) == 2
+    for level, got in enumerate(fine, 1):
+        n = 2 ** level
+        assert got.shape == (1, 4, 3 * n, 4 * n)
+        y = ((torch.arange(3 * n) + 0.5) / n - 0.5).reshape(-1, 1)
+        x = (torch.arange(4 * n) + 0.5) / n - 0.5
+        phase = z[0, -2:].repeat_interleave(n, -2).repeat_interleave(n, -1)
+        arg = k[:2, None, None] * y + k[2:, None, None] * x + phase
+        torch.testing.assert_close(got[0], torch.cat([arg.sin(), arg.cos()]), atol=1e-5, rtol=0)
+    # the cell grid's own waves are those of PeriodicWaves without levels
+    alone, none = PeriodicWaves(0, 2, init_k=[[0.9, 0.3], [0.2, 1.7]]).eval()(z)
+    assert none == [] and torch.equal(alone, cells)
+
+
 def test_waves_follow_canvas_coordinates():
     """A tile at columns 3..5 of the canvas gets the canvas' own waves there."""
     waves = PeriodicWaves(0, 2, init_k=[[0.9, 0.3], [0.2, 1.7]]).eval()

@@ -126,6 +126,21 @@ def test_onnx_fp16_within_bound(exported, tiny_G):
     assert 0 < err <= FP16_TOL
 
 
+def test_fp16_keeps_every_layer_s_waves_in_float32(layered_G, tmp_path):
+    # a tile 1000 cells into a big canvas: in float16 its position would be off by up to a
+    # quarter cell (11 bits), a sixteenth of each wave's period; the waves must stay float32
+    checkpoint.save_model(tmp_path, layered_G, {"config": layered_G.cfg.to_dict(),
+                                                "provenance": {"method": "psgan"}})
+    export_onnx(tmp_path, tmp_path / "h.onnx", fp16=True)
+    p = OnnxPainter(tmp_path / "h.onnx", device="cpu")
+    z = sample_noise(layered_G.cfg.layout, 1200, 4, seed=3)
+    z, ys, xs = tile_noise(z, 1000, 0, 4, 4, layered_G.margin)
+    assert ys.min() >= 999
+    torus = np.array([1200, 4], np.float32)
+    ref = torch_runner(layered_G)(z, ys, xs, torus)
+    assert 0 < np.abs(p.run(z, ys, xs, torus) - ref).max() <= FP16_TOL
+
+
 def test_sgan_exports_and_matches(tmp_path):
     torch.manual_seed(1)
     cfg = tiny_config(n_global=0, n_periodic=0)
@@ -170,7 +185,9 @@ def test_derived_kernel_exports_the_plain_graph(chroma_G, tiny_G, tmp_path):
     {"init_k": [[3.1416, 0.0], [0.0, 1.1]], "wave_grid": 4},
     # nor a derived kernel: only the weights it derives from (half_chroma)
     {"half_chroma": True},
-], ids=["along", "grid", "half_chroma"])
+    # the waves at every layer come from the same numbers and phases, made in the graph
+    {"init_k": [[1.1, 0.0], [0.5, 2.3]], "wave_layers": True},
+], ids=["along", "grid", "half_chroma", "layers"])
 def test_wave_options_reload_export_and_match(tmp_path, fields):
     torch.manual_seed(2)
     cfg = tiny_config(**fields)

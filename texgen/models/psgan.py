@@ -16,6 +16,11 @@ gives the generator detail that is not tied to the cell, so the loss costs less 
 With half_chroma, the output layer keeps colour at half resolution and brightness at full
 (layers.HalfChromaConvTranspose2d), as a camera does: without it the last transposed
 convolution paints each colour channel's finest detail apart, a per-pixel colour grain.
+
+With wave_layers, every layer after the first also takes in the periodic waves made at its
+own resolution (layers.PeriodicWaves' levels), beside the features of the layer before: a
+lattice whose period is no whole number of cells, aliased on the cell grid, can then be
+placed inside a cell. Off in the presets (train/psgan.PRESETS says what it measured).
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ class PSGANConfig:
                                 # colour grain (layers.HalfChromaConvTranspose2d)
     wave_hold: bool = False     # every wave held at init_k, on the cell grid or not
     wave_layers: bool = False   # the waves at every hidden layer's resolution too, each
-                                # layer's input (layers.PeriodicWaves' levels; see above)
+                                # later layer's input (layers.PeriodicWaves' levels; above)
 
     def __post_init__(self):
         self.kind = check_kind(kind_of(asdict(self)), "psgan")
