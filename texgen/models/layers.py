@@ -215,15 +215,13 @@ class PeriodicWaves(nn.Module):
     levels: the same waves are also made at the resolution of hidden layers 1..levels (2,
     4, ... px per cell), each pixel at its own position inside its cell, for the generator
     to take in beside that layer's features (psgan.PSGANConfig.wave_layers). On the cell
-    grid alone a wave shorter than two cells is aliased: wall_brick01's bricks, 1.6 cells
-    long, give the cells the same values as a wave 2.7 cells long running the other way, and
-    metal002 at 0.8x, 0.79 cells, those of one 3.7 cells long; no filter of the cells can
-    tell where inside a cell the line falls. Given the wave at every layer, a line is where
-    the wave's phase is, down to periods of two pixels of the finest hidden layer.
+    grid alone a wave 1.6 cells long meets every cell at another phase, and the generator
+    must decode from a cell's sin and cos where inside the cell its mortar line falls;
+    given the wave at every layer, a line is where the wave's phase is, at any scale.
     """
 
     def __init__(self, n_global: int, n_periodic: int, hidden: int = 60, init_k=None,
-                 along: bool = False, grid: int = 0, levels: int = 0, hold: bool = False):
+                 along: bool = False, grid: int = 0, levels: int = 0):
         super().__init__()
         self.n_global, self.n_periodic, self.along = n_global, n_periodic, along
         self.levels = levels if n_periodic else 0
@@ -237,7 +235,7 @@ class PeriodicWaves(nn.Module):
         self.register_buffer("phase_step", step.reshape(1, n_periodic, 1, 1) if snapped else None,
                              persistent=False)
         # one grid wave holds them all: a free wave drifts and the held ones cannot follow
-        self.register_buffer("k_start", k0.reshape(1, 2 * n_periodic, 1, 1) if snapped or hold else None,
+        self.register_buffer("k_start", k0.reshape(1, 2 * n_periodic, 1, 1) if snapped else None,
                              persistent=False)
         if along:
             length = k0.norm(dim=0)

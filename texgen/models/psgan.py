@@ -65,7 +65,6 @@ class PSGANConfig:
     pixel_noise: bool = False   # per-pixel noise into every hidden layer (see above)
     half_chroma: bool = False   # colour at half resolution, brightness at full: no per-pixel
                                 # colour grain (layers.HalfChromaConvTranspose2d)
-    wave_hold: bool = False     # every wave held at init_k, on the cell grid or not
     wave_layers: bool = False   # the waves at every hidden layer's resolution too, each
                                 # later layer's input (layers.PeriodicWaves' levels; above)
 
@@ -114,7 +113,7 @@ class Generator(nn.Module):
         self.cfg = cfg
         self.waves = PeriodicWaves(cfg.n_global, cfg.n_periodic, cfg.wave_hidden, cfg.init_k,
                                     cfg.wave_along, cfg.wave_grid,
-                                    len(cfg.g_widths) if cfg.wave_layers else 0, cfg.wave_hold)
+                                    len(cfg.g_widths) if cfg.wave_layers else 0)
         widths = [cfg.layout.channels - cfg.pixel_channels + self.waves.out_channels_extra,
                   *cfg.g_widths]
         extra = 2 * cfg.n_periodic if self.waves.levels else 0    # each later layer's waves

@@ -334,12 +334,7 @@ def configure(images: list[np.ndarray], model_cfg: PSGANConfig, cfg: TrainConfig
     if not model_cfg.init_k and model_cfg.n_periodic:
         k = wave_init(images, model_cfg, p.periods, side / 2)
         model_cfg = replace(model_cfg, init_k=k)
-        if model_cfg.wave_hold and not (grid_steps(torch.tensor(k), model_cfg.wave_grid) > 0).any():
-            slow = 2 * math.pi / SLOW_CELLS
-            k = [k[0] + [slow, 0.0], k[1] + [0.0, slow]]
-            model_cfg = replace(model_cfg, init_k=k, n_periodic=len(k[0]), wave_along=False)
-            log(f"every wave held at the photo's numbers: all {len(k[0])} (2 slow ones added)")
-        elif model_cfg.wave_grid:
+        if model_cfg.wave_grid:
             k = grid_waves(k, model_cfg.wave_grid)
             model_cfg = replace(model_cfg, init_k=k, n_periodic=len(k[0]))
             held = held_waves(model_cfg)
