@@ -163,6 +163,13 @@ class TrainConfig:
 # every off-grid lattice tried closer to its period, but the texture only on metal002 at
 # 0.8x (2.25x -> 1.89x the photo's own distance); wall_brick01 0.109 -> 0.157 (1.35x ->
 # 1.94x, period_error 0.031 -> 0.016) and tile01 at 1.1x 0.320 -> 0.371 (0.080 -> 0.057).
+# wave_layers stays off (the twenty-seventh session, quality_ab.md): the waves at each
+# later layer's resolution too brought the lattices that fall between cells closer, tile01
+# at 1.1x 0.320 -> 0.235 (tuned on) and metal002 at 0.8x 0.160 -> 0.139 (its 32 px blocks
+# gone: cell_contrast 0.371 -> 0.087), but not wall_brick01, 0.109 (a second seed 0.117)
+# -> 0.120 at period_error 0.022, nor tile01, whose waves wave_grid holds, 0.200 -> 0.218.
+# Holding every wave besides (a scratch option) kept the periods closer on both lattices
+# (period_error 0.096 -> 0.062, 0.081 -> 0.064) and the textures not (0.272, 0.153).
 PRESETS = {
     "fast": (PSGANConfig(n_global=20, n_periodic=8, g_widths=(256, 128, 64, 32), d_widths=(32, 64, 128, 256),
                          pixel_noise=True, wave_grid=4, wave_along=True),
