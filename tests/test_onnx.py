@@ -127,8 +127,9 @@ def test_onnx_fp16_within_bound(exported, tiny_G):
 
 
 def test_fp16_keeps_every_layer_s_waves_in_float32(layered_G, tmp_path):
-    # a tile 1000 cells into a big canvas: in float16 its position would be off by up to a
-    # quarter cell (11 bits), a sixteenth of each wave's period; the waves must stay float32
+    # a tile 1000 cells into a big canvas: in float16 (11 bits) its pixels' positions would
+    # be off by up to a quarter cell, an eighth of this model's shortest wave; in float32
+    # they are exact, so the waves must stay float32 while the trunk runs in float16
     checkpoint.save_model(tmp_path, layered_G, {"config": layered_G.cfg.to_dict(),
                                                 "provenance": {"method": "psgan"}})
     export_onnx(tmp_path, tmp_path / "h.onnx", fp16=True)

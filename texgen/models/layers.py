@@ -215,9 +215,13 @@ class PeriodicWaves(nn.Module):
     levels: the same waves are also made at the resolution of hidden layers 1..levels (2,
     4, ... px per cell), each pixel at its own position inside its cell, for the generator
     to take in beside that layer's features (psgan.PSGANConfig.wave_layers). On the cell
-    grid alone a wave 1.6 cells long meets every cell at another phase, and the generator
-    must decode from a cell's sin and cos where inside the cell its mortar line falls;
-    given the wave at every layer, a line is where the wave's phase is, at any scale.
+    grid alone a wave shorter than two cells is aliased: wall_brick01's bricks, 1.6 cells
+    long, give the cells the same values as a wave 2.7 cells long running the other way, and
+    metal002 at 0.8x, 0.79 cells, those of one 3.7 cells long; no filter of the cells can
+    tell where inside a cell the line falls. Given the wave at every layer, a line is where
+    the wave's phase is, down to periods of two pixels of the finest hidden layer. It
+    brought two such lattices of three closer, and a lattice on the grid not: off in the
+    presets (train/psgan.PRESETS; benchmarks/out/quality_ab.md, the twenty-seventh session).
     """
 
     def __init__(self, n_global: int, n_periodic: int, hidden: int = 60, init_k=None,
