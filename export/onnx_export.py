@@ -131,14 +131,20 @@ def to_fp16(model: onnx.ModelProto) -> onnx.ModelProto:
     """
     model = copy.deepcopy(model)
     g = model.graph
-    nodes = list(g.node)
+    inits = {t.name: t for t in g.initializer}
+    # the exporter shares parameters of equal values (pixel-noise strengths alike) through
+    # Identity nodes at the head of the graph, before the waves: read the initializer itself
+    alias = {n.output[0]: n.input[0] for n in g.node if n.op_type == "Identity" and n.input[0] in inits}
+    nodes = [n for n in g.node if n.output[0] not in alias]
+    for n in nodes:
+        for k, name in enumerate(n.input):
+            n.input[k] = alias.get(name, name)
     first = next((i for i, n in enumerate(nodes) if n.op_type in ("Conv", "ConvTranspose")
                   and not n.name.startswith("/waves/")), None)
     if first is None:
         raise TexgenError("fp16 export: the graph has no convolution trunk")
     trunk = nodes[first:]
     before = {name for n in nodes[:first] for name in n.input}
-    inits = {t.name: t for t in g.initializer}
     types = {v.name: v.type.tensor_type.elem_type
              for v in list(onnx.shape_inference.infer_shapes(model).graph.value_info) + list(g.input)}
     made_before = {o for n in nodes[:first] for o in n.output} | {v.name for v in g.input}

@@ -164,6 +164,11 @@ def test_pixel_noise_exports_and_matches(noisy_G, tmp_path):
     assert p.layout == noisy_G.cfg.layout and p.layout.n_local == 4 + 4 + 16 + 64 + 256
     z, ys, xs, torus, ref = torch_image(noisy_G, 3, 5)
     assert np.abs(p.run(z, ys, xs, torus) - ref).max() <= FP32_TOL
+    # its strengths are all 0.5: the exporter shares equal parameters through Identity
+    # nodes at the head of the graph, which the fp16 trunk must read through
+    export_onnx(tmp_path, tmp_path / "n16.onnx", fp16=True)
+    assert 0 < np.abs(OnnxPainter(tmp_path / "n16.onnx", device="cpu").run(z, ys, xs, torus)
+                      - ref).max() <= FP16_TOL
 
 
 def test_derived_kernel_exports_the_plain_graph(chroma_G, tiny_G, tmp_path):
