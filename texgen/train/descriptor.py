@@ -143,7 +143,7 @@ class DescriptorLoss(nn.Module):
         stands for them each step (as Heitz et al. compare two images of one size): projecting
         and sorting all N was 2/3 of the loss's time (desert002, 256 px: relu4_1 16384 vectors
         for the sample's 1024) and made each step 1.5-1.9x a Gram step."""
-        b, c = f.shape[:2]
+        c = f.shape[1]
         d = torch.from_numpy(rng.standard_normal((c, c)).astype(np.float32)).to(f.device)
         d = d / d.norm(dim=0, keepdim=True)                     # C unit directions
         n = f.shape[2] * f.shape[3]
@@ -154,12 +154,7 @@ class DescriptorLoss(nn.Module):
         with torch.no_grad():
             ref = _sorted((target @ d).T.contiguous())
         N = ref.shape[1]
-        # the exemplar's quantiles at the generated sample's n levels (linear interpolation)
-        pos = ((torch.arange(n, device=f.device, dtype=torch.float32) + 0.5) * N / n - 0.5).clamp(0, N - 1)
-        lo = pos.floor().long()
-        hi = (lo + 1).clamp(max=N - 1)
-        t = pos - lo
-        q = ref[:, lo] * (1 - t) + ref[:, hi] * t                          # (C, n)
+        q = ref if N == n else _quantiles(ref, n)                          # (C, n)
         return ((gen - q) ** 2).mean(dim=(1, 2)) / scale.clamp_min(1e-12)
 
     def forward(self, x: torch.Tensor, rng: np.random.Generator | None = None) -> torch.Tensor:
@@ -350,6 +345,17 @@ def exemplar_crops(exemplars: list[np.ndarray], size: int, n: int,
     size = min(size, *(min(im.shape[:2]) for im in exemplars))
     return [c.transpose(2, 0, 1) for im in exemplars
             for c in random_crops(im, size, 1 if im.shape[:2] == (size, size) else n, rng)]
+
+
+def _quantiles(ref: torch.Tensor, n: int) -> torch.Tensor:
+    """(C, n): the sorted rows of ref (C, N) at n evenly spaced levels (linear interpolation),
+    where the exemplar has fewer vectors than the sample (N < n)."""
+    N = ref.shape[1]
+    pos = ((torch.arange(n, device=ref.device, dtype=torch.float32) + 0.5) * N / n - 0.5).clamp(0, N - 1)
+    lo = pos.floor().long()
+    hi = (lo + 1).clamp(max=N - 1)
+    t = pos - lo
+    return ref[:, lo] * (1 - t) + ref[:, hi] * t
 
 
 def _sorted(x: torch.Tensor) -> torch.Tensor:
