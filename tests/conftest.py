@@ -78,29 +78,28 @@ def tiny_G(tiny_cfg) -> Generator:
     return G.eval()
 
 
-@pytest.fixture(scope="session")
-def noisy_G() -> Generator:
-    """tiny_G's kind with pixel noise, at a strength that shows (training starts it at 0)."""
+def _with_pixel_noise(**kw) -> Generator:
+    """A tiny generator with pixel noise, at a strength that shows (training starts it at 0)."""
     torch.manual_seed(0)
-    G = Generator(tiny_config(pixel_noise=True))
+    G = Generator(tiny_config(pixel_noise=True, **kw))
     with torch.no_grad():
         for strength in G.noise_strength:
             strength.fill_(0.5)
     calibrate_batchnorm(G, cells=3, batches=2, batch=2)
     return G.eval()
+
+
+@pytest.fixture(scope="session")
+def noisy_G() -> Generator:
+    """tiny_G's kind with pixel noise."""
+    return _with_pixel_noise()
 
 
 @pytest.fixture(scope="session")
 def layered_G() -> Generator:
     """tiny_G's kind with its waves at every layer's resolution too (wave_layers), and pixel
     noise beside them, as in the fast preset."""
-    torch.manual_seed(0)
-    G = Generator(tiny_config(wave_layers=True, pixel_noise=True))
-    with torch.no_grad():
-        for strength in G.noise_strength:
-            strength.fill_(0.5)
-    calibrate_batchnorm(G, cells=3, batches=2, batch=2)
-    return G.eval()
+    return _with_pixel_noise(wave_layers=True)
 
 
 @pytest.fixture(scope="session")
