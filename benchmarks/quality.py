@@ -529,11 +529,11 @@ def _cached_rows(found, names, root, presets, rows, ledger: dict) -> dict:
         changed = {label: _changed(settings.get(label), *presets[method])
                    for label, method in (("texgen psgan", "psgan"), ("texgen texnet", "texnet"))
                    if label in res}
-        if changed.get("texgen psgan") and set(changed["texgen psgan"]) <= {"wave_grid", "wave_along"}:
+        if changed.get("texgen psgan") and set(changed["texgen psgan"]) <= {"wave_grid", "wave_along", "wave_shared"}:
             # each trains bit for bit the same on some photos: wave_grid where it holds no
-            # wave, wave_along where it does (a held wave keeps its direction anyway)
+            # wave, wave_along and wave_shared where it does (a held wave keeps its number)
             held = _holds_waves(found[name], *presets["psgan"])
-            inert = {"wave_grid": not held, "wave_along": held}
+            inert = {"wave_grid": not held, "wave_along": held, "wave_shared": held}
             changed["texgen psgan"] = [k for k in changed["texgen psgan"] if not inert[k]]
         stale = [label for label, keys in changed.items() if keys]
         if stale:

@@ -67,6 +67,8 @@ class PSGANConfig:
                                 # colour grain (layers.HalfChromaConvTranspose2d)
     wave_layers: bool = False   # the waves at every hidden layer's resolution too, each
                                 # later layer's input (layers.PeriodicWaves' levels; above)
+    wave_shared: bool = False   # one set of wave numbers for every sample: the global code
+                                # does not move them (layers.PeriodicWaves' shared)
 
     def __post_init__(self):
         self.kind = check_kind(kind_of(asdict(self)), "psgan")
@@ -113,7 +115,8 @@ class Generator(nn.Module):
         self.cfg = cfg
         self.waves = PeriodicWaves(cfg.n_global, cfg.n_periodic, cfg.wave_hidden, cfg.init_k,
                                     cfg.wave_along, cfg.wave_grid,
-                                    len(cfg.g_widths) if cfg.wave_layers else 0)
+                                    len(cfg.g_widths) if cfg.wave_layers else 0,
+                                    cfg.wave_shared)
         widths = [cfg.layout.channels - cfg.pixel_channels + self.waves.out_channels_extra,
                   *cfg.g_widths]
         extra = 2 * cfg.n_periodic if self.waves.levels else 0    # each later layer's waves

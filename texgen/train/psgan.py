@@ -348,8 +348,9 @@ def configure(images: list[np.ndarray], model_cfg: PSGANConfig, cfg: TrainConfig
             log(f"{held} waves a whole number of cells long, phases snapped: all {len(k[0])} "
                 f"waves (2 slow ones added) held at the photo's numbers" if held else
                 "no wave is a whole number of cells long: wave_grid changes nothing")
-            if held:    # held waves keep their directions anyway: built as without along
-                model_cfg = replace(model_cfg, wave_along=False)
+            if held:    # held waves keep their directions and lengths anyway: built as
+                # without along or shared
+                model_cfg = replace(model_cfg, wave_along=False, wave_shared=False)
     return model_cfg, replace(cfg, patch=p.patch, batch=p.batch, spectrum_weight=p.spectrum_weight)
 
 
