@@ -285,6 +285,34 @@ def test_waves_along_keep_their_direction_and_learn_their_length(n_global):
     assert turned[True] < 1e-5 and turned[False] > 1e-2
 
 
+@pytest.mark.parametrize("along", [False, True])
+def test_shared_waves_are_one_learned_set_for_every_global_code(along):
+    """wave_shared: the waves' numbers are learned but the global code does not move them, so
+    every sample (and every place of a manifold's canvas) gets the same; without it, each
+    global code its own."""
+    init_k = [[1.3, 0.0, 6.0], [0.4, 2.1, 5.0]]
+    layout = NoiseLayout(3, 2, 3)
+    z = torch.cat([torch.from_numpy(sample_noise(layout, 4, 4, seed=s)) for s in (1, 2)])
+    spread = {}
+    for shared in (False, True):
+        torch.manual_seed(0)
+        waves = PeriodicWaves(3, 3, hidden=8, init_k=init_k, along=along, shared=shared)
+        if shared:      # a length per wave along its direction, else (k_y, k_x): no MLP
+            assert sum(p.numel() for p in waves.parameters()) == (3 if along else 6)
+        opt = torch.optim.Adam(waves.parameters(), 0.05)
+        target = torch.randn(2, 6, 4, 4, generator=torch.Generator().manual_seed(1))
+        for _ in range(30):          # a loss that asks each sample's waves for something else
+            loss = (waves(z)[0][:, -6:] - target).square().mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            k = waves.wave_numbers(z)
+        assert (k - torch.tensor(init_k).reshape(1, 6, 1, 1)).abs().max() > 0.01   # learned
+        spread[shared] = (k - k[:1, :, :1, :1]).abs().max().item()
+    assert spread[True] == 0 and spread[False] > 1e-3
+
+
 @pytest.mark.parametrize("n_global", [0, 3])
 def test_grid_waves_hold_every_wave_and_snap_their_own_phases(n_global):
     """wave_grid: once a wave is a whole number of cells long, every wave keeps its starting

@@ -193,13 +193,15 @@ def test_derived_kernel_exports_the_plain_graph(chroma_G, tiny_G, tmp_path):
     {"half_chroma": True},
     # the waves at every layer come from the same numbers and phases, made in the graph
     {"init_k": [[1.1, 0.0], [0.5, 2.3]], "wave_layers": True},
-], ids=["along", "grid", "half_chroma", "layers"])
+    # one set of wave numbers, a parameter where the MLP was
+    {"init_k": [[1.1, 0.0], [0.5, 2.3]], "wave_along": True, "wave_shared": True},
+], ids=["along", "grid", "half_chroma", "layers", "shared"])
 def test_wave_options_reload_export_and_match(tmp_path, fields):
     torch.manual_seed(2)
     cfg = tiny_config(**fields)
     G = Generator(cfg)
-    with torch.no_grad():
-        G.waves.mlp[2].bias.mul_(1.2)            # wave numbers that differ from the start
+    with torch.no_grad():                        # wave numbers that differ from the start
+        (G.waves.k if cfg.wave_shared else G.waves.mlp[2].bias).mul_(1.2)
     if cfg.wave_grid:   # the first wave is snapped, the second is not; both held (so the MLP's
         # bias above changes nothing: the start must come back from init_k and wave_grid)
         assert G.waves.phase_step is not None and G.waves.k_start is not None

@@ -129,17 +129,19 @@ def test_wave_grid_trains_bit_for_bit_as_without_it_where_it_holds_no_wave(tmp_p
     assert same == (held == 0)
 
 
+@pytest.mark.parametrize("field", ["wave_along", "wave_shared"])
 @pytest.mark.parametrize("period, held", [(51.2, 0), (64.0, 1)])
-def test_wave_along_trains_bit_for_bit_as_without_it_where_waves_are_held(tmp_path, period, held):
-    # a held wave keeps its direction anyway: the fast preset's wave_along changes only the
-    # photos whose waves are free (quality.py keeps the others' rows)
+def test_free_wave_options_train_bit_for_bit_as_without_them_where_waves_are_held(
+        tmp_path, period, held, field):
+    # a held wave keeps its direction and length anyway: the fast preset's wave_along (and
+    # wave_shared) change only the photos whose waves are free (quality.py keeps the others' rows)
     from safetensors.torch import load_file
     img = stripes(256, 256, period=period)
     tc = TrainConfig(iters=2, batch=2, patch=32, ckpt_every=2, preview_every=2)
-    cfg = train_psgan.configure([img], tiny_config(wave_grid=4, wave_along=True), tc,
+    cfg = train_psgan.configure([img], tiny_config(wave_grid=4, **{field: True}), tc,
                                 log=lambda *a: None)[0]
-    assert cfg.wave_along == (held == 0)
-    w = [load_file(train_psgan.train([img], tmp_path / str(a), tiny_config(wave_grid=4, wave_along=a),
+    assert getattr(cfg, field) == (held == 0)
+    w = [load_file(train_psgan.train([img], tmp_path / str(a), tiny_config(wave_grid=4, **{field: a}),
                                      tc, log=lambda *a: None) / "model.safetensors")
          for a in (False, True)]
     same = w[0].keys() == w[1].keys() and all(torch.equal(w[0][k], w[1][k]) for k in w[0])
