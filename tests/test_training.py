@@ -148,6 +148,15 @@ def test_free_wave_options_train_bit_for_bit_as_without_them_where_waves_are_hel
     assert same == (held == 1)
 
 
+def test_shared_waves_only_for_one_photo():
+    # a manifold of photos needs the global code to give each texture its own periods
+    tc = TrainConfig(iters=2, batch=2, patch=32)
+    one, two = [stripes(256, 256, period=51.2)], [stripes(256, 256, period=p) for p in (51.2, 40.0)]
+    shared = [train_psgan.configure(ims, tiny_config(wave_shared=True), tc, log=lambda *a: None)[0]
+              .wave_shared for ims in (one, two)]
+    assert shared == [True, False]
+
+
 @pytest.mark.parametrize("period, zooms", [(51.2, True), (64.0, False)])
 def test_zoom_to_grid_resamples_only_a_lattice_between_cells(tmp_path, monkeypatch, period, zooms):
     # 51.2 px stripes are 1.6 cells: resampled by about 0.94 they are 48 px, 2 periods in 3

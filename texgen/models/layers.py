@@ -225,9 +225,13 @@ class PeriodicWaves(nn.Module):
 
     shared: the waves' numbers are one learned set for every sample, as without a global
     code, though there is one. Trained on one photo there is no manifold for the code to
-    pick periods in, but the MLP learns to move them with it all the same: wall_brick01's
-    brick wave painted at 9.5 to 9.8 cycles per 512 px by seed (the photo's 10.0, the MLP's
-    bias 9.96), so some seeds' bricks were 10 % long once the canvas rounded them.
+    pick periods in, but the MLP moves them with it all the same, and its mean drifts off
+    its bias (the ReLU layer's output has a mean of its own that the last layer's weights
+    learn to use): on wall_brick01 the 51.2 px brick wave painted at 9.4 to 9.9 cycles per
+    512 px by seed (the photo's 10.0; the bias 9.96) and the 24 px diagonal at 19.2 to 20.1
+    (21.2), where shared kept 10.05 and 21.05 (both at iteration 400), so a canvas rounding
+    the brick wave to 9 cycles painted some seeds' bricks 10 % long. Training on several
+    photos leaves it off (train/psgan.configure): there the code picks each one's periods.
     """
 
     def __init__(self, n_global: int, n_periodic: int, hidden: int = 60, init_k=None,

@@ -68,7 +68,8 @@ class PSGANConfig:
     wave_layers: bool = False   # the waves at every hidden layer's resolution too, each
                                 # later layer's input (layers.PeriodicWaves' levels; above)
     wave_shared: bool = False   # one set of wave numbers for every sample: the global code
-                                # does not move them (layers.PeriodicWaves' shared)
+                                # does not move them (layers.PeriodicWaves' shared; the fast
+                                # preset's for one photo: train/psgan.PRESETS, configure)
 
     def __post_init__(self):
         self.kind = check_kind(kind_of(asdict(self)), "psgan")

@@ -170,9 +170,18 @@ class TrainConfig:
 # -> 0.120 at period_error 0.022, nor tile01, whose waves wave_grid holds, 0.200 -> 0.218.
 # Holding every wave besides (a scratch option) kept the periods closer on both lattices
 # (period_error 0.096 -> 0.062, 0.081 -> 0.064) and the textures not (0.272, 0.153).
+# wave_shared (one learned set of wave numbers for every seed, not an MLP of the global code;
+# inert where wave_grid holds the waves, and off when several photos train a manifold):
+# wall_brick01 at seeds 0, 1, 2 0.109, 0.117, 0.118 -> 0.085, 0.098, 0.106, period_error
+# 0.031, 0.020, 0.039 -> 0.025, 0.069, 0.025 (seed 1's head joints on a leaning lattice,
+# though its brick wave sat at the photo's number); held out, metal002 at 0.8x 0.160 ->
+# 0.142 (period_error 0.122 -> 0.089); tile01 at 1.1x 0.320 -> 0.244 (0.080 -> 0.071). The
+# MLP's waves had drifted, by seed and on average: wall_brick01's 10-cycle (per 512 px)
+# brick wave to 9.4-9.9, tile01 at 1.1x's two 7.26-cycle tile waves to 8.0 and 6.25 (oblong
+# tiles); shared, 10.05-10.11 and 7.54, 7.33 (the twenty-eighth session, quality_ab.md).
 PRESETS = {
     "fast": (PSGANConfig(n_global=20, n_periodic=8, g_widths=(256, 128, 64, 32), d_widths=(32, 64, 128, 256),
-                         pixel_noise=True, wave_grid=4, wave_along=True),
+                         pixel_noise=True, wave_grid=4, wave_along=True, wave_shared=True),
              TrainConfig(iters=700, batch=2, patch=256, lr=1e-3, lr_end=0.1, descriptor_weight=100.0,
                          loss="gram", spectrum_weight=30.0, lattice_weight=100.0, keep_within=4.0,
                          clean_within=0.03, preview_every=100, ckpt_every=100)),
@@ -336,6 +345,9 @@ def configure(images: list[np.ndarray], model_cfg: PSGANConfig, cfg: TrainConfig
     p = plan(images, model_cfg, cfg)
     log(p.describe())
     side = min(min(im.shape[:2]) for im in images)
+    if model_cfg.wave_shared and len(images) > 1:
+        # a manifold of several photos: the global code picks each texture's periods
+        model_cfg = replace(model_cfg, wave_shared=False)
     model_cfg = replace(model_cfg, channels=images[0].shape[2], d_scales=p.d_scales,
                         n_periodic=p.n_periodic)
     if not model_cfg.init_k and model_cfg.n_periodic:
