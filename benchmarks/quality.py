@@ -529,7 +529,8 @@ def _cached_rows(found, names, root, presets, rows, ledger: dict) -> dict:
         changed = {label: _changed(settings.get(label), *presets[method])
                    for label, method in (("texgen psgan", "psgan"), ("texgen texnet", "texnet"))
                    if label in res}
-        if changed.get("texgen psgan") and set(changed["texgen psgan"]) <= {"wave_grid", "wave_along", "wave_shared"}:
+        wave_keys = {"wave_grid", "wave_along", "wave_shared"}
+        if changed.get("texgen psgan") and set(changed["texgen psgan"]) <= wave_keys:
             # each trains bit for bit the same on some photos: wave_grid where it holds no
             # wave, wave_along and wave_shared where it does (a held wave keeps its number)
             held = _holds_waves(found[name], *presets["psgan"])
