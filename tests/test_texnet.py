@@ -105,7 +105,9 @@ def test_resume_is_exact(tmp_path, monkeypatch, extra):
     import texgen.train.texnet as tt
     img = [stripes(40, 40)]
     cfg = TexNetTrainConfig(**{**TRAIN, "iters": 6, "spectrum_weight": 1.0, **extra})
-    straight = train(img, tmp_path / "a", tiny(), cfg, log=lambda *_: None)
+    said = []
+    straight = train(img, tmp_path / "a", tiny(), cfg, log=said.append)
+    assert "gram loss, spectrum loss 1" in said[0]          # the start line names its terms
     calls, real_step = [], tt.step
 
     def interrupted(*a, **k):

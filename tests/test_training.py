@@ -89,6 +89,10 @@ def test_plan_shows_the_discriminator_two_periods():
     assert plan([noise], cfg, replace(spec, auto_spectrum=False)).spectrum_weight == 50
     assert "spectrum loss 50" in plan([_tiles()], cfg, spec).describe()
     assert "spectrum" not in plan([noise], cfg, spec).describe()
+    # the caps on the spectrum's finest bands are named too, as texnet's start line names them
+    capped = replace(spec, fine_weight=10.0, checker_weight=1.0)
+    line = plan([noise], cfg, capped).describe(capped)
+    assert "fine cap 10, checker cap 1" in line and "spectrum" not in line and "chroma" not in line
 
 
 def test_wave_init_starts_at_the_fundamental():

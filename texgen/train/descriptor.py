@@ -220,15 +220,25 @@ class SpectrumLoss(nn.Module):
         x is compared by its top-left size x size crop)."""
         return self._distance(self.power(self._seen(x)))
 
-    # a training config's weight of each term: the term's name on the progress bar, and the
+    # a training config's weight of each term: the term's name on the progress bar, the
     # band _excess caps (None: the whole spectrum's distance, forward; "chroma": chroma_excess)
-    WEIGHTS = {"spectrum_weight": ("spec", None), "fine_weight": ("fine", 0),
-               "checker_weight": ("checker", 1), "chroma_weight": ("chroma", "chroma")}
+    # and its words on the line a training starts with
+    WEIGHTS = {"spectrum_weight": ("spec", None, "spectrum loss"),
+               "fine_weight": ("fine", 0, "fine cap"),
+               "checker_weight": ("checker", 1, "checker cap"),
+               "chroma_weight": ("chroma", "chroma", "chroma cap")}
 
     @classmethod
     def used_by(cls, cfg) -> bool:
         """Whether the training config cfg (psgan's or texnet's) weights any of its terms."""
         return any(getattr(cfg, name) for name in cls.WEIGHTS)
+
+    @classmethod
+    def describe(cls, cfg) -> str:
+        """', spectrum loss 30, checker cap 1': the terms cfg (psgan's or texnet's training
+        config) weights, as both trainers' start lines say them."""
+        return "".join(f", {words} {getattr(cfg, name):g}"
+                       for name, (_, _, words) in cls.WEIGHTS.items() if getattr(cfg, name))
 
     def weighted(self, x: torch.Tensor, cfg):
         """(cfg.spectrum_weight * forward(x) + cfg.fine_weight * fine_excess(x) +
@@ -238,7 +248,7 @@ class SpectrumLoss(nn.Module):
         for the chroma cap, one of its chroma)."""
         seen = self._seen(x)
         power, loss, terms = self.power(seen), 0.0, {}
-        for name, (key, band) in self.WEIGHTS.items():
+        for name, (key, band, _) in self.WEIGHTS.items():
             weight = getattr(cfg, name)
             if weight:
                 value = (self._distance(power) if band is None else

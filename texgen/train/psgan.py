@@ -200,14 +200,17 @@ class Plan:
     n_periodic: int
     spectrum_weight: float
 
-    def describe(self) -> str:
+    def describe(self, cfg: "TrainConfig | None" = None) -> str:
+        """The start line; cfg: the training config, whose caps on the spectrum it names too."""
+        from texgen.train.descriptor import SpectrumLoss
         if len(self.periods):
             per = ", ".join(f"{1 / math.hypot(*f):.1f} px" for f in self.periods[:4])
             head = f"periods {per}"
         else:
             head = "no clear period"
         scales = " and ".join(["1x", "1/2x", "1/4x", "1/8x"][:self.d_scales])
-        spectrum = f", spectrum loss {self.spectrum_weight:g}" if self.spectrum_weight else ""
+        spectrum = SpectrumLoss.describe(replace(cfg or TrainConfig(),
+                                                 spectrum_weight=self.spectrum_weight))
         return (f"{head}: training patch {self.patch} px, batch {self.batch}, "
                 f"discriminator at {scales}, {self.n_periodic} periodic waves{spectrum}")
 
@@ -343,7 +346,7 @@ def configure(images: list[np.ndarray], model_cfg: PSGANConfig, cfg: TrainConfig
     """What a fresh training starts from: the plan's patch, batch, discriminator scales and
     waves, and under wave_grid grid_waves' (the start line says which waves are held)."""
     p = plan(images, model_cfg, cfg)
-    log(p.describe())
+    log(p.describe(cfg))
     side = min(min(im.shape[:2]) for im in images)
     if model_cfg.wave_shared and len(images) > 1:
         # a manifold of several photos: the global code picks each texture's periods

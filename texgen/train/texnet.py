@@ -115,10 +115,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
                 if SpectrumLoss.used_by(cfg) else None)
     if not resume:                              # what PSGAN's plan line says for it
         log(f"training patch {cfg.patch} px, batch {cfg.batch}, {cfg.loss} loss"
-            + (f", spectrum loss {cfg.spectrum_weight:g}" if cfg.spectrum_weight else "")
-            + (f", fine cap {cfg.fine_weight:g}" if cfg.fine_weight else "")
-            + (f", checker cap {cfg.checker_weight:g}" if cfg.checker_weight else "")
-            + (f", chroma cap {cfg.chroma_weight:g}" if cfg.chroma_weight else ""))
+            + SpectrumLoss.describe(cfg))
     opt = torch.optim.Adam(G.parameters(), cfg.lr)
     rng, start, meta = start_point(out, resume, cfg.seed, G, None, opt, None, log)
     photos = PatchSampler(content, cfg.patch, rng) if content else None
