@@ -121,7 +121,10 @@ class TrainConfig:
 # conc01's fine_energy 1.22 -> 0.71 and brick's 2.75 -> 0.44 (its colour checker gone), but
 # texture_distance rose (0.133 -> 0.139, 0.224 -> 0.230) and the cell grid grew
 # (cell_contrast 0.25 -> 0.35, 0.28 -> 0.60); with contrast_weight 100 beside it conc01 lost
-# grid and speckle both, and went soft: 0.133 -> 0.207. checker_weight stays 0: PSGAN's
+# grid and speckle both, and went soft: 0.133 -> 0.207. At 10, tile01's fine_energy fell
+# into the photo's band on two seeds (1.37, 1.63 -> 0.92, 0.88) at no texture cost (0.218,
+# 0.208 -> 0.211, 0.206), but wall_brick01's texture_distance rose 0.098 -> 0.108 (the
+# twenty-ninth session, quality_ab.md). checker_weight stays 0: PSGAN's
 # checkerboard beyond that octave is small where it was measured (checker_energy: grass
 # 0.57, wood003 1.67, against texnet's 53 on desert002); on tile01 (7.66) at 10 it fell to
 # 0.63 but the faces went blotchy, 0.206 -> 0.222. chroma_weight stays 0: at 1 it took the
