@@ -71,7 +71,7 @@ def test_plan_shows_the_discriminator_two_periods():
     assert p.d_scales == 1                                    # one logit sees 128 px already
     p = plan([_tiles(512, 128)], cfg, tc)
     assert p.patch == 256 and p.d_scales == 2
-    assert "periods 128.0 px" in p.describe() and "1/2x" in p.describe()
+    assert "periods 128.0 px" in p.describe(tc) and "1/2x" in p.describe(tc)
     # within the exemplar: two tiles of 100 px need a 224 px patch; a 208 px photo gives 192
     assert plan([_tiles(800, 100)[:208, :208]], cfg, tc).patch == 192
     # no clear period (noise): the configured patch; --patch given: left alone
@@ -87,8 +87,8 @@ def test_plan_shows_the_discriminator_two_periods():
     spec = replace(tc, spectrum_weight=50.0)
     assert plan([_tiles()], cfg, spec).spectrum_weight == 50 and plan([noise], cfg, spec).spectrum_weight == 0
     assert plan([noise], cfg, replace(spec, auto_spectrum=False)).spectrum_weight == 50
-    assert "spectrum loss 50" in plan([_tiles()], cfg, spec).describe()
-    assert "spectrum" not in plan([noise], cfg, spec).describe()
+    assert "spectrum loss 50" in plan([_tiles()], cfg, spec).describe(spec)
+    assert "spectrum" not in plan([noise], cfg, spec).describe(spec)
     # the caps on the spectrum's finest bands are named too, as texnet's start line names them
     capped = replace(spec, fine_weight=10.0, checker_weight=1.0)
     line = plan([noise], cfg, capped).describe(capped)

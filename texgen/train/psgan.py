@@ -203,8 +203,9 @@ class Plan:
     n_periodic: int
     spectrum_weight: float
 
-    def describe(self, cfg: "TrainConfig | None" = None) -> str:
-        """The start line; cfg: the training config, whose caps on the spectrum it names too."""
+    def describe(self, cfg: "TrainConfig") -> str:
+        """The start line; cfg: the training config planned for, whose caps on the spectrum it
+        names too (the spectrum loss's weight is the plan's)."""
         from texgen.train.descriptor import SpectrumLoss
         if len(self.periods):
             per = ", ".join(f"{1 / math.hypot(*f):.1f} px" for f in self.periods[:4])
@@ -212,8 +213,7 @@ class Plan:
         else:
             head = "no clear period"
         scales = " and ".join(["1x", "1/2x", "1/4x", "1/8x"][:self.d_scales])
-        spectrum = SpectrumLoss.describe(replace(cfg or TrainConfig(),
-                                                 spectrum_weight=self.spectrum_weight))
+        spectrum = SpectrumLoss.describe(replace(cfg, spectrum_weight=self.spectrum_weight))
         return (f"{head}: training patch {self.patch} px, batch {self.batch}, "
                 f"discriminator at {scales}, {self.n_periodic} periodic waves{spectrum}")
 
