@@ -126,6 +126,7 @@ def test_spectrum_weight_is_recorded_and_checked(tmp_path, exemplar, tiny_preset
 
 
 @pytest.mark.parametrize("option, methods", [("--lattice-weight", "psgan or sgan"),
+                                             ("--repeat-weight", "psgan or sgan"),
                                              ("--contrast-weight", "psgan or sgan"),
                                              ("--fine-weight", "psgan or sgan or texnet"),
                                              ("--checker-weight", "psgan or sgan or texnet"),

@@ -366,6 +366,57 @@ def test_lattice_loss_pushes_a_motif_per_cell_down_to_the_exemplars_own():
     assert LatticeLoss([tiled], 64, 16)(weave).item() < 0.05
 
 
+def _floor(seed, side=256, period=64):
+    """Tiles of `period` px with thin grout, each face its own blotches (8 px)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[:side, :side]
+    grout = ((y % period) < 3) | ((x % period) < 3)
+    faces = 0.4 + 0.4 * np.kron(rng.random((side // 8, side // 8)), np.ones((8, 8)))
+    return np.repeat(np.where(grout, 0.2, faces)[..., None], 3, axis=2).astype(np.float32)
+
+
+def test_repeat_loss_charges_one_tile_copied_into_every_period():
+    from texgen.train.descriptor import LatticeLoss
+    photo = _floor(0)
+    batch = lambda *ims: torch.from_numpy(np.stack([im.transpose(2, 0, 1) for im in ims]))
+    copy = np.tile(photo[:64, :64], (4, 4, 1))          # one of its tiles everywhere
+    repeat = LatticeLoss([photo], 256, 64)              # the loss at the 64 px tile
+    assert 0.4 < repeat.target < 0.75                   # the grout is every tile's
+    assert repeat(batch(copy, copy)).item() > 0.3
+    assert repeat(batch(_floor(2), _floor(3))).item() == 0.0      # other floors: none
+    # at the 32 px cell, which divides the tile, the photo's own share is high too: the
+    # cell's loss charges the copy far less
+    assert LatticeLoss([photo], 256, 32)(batch(copy, copy)).item() < 0.5 * repeat(batch(copy, copy)).item()
+
+
+@pytest.mark.parametrize("k, grid, patch, block", [
+    ([[0.0, np.pi], [np.pi, 0.0]], 4, 256, 64),         # 2-cell tiles, four a side
+    ([[0.0, np.pi], [np.pi, 0.0]], 4, 160, 0),          # two a side: too few to tell
+    ([[0.0, 1.5 * np.pi], [np.pi, 0.0]], 4, 384, 128),  # 4/3 and 2 cells: 4-cell tiles
+    ([[0.0, 1.5 * np.pi], [np.pi, 0.0]], 4, 256, 0),
+    ([[0.0, 6 * np.pi], [6 * np.pi, 0.0]], 4, 256, 0),  # constant on the cell grid: the cell's
+    ([[0.3], [0.5]], 4, 256, 0),                        # free waves: nothing repeats exactly
+    ([[0.0, np.pi], [np.pi, 0.0]], 0, 256, 0),          # no wave_grid: nothing held
+])
+def test_repeat_block_is_the_tile_of_the_held_waves(k, grid, patch, block):
+    assert train_psgan.repeat_block(tiny_config(wave_grid=grid, init_k=k), patch) == block
+
+
+def test_repeat_weight_trains_on_a_held_lattice_and_says_so(tmp_path):
+    lines = []
+    tc = TrainConfig(iters=2, batch=2, patch=256, ckpt_every=2, preview_every=2, repeat_weight=5.0)
+    out = train_psgan.train([_floor(0, 512)], tmp_path / "m", tiny_config(wave_grid=4), tc,
+                            log=lines.append)
+    assert any("repeat loss 5 on the 64 px tile (the photo's own share 0." in str(x) for x in lines)
+    from texgen import checkpoint
+    assert checkpoint.load_model(out)[1]["train"]["repeat_weight"] == 5.0
+    # a photo whose waves no grid holds: said, and trained without it
+    lines.clear()
+    train_psgan.train([stripes(256, 256, period=51.2)], tmp_path / "s", tiny_config(wave_grid=4),
+                      replace(tc, patch=128), log=lines.append)
+    assert any("repeat loss: off, no held lattice" in str(x) for x in lines)
+
+
 def test_lattice_loss_second_order_flattens_contrast_fixed_to_the_cell():
     from texgen.eval.metrics import contrast_spread
     from texgen.train.descriptor import LatticeLoss

@@ -146,6 +146,10 @@ _texnet_options = _options(
         click.option("--lattice-weight", type=_range("lattice_weight"),
                      help="psgan: weight of the loss on one motif repeated in every 32 px "
                           "noise cell, a fine woven lattice (0: off). Default: the preset's."),
+        click.option("--repeat-weight", type=_range("repeat_weight"),
+                     help="psgan: weight of the same loss on one tile repeated in every "
+                          "period of a held lattice, tiles of two cells or more (0: off). "
+                          "Default: the preset's."),
         click.option("--contrast-weight", type=_range("contrast_weight"),
                      help="psgan: weight of the loss on contrast and edges at the same places "
                           "in every noise cell, a grid of square blocks (0: off). Default: the "
@@ -255,6 +259,7 @@ _METHOD_ONLY = (("--style/--content", "stylise", ("stylize",)),
                 ("--spectrum-weight", "spectrum_weight", ("psgan", "sgan", "texnet")),
                 ("--lattice-weight", "lattice_weight", ("psgan", "sgan")),
                 ("--contrast-weight", "contrast_weight", ("psgan", "sgan")),
+                ("--repeat-weight", "repeat_weight", ("psgan", "sgan")),
                 ("--fine-weight", "fine_weight", ("psgan", "sgan", "texnet")),
                 ("--checker-weight", "checker_weight", ("psgan", "sgan", "texnet")),
                 ("--chroma-weight", "chroma_weight", ("psgan", "sgan", "texnet")),
@@ -333,8 +338,8 @@ def train(**options):
 def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None, batch=None,
            lr=None, seed=None, resume=False, force=False, licence=None, map_paths=None,
            loss=None, descriptor_weight=None, descriptor_weights=None, spectrum_weight=None,
-           lattice_weight=None, contrast_weight=None, fine_weight=None, checker_weight=None,
-           chroma_weight=None, clean_within=None,
+           lattice_weight=None, repeat_weight=None, contrast_weight=None, fine_weight=None,
+           checker_weight=None, chroma_weight=None, clean_within=None,
            style_paths=(), content_paths=(), style_scale=None, diversity=None, content_weight=None,
            texel_size=None, exemplar_width=None, **map_options):
     """`texgen train` (train-many's jobs too): options as the command's, None when not given."""
@@ -351,7 +356,8 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
         raise TexgenError(f"nothing to resume in {out}")
     given = dict(patch=patch, batch=batch, lr=lr, loss=loss, descriptor_weight=descriptor_weight,
                  descriptor_weights=descriptor_weights, spectrum_weight=spectrum_weight,
-                 lattice_weight=lattice_weight, contrast_weight=contrast_weight,
+                 lattice_weight=lattice_weight, repeat_weight=repeat_weight,
+                 contrast_weight=contrast_weight,
                  fine_weight=fine_weight, checker_weight=checker_weight,
                  chroma_weight=chroma_weight, clean_within=clean_within,
                  seed=seed, style_scale=style_scale,
@@ -391,8 +397,9 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
         colour = data[0][..., map_slices(maps or ["color"])["color"]]
         surface = _surface(texel_size, exemplar_width, colour, given_maps)
     settings = {k: opts[k] for k in ("patch", "batch", "lr", "loss", "descriptor_weights",
-                                     "spectrum_weight", "lattice_weight", "contrast_weight",
-                                     "fine_weight", "checker_weight", "chroma_weight")
+                                     "spectrum_weight", "lattice_weight", "repeat_weight",
+                                     "contrast_weight", "fine_weight", "checker_weight",
+                                     "chroma_weight")
                 if opts[k] is not None}
     if iters is not None:
         settings["iters"] = iters

@@ -110,6 +110,7 @@ RANGES: dict[str, Range] = {
     "descriptor_samples": Range(0, integer=True),
     "spectrum_weight": NON_NEGATIVE,
     "lattice_weight": NON_NEGATIVE,
+    "repeat_weight": NON_NEGATIVE,
     "contrast_weight": NON_NEGATIVE,
     "fine_weight": NON_NEGATIVE,
     "checker_weight": NON_NEGATIVE,

@@ -76,6 +76,9 @@ class TrainConfig:
                                 # (SpectrumLoss.chroma_excess: colour speckle; 0: off)
     lattice_weight: float = 0.0  # weight of the loss on a motif repeated in every noise cell
                                 # (train/descriptor.LatticeLoss; 0: off)
+    repeat_weight: float = 0.0  # the same loss at a held lattice's tile (repeat_block): one
+                                # tile painted in every period, which the cell's loss cannot
+                                # see when the period is a whole number of cells (0: off)
     contrast_weight: float = 0.0  # weight of its second order: contrast and edges at the same
                                 # places in every cell (LatticeLoss's contrast term; 0: off)
     keep_within: float = 0.0    # a checkpoint whose texture score (VGG-19 Gram loss of two
@@ -114,6 +117,11 @@ class TrainConfig:
 # 0.26, for the same texture loss (0.16). At 700 (benchmarks/out/quality.md) it fell to the
 # photos' level on all four photos tried; texture_distance: conc01 0.204 -> 0.133,
 # wall_brick01 0.120 -> 0.086, grass_lush 0.140 -> 0.154, desert002 0.191 -> 0.217.
+# repeat_weight stays 0 for now: of the photos here only tile01 has a held lattice whose
+# tile fits three times a side in the patch (repeat_block), so it is the photo it was tuned
+# on. At 30 its share in the mean tile fell 0.80 -> 0.63 (the photo's 0.65), tiles light and
+# dark as in the photo, texture_distance 0.218 -> 0.198; at 100 0.221, the grout broken by
+# dark marks (one seed, the thirtieth session, quality_ab.md). Elsewhere it changes nothing.
 # contrast_weight stays 0: at 100 (700 iterations) eval's cell_contrast fell 0.25 -> 0.02,
 # and metal002's texture_distance 0.164 -> 0.148, but conc01's rose 0.133 -> 0.167 under a
 # 1-2 px checkerboard (fine_energy 1.22 -> 1.61): even pixel noise flattens it cheaply.
@@ -381,6 +389,29 @@ def held_waves(model_cfg: PSGANConfig) -> int:
     return int((grid_steps(torch.tensor(model_cfg.init_k), model_cfg.wave_grid) > 0).sum())
 
 
+REPEAT_TILES = 3     # tiles a side a patch needs for the repeat loss: with fewer, a copy and
+                     # the photo's own likeness (its grout) are too close to tell apart
+
+
+def repeat_block(model_cfg: PSGANConfig, patch: int) -> int:
+    """px side of the tile a held lattice repeats in: the least common multiple of the held
+    waves' lengths in cells (wave_grid; a wave a whole number of turns per cell is constant on
+    the noise grid and repeats in every cell), times the cell. 0 when no wave is held or the
+    tile fits fewer than REPEAT_TILES times a side in the patch.
+
+    The held waves repeat exactly at this tile, so G can paint the same tile in each, whatever
+    its local noise: tile01 (64 px tiles, two cells) painted one dark motif in every tile,
+    80 % of its variance in the mean tile against the photo's 65 % (the thirtieth session,
+    quality_ab.md). LatticeLoss at this block charges the excess; the cell's own lattice loss
+    charges it little, as the cell divides the tile and the photo's own share there is high."""
+    if not held_waves(model_cfg):
+        return 0
+    steps = grid_steps(torch.tensor(model_cfg.init_k), model_cfg.wave_grid)
+    cells = math.lcm(*(round(2 * math.pi / float(s)) for s in steps if s > 0))
+    block = cells * model_cfg.scale
+    return block if cells > 1 and patch // block >= REPEAT_TILES else 0
+
+
 def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: TrainConfig,
           resume: bool = False, provenance: dict | None = None, log=print, on_save=None,
           surface: dict | None = None) -> Path:
@@ -441,6 +472,17 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
     if cfg.lattice_weight or cfg.contrast_weight:
         from texgen.train.descriptor import LatticeLoss
         lattice = LatticeLoss(colours(), cfg.patch, scale, cfg.batch)
+    repeat = None
+    if cfg.repeat_weight:
+        from texgen.train.descriptor import LatticeLoss
+        block = repeat_block(model_cfg, cfg.patch)
+        if block:
+            repeat = LatticeLoss(colours(), cfg.patch, block, cfg.batch)
+        if not resume:
+            log(f"repeat loss {cfg.repeat_weight:g} on the {block} px tile (the photo's own share "
+                f"{repeat.target:.2f})" if block else
+                f"repeat loss: off, no held lattice whose tile fits {REPEAT_TILES} times a side "
+                f"in the {cfg.patch} px patch")
     out.mkdir(parents=True, exist_ok=True)
     save_exemplar_thumb(out / "exemplar.png", photos, maps=model_cfg.maps)
 
@@ -498,7 +540,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
                                           batch=cfg.batch)).to(dev)
         skipped = d_val < cfg.d_skip_below
         d_val, g_val, terms = gan_step(G, D, opt_g, opt_d, real, z, cfg, d_val, it,
-                                       descriptor, sampler.rng, spectrum, lattice)
+                                       descriptor, sampler.rng, spectrum, lattice, repeat)
         d_skips += skipped
         if G_ema is not None:
             update_average(G_ema, G, min(cfg.ema, (1 + it) / (10 + it)))
@@ -536,7 +578,7 @@ def update_average(avg: torch.nn.Module, net: torch.nn.Module, decay: float) -> 
 
 def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: int = 0,
              descriptor=None, rng: np.random.Generator | None = None,
-             spectrum=None, lattice=None) -> tuple[float, float, dict]:
+             spectrum=None, lattice=None, repeat=None) -> tuple[float, float, dict]:
     """One discriminator and one generator update; returns their losses and the terms.
 
     The discriminator sits out a step while its loss is below cfg.d_skip_below (it is far
@@ -546,7 +588,7 @@ def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: in
     for its weights are computed there). The descriptor term scores G's colour against the
     exemplar's VGG-19 statistics (rng: swd's directions), the spectrum term its Fourier
     modulus (and the fine term its finest octave), the lattice term a motif repeated in
-    every noise cell.
+    every noise cell, the repeat term one repeated in every tile of a held lattice.
     """
     m = G.margin * G.cfg.scale
     fake = G(z)[..., m:-m, m:-m]          # drop the wrap-touched border cells (see train())
@@ -595,6 +637,10 @@ def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: in
         con = lattice.contrast(colour)
         terms["con"] = con.item()
         g_loss = g_loss + cfg.contrast_weight * con
+    if repeat is not None:
+        rep = repeat(colour)
+        terms["rep"] = rep.item()
+        g_loss = g_loss + cfg.repeat_weight * rep
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()
     if torch.isfinite(g_loss):
