@@ -129,6 +129,7 @@ def test_spectrum_weight_is_recorded_and_checked(tmp_path, exemplar, tiny_preset
                                              ("--repeat-weight", "psgan or sgan"),
                                              ("--contrast-weight", "psgan or sgan"),
                                              ("--fine-weight", "psgan or sgan or texnet"),
+                                             ("--fine-floor-weight", "psgan or sgan or texnet"),
                                              ("--checker-weight", "psgan or sgan or texnet"),
                                              ("--chroma-weight", "psgan or sgan or texnet")])
 def test_cell_grid_weights_are_recorded_and_checked(tmp_path, exemplar, tiny_preset, option,

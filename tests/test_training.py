@@ -295,6 +295,19 @@ def test_fine_and_checker_caps_charge_their_own_band_per_channel_and_leave_blur_
     assert loss.fine_excess(speckled).item() > 10 * loss.fine_excess(crops).item()
     blurred = torch.nn.functional.avg_pool2d(crops, 5, 1, 2, count_include_pad=False)
     assert loss.fine_excess(blurred).item() == 0.0        # one-sided: blur is not pushed on
+    # ... the floor is that cap turned round, on the luma: it charges the blur, and neither
+    # the photo's crops nor grey grain above the photo's
+    assert loss.fine_shortfall(blurred).item() > 1.0
+    assert loss.fine_shortfall(crops).item() < 0.05
+    assert loss.fine_shortfall(crops + 0.1 * squares).item() == 0.0
+    # nor is it met by colour grain: a checker of a tint with no luma adds no brightness
+    hue = torch.tensor([0.7152, -0.2126, 0.0])[:, None, None]
+    assert loss.fine_shortfall(blurred + 0.3 * hue * squares).item() == pytest.approx(
+        loss.fine_shortfall(blurred).item(), rel=1e-3)
+    assert loss.fine_shortfall(blurred + 0.3 * hue.sum() * squares).item() < 0.2    # grey: met
+    x = blurred.clone().requires_grad_(True)
+    loss.fine_shortfall(x).backward()
+    assert x.grad.abs().sum() > 0
     x = speckled.clone().requires_grad_(True)
     loss.fine_excess(x).backward()
     assert x.grad.abs().sum() > 0
@@ -309,17 +322,22 @@ def test_fine_and_checker_caps_charge_their_own_band_per_channel_and_leave_blur_
     assert loss.fine_excess(soft_checker).item() == 0.0
     assert loss.checker_excess(crops).item() < 0.05
     # one spectrum gives every weighted term, each what its own call gives
-    weights = SimpleNamespace(spectrum_weight=0.5, fine_weight=2.0, checker_weight=3.0,
-                              chroma_weight=0.0)
+    weights = SimpleNamespace(spectrum_weight=0.5, fine_weight=2.0, fine_floor_weight=4.0,
+                              checker_weight=3.0, chroma_weight=0.0)
     total, terms = loss.weighted(soft_checker, weights)
-    parts = (loss(soft_checker), loss.fine_excess(soft_checker), loss.checker_excess(soft_checker))
-    assert terms == pytest.approx({"spec": parts[0].item(), "fine": 0.0, "checker": parts[2].item()})
-    assert total.item() == pytest.approx(0.5 * parts[0].item() + 3.0 * parts[2].item(), rel=1e-5)
-    weights = SimpleNamespace(spectrum_weight=0.5, fine_weight=0.0, checker_weight=0.0,
-                              chroma_weight=0.0)
+    parts = (loss(soft_checker), loss.fine_shortfall(soft_checker),
+             loss.checker_excess(soft_checker))
+    assert parts[1].item() > 0.1            # the soft sample's ring is short of the photo's
+    assert terms == pytest.approx({"spec": parts[0].item(), "fine": 0.0, "floor": parts[1].item(),
+                                   "checker": parts[2].item()})
+    assert total.item() == pytest.approx(0.5 * parts[0].item() + 4.0 * parts[1].item() +
+                                         3.0 * parts[2].item(), rel=1e-5)
+    off = dict(spectrum_weight=0.0, fine_weight=0.0, fine_floor_weight=0.0, checker_weight=0.0,
+               chroma_weight=0.0)
+    weights = SimpleNamespace(**{**off, "spectrum_weight": 0.5})
     assert loss.weighted(soft_checker, weights)[1].keys() == {"spec"}
-    assert SpectrumLoss.used_by(weights) and not SpectrumLoss.used_by(
-        SimpleNamespace(spectrum_weight=0.0, fine_weight=0.0, checker_weight=0.0, chroma_weight=0.0))
+    assert SpectrumLoss.used_by(weights) and not SpectrumLoss.used_by(SimpleNamespace(**off))
+    assert SpectrumLoss.used_by(SimpleNamespace(**{**off, "fine_floor_weight": 1.0}))
 
 
 def test_chroma_cap_charges_colour_grain_and_not_brightness_grain():
@@ -339,8 +357,8 @@ def test_chroma_cap_charges_colour_grain_and_not_brightness_grain():
     assert before.item() > 1.0
     before.backward()                   # a step down its gradient takes the grain out
     assert loss.chroma_excess(x.detach() - 0.03 * x.grad / x.grad.abs().max()).item() < 0.8 * before.item()
-    weights = SimpleNamespace(spectrum_weight=0.0, fine_weight=0.0, checker_weight=0.0,
-                              chroma_weight=2.0)
+    weights = SimpleNamespace(spectrum_weight=0.0, fine_weight=0.0, fine_floor_weight=0.0,
+                              checker_weight=0.0, chroma_weight=2.0)
     total, terms = loss.weighted(x.detach(), weights)
     assert terms == pytest.approx({"chroma": before.item()})
     assert total.item() == pytest.approx(2 * before.item(), rel=1e-5)

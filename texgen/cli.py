@@ -158,6 +158,10 @@ _texnet_options = _options(
                      help="psgan/texnet: weight of the cap on fine speckle: energy in the finest "
                           "octave of each colour channel above the photo's (0: off). Default: "
                           "the preset's."),
+        click.option("--fine-floor-weight", type=_range("fine_floor_weight"),
+                     help="psgan/texnet: weight of the floor under fine detail: the "
+                          "brightness's energy in the finest octave below the photo's, a blur "
+                          "(0: off). Default: the preset's."),
         click.option("--checker-weight", type=_range("checker_weight"),
                      help="psgan/texnet: weight of the same cap beyond the finest octave, where "
                           "a 1 px checkerboard lies (0: off). Default: the preset's."),
@@ -261,6 +265,7 @@ _METHOD_ONLY = (("--style/--content", "stylise", ("stylize",)),
                 ("--contrast-weight", "contrast_weight", ("psgan", "sgan")),
                 ("--repeat-weight", "repeat_weight", ("psgan", "sgan")),
                 ("--fine-weight", "fine_weight", ("psgan", "sgan", "texnet")),
+                ("--fine-floor-weight", "fine_floor_weight", ("psgan", "sgan", "texnet")),
                 ("--checker-weight", "checker_weight", ("psgan", "sgan", "texnet")),
                 ("--chroma-weight", "chroma_weight", ("psgan", "sgan", "texnet")),
                 ("--clean-within", "clean_within", ("psgan", "sgan")),
@@ -339,7 +344,7 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
            lr=None, seed=None, resume=False, force=False, licence=None, map_paths=None,
            loss=None, descriptor_weight=None, descriptor_weights=None, spectrum_weight=None,
            lattice_weight=None, repeat_weight=None, contrast_weight=None, fine_weight=None,
-           checker_weight=None, chroma_weight=None, clean_within=None,
+           fine_floor_weight=None, checker_weight=None, chroma_weight=None, clean_within=None,
            style_paths=(), content_paths=(), style_scale=None, diversity=None, content_weight=None,
            texel_size=None, exemplar_width=None, **map_options):
     """`texgen train` (train-many's jobs too): options as the command's, None when not given."""
@@ -358,7 +363,8 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
                  descriptor_weights=descriptor_weights, spectrum_weight=spectrum_weight,
                  lattice_weight=lattice_weight, repeat_weight=repeat_weight,
                  contrast_weight=contrast_weight,
-                 fine_weight=fine_weight, checker_weight=checker_weight,
+                 fine_weight=fine_weight, fine_floor_weight=fine_floor_weight,
+                 checker_weight=checker_weight,
                  chroma_weight=chroma_weight, clean_within=clean_within,
                  seed=seed, style_scale=style_scale,
                  diversity=diversity, content_weight=content_weight)
@@ -398,8 +404,8 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
         surface = _surface(texel_size, exemplar_width, colour, given_maps)
     settings = {k: opts[k] for k in ("patch", "batch", "lr", "loss", "descriptor_weights",
                                      "spectrum_weight", "lattice_weight", "repeat_weight",
-                                     "contrast_weight", "fine_weight", "checker_weight",
-                                     "chroma_weight")
+                                     "contrast_weight", "fine_weight", "fine_floor_weight",
+                                     "checker_weight", "chroma_weight")
                 if opts[k] is not None}
     if iters is not None:
         settings["iters"] = iters

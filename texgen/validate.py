@@ -113,6 +113,7 @@ RANGES: dict[str, Range] = {
     "repeat_weight": NON_NEGATIVE,
     "contrast_weight": NON_NEGATIVE,
     "fine_weight": NON_NEGATIVE,
+    "fine_floor_weight": NON_NEGATIVE,
     "checker_weight": NON_NEGATIVE,
     "chroma_weight": NON_NEGATIVE,
     "clean_within": NON_NEGATIVE,

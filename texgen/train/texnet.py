@@ -52,6 +52,9 @@ class TexNetTrainConfig:
     fine_weight: float = 0.0    # weight of the cap on energy in the finest octave, per colour
                                 # channel, above the exemplar's (SpectrumLoss.fine_excess:
                                 # speckle; 0: off)
+    fine_floor_weight: float = 0.0  # the fine cap turned round: the luma's shortfall in the
+                                # finest octave below the exemplar's, a blur
+                                # (SpectrumLoss.fine_shortfall; 0: off)
     checker_weight: float = 0.0  # the same cap on the corners beyond it (checker_excess: a
                                 # 1 px checkerboard; 0: off; the presets set it)
     chroma_weight: float = 0.0  # the same cap on colour grain: chroma finer than 4 px
@@ -69,7 +72,10 @@ class TexNetTrainConfig:
 # photo's own and texture_distance held or improved: desert002 0.124 -> 0.130, gravel 0.082
 # -> 0.085, conc01 0.135 -> 0.111, brick 0.125 -> 0.111. The finest octave below it is left
 # free: capping both bands (fine_weight = checker_weight = 0.5, or 0.05) cost detail,
-# desert002 0.186 and 0.138, gravel 0.097 and 0.112 (quality_ab.md). Not measured: full,
+# desert002 0.186 and 0.138, gravel 0.097 and 0.112 (quality_ab.md). The floor under it
+# (fine_floor_weight 1) lifted desert002's blur, fine_energy 0.54 -> 1.11, but as a fine
+# diagonal hatching over the faces, 0.123 -> 0.125 (per channel: 1.12 with colour grain,
+# chroma_energy 0.28 -> 2.8; the thirtieth session). Not measured: full,
 # and stylize, which trains with these presets too (same net, same Gram loss).
 # loss stays gram: swd (the whole feature distribution) at 1000 iterations took desert002
 # 0.129 -> 0.099 and 0.102 (seeds 0, 1; fine_energy 0.64 -> 0.73, 0.80), but conc01 0.119 ->
