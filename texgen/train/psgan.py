@@ -123,8 +123,9 @@ class TrainConfig:
 # repeat_weight stays 0 for now: of the photos here only tile01 has a held lattice whose
 # tile fits three times a side in the patch (repeat_block), so it is the photo it was tuned
 # on. At 30 its share in the mean tile fell 0.80 -> 0.63 (the photo's 0.65), tiles light and
-# dark as in the photo, texture_distance 0.218 -> 0.198; at 100 0.221, the grout broken by
-# dark marks (one seed, the thirtieth session, quality_ab.md). Elsewhere it changes nothing.
+# dark as in the photo, texture_distance 0.218 -> 0.198 (seed 1: 0.208 -> 0.210, its share
+# 0.80 -> 0.66), the faces blotchy still; at 100 0.221, the grout broken by dark marks (the
+# thirtieth session, quality_ab.md). Elsewhere it changes nothing.
 # contrast_weight stays 0: at 100 (700 iterations) eval's cell_contrast fell 0.25 -> 0.02,
 # and metal002's texture_distance 0.164 -> 0.148, but conc01's rose 0.133 -> 0.167 under a
 # 1-2 px checkerboard (fine_energy 1.22 -> 1.61): even pixel noise flattens it cheaply.
