@@ -54,14 +54,20 @@ NORMAL_CONVENTIONS = ("gl", "dx")
 LUMA_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], np.float32)   # Rec. 709 R, G, B
 
 
+def luma(x):
+    """x's brightness, (..., 3, H, W) -> (..., 1, H, W): Rec. 709 luma on the stored values.
+    numpy or torch: chroma below, and the training floor under fine detail
+    (train/descriptor.SpectrumLoss.fine_shortfall)."""
+    r, g, b = (float(w) for w in LUMA_WEIGHTS)
+    return r * x[..., 0:1, :, :] + g * x[..., 1:2, :, :] + b * x[..., 2:3, :, :]
+
+
 def chroma(x):
     """x's colour less its luma, (..., 3, H, W) -> the same: what is left of each channel
     once the brightness (Rec. 709 luma, on the stored values) is taken out; grey is 0.
     numpy or torch: eval's chroma_energy, the training cap (train/descriptor.SpectrumLoss)
     and the half-resolution colour layer (models/layers.HalfChromaConvTranspose2d)."""
-    r, g, b = (float(w) for w in LUMA_WEIGHTS)
-    x = x[..., :3, :, :]
-    return x - (r * x[..., 0:1, :, :] + g * x[..., 1:2, :, :] + b * x[..., 2:3, :, :])
+    return x[..., :3, :, :] - luma(x)
 
 
 def _help(text: str, range: Range | None = None, **kw):

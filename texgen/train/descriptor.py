@@ -39,7 +39,7 @@ import torch.nn.functional as F
 
 from texgen.errors import TexgenError
 from texgen.eval.metrics import CHROMA_FROM, contrast_spread, lattice_share, random_crops
-from texgen.runtime.maps import chroma
+from texgen.runtime.maps import chroma, luma
 from texgen.models.vgg import CONTENT_LAYER, TEXTURE_LAYERS, VGG19, gram
 
 LOSSES = ("gram", "swd")
@@ -313,8 +313,8 @@ class SpectrumLoss(nn.Module):
         return _log_excess(self.luma_target, self._luma_fine(x))
 
     def _luma_fine(self, x: torch.Tensor) -> torch.Tensor:
-        """(1,) the batch x's luma energy in the finest octave (chroma: x less its luma)."""
-        return self._band(self.power(x[:, :1] - chroma(x)[:, :1]), 0)
+        """(1,) the batch x's luma energy in the finest octave."""
+        return self._band(self.power(luma(x)), 0)
 
     def _band(self, power: torch.Tensor, band: int) -> torch.Tensor:
         return torch.einsum("chw,hw->c", power, self.top[band])
