@@ -529,13 +529,9 @@ def _cached_rows(found, names, root, presets, rows, ledger: dict) -> dict:
         changed = {label: _changed(settings.get(label), *presets[method])
                    for label, method in (("texgen psgan", "psgan"), ("texgen texnet", "texnet"))
                    if label in res}
-        wave_keys = {"wave_grid", "wave_along", "wave_shared"}
-        if changed.get("texgen psgan") and set(changed["texgen psgan"]) <= wave_keys:
-            # each trains bit for bit the same on some photos: wave_grid where it holds no
-            # wave, wave_along and wave_shared where it does (a held wave keeps its number)
-            held = _holds_waves(found[name], *presets["psgan"])
-            inert = {"wave_grid": not held, "wave_along": held, "wave_shared": held}
-            changed["texgen psgan"] = [k for k in changed["texgen psgan"] if not inert[k]]
+        if changed.get("texgen psgan") and set(changed["texgen psgan"]) <= INERT_KEYS:
+            inert = _inert(found[name], *presets["psgan"])
+            changed["texgen psgan"] = [k for k in changed["texgen psgan"] if k not in inert]
         stale = [label for label, keys in changed.items() if keys]
         if stale:
             # only those rows: the photo's others still stand (its texnet row trained
@@ -552,13 +548,22 @@ def _cached_rows(found, names, root, presets, rows, ledger: dict) -> dict:
     return earlier
 
 
-def _holds_waves(photo: Path, mcfg, tcfg) -> bool:
-    """Whether the PSGAN preset's wave_grid holds any of the photo's starting waves: where it
-    holds none, training is the same bit for bit as without it, and where it holds them, as
-    without wave_along (tests/test_training.py), so a row trained before the preset turned
-    that one on still stands."""
-    from texgen.train.psgan import configure, held_waves
-    return held_waves(configure([read_image(photo)], mcfg, tcfg, log=lambda *a: None)[0]) > 0
+# PSGAN preset settings that train bit for bit as without them on some photos (_inert)
+INERT_KEYS = {"wave_grid", "wave_along", "wave_shared", "repeat_weight"}
+
+
+def _inert(photo: Path, mcfg, tcfg) -> set[str]:
+    """Of INERT_KEYS, those the PSGAN preset's training of this photo does not use, so that a
+    row trained before the preset turned them on still stands (tests/test_training.py checks
+    each bit for bit): wave_grid where it holds none of the photo's starting waves, wave_along
+    and wave_shared where it holds them (a held wave keeps its direction and length), and
+    repeat_weight where no held lattice's tile fits the patch (repeat_block 0)."""
+    from texgen.train.psgan import configure, held_waves, repeat_block
+    model_cfg, cfg = configure([read_image(photo)], mcfg, tcfg, log=lambda *a: None)
+    held = held_waves(model_cfg) > 0
+    unused = {"wave_grid": not held, "wave_along": held, "wave_shared": held,
+              "repeat_weight": not repeat_block(model_cfg, cfg.patch)}
+    return {k for k, off in unused.items() if off}
 
 
 def _table_rows(name: str, res: dict) -> tuple:

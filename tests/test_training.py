@@ -121,7 +121,7 @@ def test_grid_waves_keep_one_carrier_per_grid_frequency_and_add_slow_ones():
 @pytest.mark.parametrize("period, held", [(51.2, 0), (64.0, 1)])
 def test_wave_grid_trains_bit_for_bit_as_without_it_where_it_holds_no_wave(tmp_path, period, held):
     # the benchmark keeps quality.md's rows of such photos when the preset turns wave_grid on
-    # (quality._holds_waves): 51.2 px stripes are 1.6 cells, 64 px ones 2 cells
+    # (quality._inert): 51.2 px stripes are 1.6 cells, 64 px ones 2 cells
     from safetensors.torch import load_file
     img = stripes(256, 256, period=period)
     tc = TrainConfig(iters=2, batch=2, patch=32, ckpt_every=2, preview_every=2)
@@ -428,11 +428,16 @@ def test_repeat_weight_trains_on_a_held_lattice_and_says_so(tmp_path):
     assert any("repeat loss 5 on the 64 px tile (the photo's own share 0." in str(x) for x in lines)
     from texgen import checkpoint
     assert checkpoint.load_model(out)[1]["train"]["repeat_weight"] == 5.0
-    # a photo whose waves no grid holds: said, and trained without it
+    # a photo whose waves no grid holds: said, and trained bit for bit as without it (the
+    # benchmark keeps quality.md's rows of such photos when the preset turns it on:
+    # quality._inert)
+    from safetensors.torch import load_file
     lines.clear()
-    train_psgan.train([stripes(256, 256, period=51.2)], tmp_path / "s", tiny_config(wave_grid=4),
-                      replace(tc, patch=128), log=lines.append)
+    w = [load_file(train_psgan.train([stripes(256, 256, period=51.2)], tmp_path / f"s{r}",
+                                     tiny_config(wave_grid=4), replace(tc, patch=128, repeat_weight=r),
+                                     log=lines.append) / "model.safetensors") for r in (0.0, 5.0)]
     assert any("repeat loss: off, no held lattice" in str(x) for x in lines)
+    assert w[0].keys() == w[1].keys() and all(torch.equal(w[0][k], w[1][k]) for k in w[0])
 
 
 def test_lattice_loss_second_order_flattens_contrast_fixed_to_the_cell():
