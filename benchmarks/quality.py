@@ -529,7 +529,8 @@ def _cached_rows(found, names, root, presets, rows, ledger: dict) -> dict:
         changed = {label: _changed(settings.get(label), *presets[method])
                    for label, method in (("texgen psgan", "psgan"), ("texgen texnet", "texnet"))
                    if label in res}
-        if changed.get("texgen psgan") and set(changed["texgen psgan"]) <= INERT_KEYS:
+        if set(changed.get("texgen psgan", ())) & INERT_KEYS:
+            # not counted, nor listed among a stale row's differences
             inert = _inert(found[name], *presets["psgan"])
             changed["texgen psgan"] = [k for k in changed["texgen psgan"] if k not in inert]
         stale = [label for label, keys in changed.items() if keys]
