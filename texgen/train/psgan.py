@@ -126,7 +126,8 @@ class TrainConfig:
 # photo, texture_distance 0.218 -> 0.198 (seed 1: 0.208 -> 0.210), the faces blotchy still;
 # at 100 0.221, the grout broken by dark marks (the thirtieth session). Held out, metal002
 # (a 64 px tile too, where its samples repeat little more than the photo, 0.08-0.11 against
-# 0.08): 0.147 -> 0.145, by eye the same plate (the thirty-first session, quality_ab.md).
+# 0.08): 0.147 -> 0.145, by eye the same plate; seed 1 0.145 -> 0.153, its lentils more
+# broken (the thirty-first session, quality_ab.md).
 # Photos without such a tile (every other photo here) train bit for bit as without it.
 # contrast_weight stays 0: at 100 (700 iterations) eval's cell_contrast fell 0.25 -> 0.02,
 # and metal002's texture_distance 0.164 -> 0.148, but conc01's rose 0.133 -> 0.167 under a
