@@ -222,6 +222,35 @@ def test_moving_average_and_discriminator_frozen_during_g_step():
         assert torch.allclose(a, 0.5 * b + 0.5 * p, atol=1e-6)
 
 
+def test_descriptor_scores_the_first_descriptor_samples_of_the_batch():
+    """descriptor_samples n: the VGG-19 term of G's step scores the batch's first n samples
+    only (one VGG-19 pass on fewer images: the step's dearest part), D still all of them."""
+    from texgen.runtime.noise import sample_noise
+    from texgen.train.descriptor import DescriptorLoss
+    cfg = tiny_config()
+    desc = DescriptorLoss([stripes(64, 64)])
+    seen = []
+    features = desc.features
+    desc.features = lambda x, content=False: seen.append(x.detach().clone()) or features(x, content)
+    z = torch.from_numpy(sample_noise(cfg.layout, 4, 4, 0, batch=3))
+    real = torch.rand(3, 3, 64, 64) * 2 - 1
+    for n, want in ((0, 3), (1, 1), (2, 2)):
+        torch.manual_seed(0)
+        G, D = Generator(cfg), Discriminator(replace(cfg, d_scales=2))
+        opt_g = torch.optim.Adam(G.parameters(), 1e-2)
+        opt_d = torch.optim.Adam(D.parameters(), 1e-2)
+        tc = TrainConfig(batch=3, patch=64, descriptor_weight=1.0, descriptor_samples=n)
+        seen.clear()
+        with torch.no_grad():               # what G paints before its step: the batch scored
+            m = G.margin * cfg.scale
+            painted = G(z)[..., m:-m, m:-m] * 0.5 + 0.5
+        _, _, terms = gan_step(G, D, opt_g, opt_d, real, z, tc, 1.0, it=0, descriptor=desc)
+        assert len(seen) == 1 and len(seen[0]) == want
+        torch.testing.assert_close(seen[0], painted[:want])
+        expected = desc.texture(features(painted[:want])).mean().item()
+        assert terms["tex"] == pytest.approx(expected, rel=1e-5)
+
+
 def test_descriptor_losses_tell_the_exemplar_from_noise():
     from texgen.train.descriptor import DescriptorLoss
     ex = stripes(64, 64)

@@ -104,7 +104,11 @@ class TrainConfig:
 # fast is descriptor-assisted: in benchmarks/out/quality_ablation.md the VGG-19 texture loss
 # (weight 100, learning rate 1e-3, 256 px patches of which relu5_1 sees 16 x 16 positions)
 # lowered texture_distance on all three tuning photos by more than any other part, even at
-# a sixth of the steps; EMA and R1 did not help and stay off. The spectrum loss at 30 (on
+# a sixth of the steps; EMA and R1 did not help and stay off. It scores both samples of a
+# batch (descriptor_samples 0): scoring one nearly halves the step (1.19 -> 0.64 s on 2
+# cores), but cost texture at the same iterations (700: tile01 0.198 -> 0.216, metal002
+# 0.145 -> 0.168) and gave none back in the same minutes (1300: 0.217, 0.154; the
+# thirty-second session, quality_ab.md). The spectrum loss at 30 (on
 # photos with a clear period only) lowered fine_energy, period_error and texture_distance
 # together on tile01 and wall_brick01 at 200 iterations (benchmarks/out/quality_ab.md); at
 # 100 it met the 3 % period target on both but raised texture_distance, and on held-out
