@@ -142,8 +142,10 @@ class TrainConfig:
 # (cell_contrast 0.25 -> 0.35, 0.28 -> 0.60); with contrast_weight 100 beside it conc01 lost
 # grid and speckle both, and went soft: 0.133 -> 0.207. At 10, tile01's fine_energy fell
 # into the photo's band on two seeds (1.37, 1.63 -> 0.92, 0.88) at no texture cost (0.218,
-# 0.208 -> 0.211, 0.206), but wall_brick01's texture_distance rose 0.098 -> 0.108 (the
-# twenty-ninth session, quality_ab.md). fine_floor_weight stays 0 for now: at 10 on held-out
+# 0.208 -> 0.211, 0.206), and wall_brick01's texture_distance rose 0.098 -> 0.108 (the
+# twenty-ninth session, quality_ab.md), inside the preset's own spread there (0.098, 0.110,
+# 0.119 at seeds 0-2; the thirty-second session): it stays 0 until a choice on two seeds
+# of three photos (the luma alone at 10: tile01 0.211, fine_energy 1.06). fine_floor_weight stays 0 for now: at 10 on held-out
 # metal002 (its fine_energy 0.72, a blur) the luma floor took it to 0.96 and
 # texture_distance 0.147 -> 0.144, the plate's grain crisper, colour grain up (chroma_energy
 # 0.19 -> 2.0: the clean-up then kept the trained layer); per channel, 0.85, 0.151 and
