@@ -84,6 +84,9 @@ METRICS = ["texture_distance", "histogram_distance", "spectrum_distance", "fine_
            "checker_energy", "chroma_energy", "seam_score", "period_error", "cell_lattice",
            "cell_contrast", "diversity", "copy_score"]
 BAR = 1.5                       # usable: texture_distance at most this x the photo's own
+INERT_KEYS = {"wave_grid", "wave_along", "wave_shared", "repeat_weight"}   # PSGAN preset
+                                # settings that train bit for bit as without them on some
+                                # photos, whose rows then stand (_inert)
 
 
 # ----------------------------------------------------------------------------- photos
@@ -547,10 +550,6 @@ def _cached_rows(found, names, root, presets, rows, ledger: dict) -> dict:
             # in the verdicts: a PSGAN preset change leaves texnet's rows standing
             rows[name] = _table_rows(name, fresh)
     return earlier
-
-
-# PSGAN preset settings that train bit for bit as without them on some photos (_inert)
-INERT_KEYS = {"wave_grid", "wave_along", "wave_shared", "repeat_weight"}
 
 
 def _inert(photo: Path, mcfg, tcfg) -> set[str]:
