@@ -108,8 +108,8 @@ class TrainConfig:
 # batch (descriptor_samples 0): scoring one nearly halves the step (1.19 -> 0.64 s on 2
 # cores), but cost texture at the same iterations (700: tile01 0.198 -> 0.216, metal002
 # 0.145 -> 0.168) and gave none back in the same minutes (1300: 0.217, 0.154; the
-# thirty-second session, quality_ab.md). The spectrum loss at 30 (on
-# photos with a clear period only) lowered fine_energy, period_error and texture_distance
+# thirty-second session, quality_ab.md). The spectrum loss at 30 (on photos with a clear
+# period only) lowered fine_energy, period_error and texture_distance
 # together on tile01 and wall_brick01 at 200 iterations (benchmarks/out/quality_ab.md); at
 # 100 it met the 3 % period target on both but raised texture_distance, and on held-out
 # metal002 doubled it; at 30 metal002's period_error fell 0.20 -> 0.04 for +12 % distance.
@@ -145,7 +145,8 @@ class TrainConfig:
 # 0.208 -> 0.211, 0.206), and wall_brick01's texture_distance rose 0.098 -> 0.108 (the
 # twenty-ninth session, quality_ab.md), inside the preset's own spread there (0.098, 0.110,
 # 0.119 at seeds 0-2; the thirty-second session): it stays 0 until a choice on two seeds
-# of three photos (the luma alone at 10: tile01 0.211, fine_energy 1.06). fine_floor_weight stays 0 for now: at 10 on held-out
+# of three photos (a scratch cap on the luma alone, not in this code, at 10: tile01 0.211,
+# fine_energy 1.06; wall_brick01 0.117). fine_floor_weight stays 0 for now: at 10 on held-out
 # metal002 (its fine_energy 0.72, a blur) the luma floor took it to 0.96 and
 # texture_distance 0.147 -> 0.144, the plate's grain crisper, colour grain up (chroma_energy
 # 0.19 -> 2.0: the clean-up then kept the trained layer); per channel, 0.85, 0.151 and
