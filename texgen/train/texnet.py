@@ -80,8 +80,9 @@ class TexNetTrainConfig:
 # loss stays gram: swd (the whole feature distribution) at 1000 iterations took desert002
 # 0.129 -> 0.099 and 0.102 (seeds 0, 1; fine_energy 0.64 -> 0.73, 0.80), but conc01 0.119 ->
 # 0.124 and held-out grass 0.095 -> 0.116 with colour blotches (0.106 once swd subsampled
-# the exemplar), and each step takes about 1.45x as long (1.5-1.9x before), past the
-# 15-minute budget (quality_ab.md, twenty-fifth and twenty-sixth sessions).
+# the exemplar; quality_ab.md, twenty-fifth and twenty-sixth sessions). Its step takes
+# 1.31x Gram's on an idle machine (0.71 -> 0.93 s, 15 min for 1000 iterations: the budget's
+# edge; benchmarks/out/train_speed.md, the thirty-second session).
 _FAST = TexNetTrainConfig(checker_weight=1.0)
 PRESETS = {"fast": _FAST,
            "full": replace(_FAST, iters=2000, batch=16, lr=1e-3, preview_every=200, ckpt_every=200)}
