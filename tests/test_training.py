@@ -19,7 +19,7 @@ from texgen.spectrum import clear_periods
 from texgen.train import psgan as train_psgan
 from texgen.train.batchnorm import _draw_inputs, calibrate_batchnorm, execution_order, measure
 from texgen.train.common import learning_rate
-from texgen.train.psgan import TrainConfig, gan_step, plan, update_average
+from texgen.train.psgan import TrainConfig, d_floor, gan_step, plan, update_average
 
 
 def _remeasured(net, zs):
@@ -199,7 +199,7 @@ def test_moving_average_and_discriminator_frozen_during_g_step():
     avg.load_state_dict(G.state_dict())
     opt_g = torch.optim.Adam(G.parameters(), 1e-2)
     opt_d = torch.optim.Adam(D.parameters(), 1e-2)
-    tc = TrainConfig(batch=2, patch=32, r1=1.0, r1_every=1)
+    tc = TrainConfig(batch=2, patch=32, r1=1.0, r1_every=1, d_skip_within=0.1)
     from texgen.runtime.noise import sample_noise
     z = torch.from_numpy(sample_noise(cfg.layout, 3, 3, 0, batch=2))
     real = torch.rand(2, 3, 32, 32) * 2 - 1
@@ -213,13 +213,52 @@ def test_moving_average_and_discriminator_frozen_during_g_step():
     # the step, its weights end it with no gradient at all
     opt_d.zero_grad(set_to_none=True)
     g_mid = [p.clone() for p in G.parameters()]
-    gan_step(G, D, opt_g, opt_d, real, z, tc, 0.0, it=1)
+    gan_step(G, D, opt_g, opt_d, real, z, tc, d_floor(tc.real_label), it=1)
     assert all(p.grad is None for p in D.parameters())
     assert all(p.requires_grad for p in D.parameters())          # unfrozen for its next step
     assert any(not torch.equal(a, b) for a, b in zip(g_mid, G.parameters()))
     update_average(avg, G, 0.5)
     for a, p, b in zip(avg.parameters(), G.parameters(), g_before):
         assert torch.allclose(a, 0.5 * b + 0.5 * p, atol=1e-6)
+
+
+def test_discriminator_sits_out_one_step_within_d_skip_within_of_its_floor():
+    """Label smoothing keeps D's loss above a floor (0.325 at real_label 0.9): D sits out a
+    step while within d_skip_within of it, and the next step trains it; 0 turns it off."""
+    cfg = tiny_config()
+    torch.manual_seed(0)
+    G, D = Generator(cfg), Discriminator(cfg)
+    opt_g = torch.optim.Adam(G.parameters(), 1e-2)
+    opt_d = torch.optim.Adam(D.parameters(), 1e-2)
+    from texgen.runtime.noise import sample_noise
+    z = torch.from_numpy(sample_noise(cfg.layout, 3, 3, 0, batch=2))
+    real = torch.rand(2, 3, 32, 32) * 2 - 1
+    # the floor is the loss of a D at its best: every real logit at the smoothed label's
+    best = torch.full((2, 1, 4, 4), float(np.log(0.9 / 0.1)))
+    floor = train_psgan._bce([best], 0.9) + train_psgan._bce([torch.full_like(best, -40.0)], 0.0)
+    assert d_floor(0.9) == pytest.approx(floor.item(), abs=1e-6)
+    assert d_floor(1.0) == 0.0 and d_floor(0.9) > 0.1    # the old raw threshold: never met
+
+    def trains_d(tc, d_val):
+        before = [p.clone() for p in D.parameters()]
+        d_next, _, _ = gan_step(G, D, opt_g, opt_d, real, z, tc, d_val)
+        return any(not torch.equal(a, b) for a, b in zip(before, D.parameters())), d_next
+    tc = TrainConfig(batch=2, patch=32, d_skip_within=0.1)
+    trained, d_next = trains_d(tc, d_floor(0.9) + 0.05)           # ahead: sits out
+    assert not trained
+    trained, measured = trains_d(tc, d_next)                      # and then trains
+    assert trained and measured >= d_floor(0.9) - 1e-6
+    assert trains_d(tc, d_floor(0.9) + 0.15)[0]                    # not far enough ahead
+    assert trains_d(tc, float("nan"))[0]                          # not measured yet
+    assert trains_d(replace(tc, d_skip_within=0.0), d_floor(0.9))[0]   # off
+
+
+def test_a_checkpoint_with_the_old_raw_skip_threshold_resumes_as_it_trained():
+    saved = {**vars(TrainConfig()), "d_skip_below": 0.1}
+    del saved["d_skip_within"]
+    assert TrainConfig.from_dict(saved) == TrainConfig()          # it never fired: off
+    with pytest.raises(TexgenError, match="d_skip_below"):
+        TrainConfig.from_dict({**saved, "d_skip_below": 0.5})     # it did: not reproducible
 
 
 def test_descriptor_scores_the_first_descriptor_samples_of_the_batch():

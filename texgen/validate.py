@@ -102,7 +102,7 @@ RANGES: dict[str, Range] = {
     "lr": Range(0, 1, lo_open=True),
     "beta1": Range(0, 1, hi_open=True),
     "real_label": Range(0, 1, lo_open=True),
-    "d_skip_below": NON_NEGATIVE,
+    "d_skip_within": NON_NEGATIVE,
     "ema": Range(0, 1, hi_open=True),
     "r1": NON_NEGATIVE,
     "r1_every": COUNT,

@@ -51,7 +51,12 @@ class TrainConfig:
                                 # (train/common.learning_rate; 1: constant)
     beta1: float = 0.5
     real_label: float = 0.9     # one-sided label smoothing: D never becomes certain
-    d_skip_below: float = 0.1   # D sits out a step while its loss is this low (G catches up)
+    d_skip_within: float = 0.0  # D sits out a step while its loss is within this of the least
+                                # it can be (d_floor: label smoothing leaves the real term at
+                                # least 0.325 at 0.9); 0: off. (d_skip_below, before it, held
+                                # the raw loss to 0.1, which it never reaches at real_label
+                                # 0.9: no run skipped, though D sat within 0.1 of its floor in
+                                # 46-99 % of the logged steps of the fast preset's runs)
     ema: float = 0.0            # decay per step of the moving average of G's weights that
                                 # paints (0: G paints as trained)
     r1: float = 0.0             # weight of the R1 penalty on the gradient of D's mean logit at
@@ -98,6 +103,17 @@ class TrainConfig:
     preview_every: int = 250
     ckpt_every: int = 250
     seed: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        """The training config a checkpoint saved (resume)."""
+        d = dict(d)
+        # d_skip_below compared D's raw loss: at or under D's floor (its default 0.1 at
+        # real_label 0.9) it never fired, and the run resumes as it trained, without it
+        if d.pop("d_skip_below", 0.0) > d_floor(d.get("real_label", cls.real_label)):
+            raise TexgenError("trained with d_skip_below above the discriminator's least loss, "
+                              "an option texgen no longer has: train it again")
+        return cls(**d)
 
 
 # fast: a CPU laptop, ~15 minutes on 2 cores; full: the official PSGAN sizes, for a GPU.
@@ -447,7 +463,8 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
     if resume:
         _, meta = checkpoint.load_model(out)
         model_cfg = PSGANConfig.from_dict(meta["config"])
-        cfg = replace(TrainConfig(**meta["train"]), iters=cfg.iters)   # only --iters may change
+        # only --iters may change
+        cfg = replace(TrainConfig.from_dict(meta["train"]), iters=cfg.iters)
         if model_cfg.channels != channels:
             raise TexgenError(f"{out} was trained on {model_cfg.channels}-channel images, not {channels}")
         images = zoomed(images, model_cfg.zoom)
@@ -557,7 +574,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         real = torch.from_numpy(sampler.sample(cfg.batch)).to(dev)
         z = torch.from_numpy(sample_noise(model_cfg.layout, cells, cells, sampler.rng,
                                           batch=cfg.batch)).to(dev)
-        skipped = d_val < cfg.d_skip_below
+        skipped = d_sits_out(d_val, cfg)
         d_val, g_val, terms = gan_step(G, D, opt_g, opt_d, real, z, cfg, d_val, it,
                                        descriptor, sampler.rng, spectrum, lattice, repeat)
         d_skips += skipped
@@ -600,8 +617,9 @@ def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: in
              spectrum=None, lattice=None, repeat=None) -> tuple[float, float, dict]:
     """One discriminator and one generator update; returns their losses and the terms.
 
-    The discriminator sits out a step while its loss is below cfg.d_skip_below (it is far
-    ahead and would starve G of gradient); the next step measures it again. Losses are
+    The discriminator sits out one step while its loss is within cfg.d_skip_within of its
+    floor (d_sits_out: it is far ahead and would starve G of gradient); the next step
+    trains and measures it again. Losses are
     BCE-with-logits (no log(0)), averaged over D's scales; a non-finite loss skips its
     update instead of poisoning Adam's moments. D is frozen during G's step (no gradients
     for its weights are computed there). The descriptor term scores G's colour against the
@@ -613,8 +631,8 @@ def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: in
     fake = G(z)[..., m:-m, m:-m]          # drop the wrap-touched border cells (see train())
     terms = {}
 
-    if d_val < cfg.d_skip_below:
-        d_val *= 2
+    if d_sits_out(d_val, cfg):
+        d_val = d_floor(cfg.real_label) + 2 * cfg.d_skip_within   # not ahead: the next step trains
     else:
         D.requires_grad_(True)
         r1 = cfg.r1 and it % cfg.r1_every == 0
@@ -666,6 +684,19 @@ def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: in
         opt_g.step()
     D.requires_grad_(True)
     return d_val, g_loss.item(), terms
+
+
+def d_floor(real_label: float) -> float:
+    """The least D's loss (BCE against real_label on reals, 0 on fakes) can be: the
+    entropy of the smoothed label, which a D certain of every image still pays on the reals."""
+    t = min(max(real_label, 0.0), 1.0)
+    return -sum(p * math.log(p) for p in (t, 1 - t) if p > 0)
+
+
+def d_sits_out(d_val: float, cfg: TrainConfig) -> bool:
+    """Whether D, whose last loss was d_val (NaN: not measured yet), sits out this step:
+    its loss within cfg.d_skip_within of its floor (off at 0)."""
+    return bool(cfg.d_skip_within) and d_val - d_floor(cfg.real_label) < cfg.d_skip_within
 
 
 def _bce(logits: list, target: float) -> torch.Tensor:
