@@ -56,7 +56,9 @@ class TrainConfig:
                                 # least 0.325 at 0.9); 0: off. (d_skip_below, before it, held
                                 # the raw loss to 0.1, which it never reaches at real_label
                                 # 0.9: no run skipped, though D sat within 0.1 of its floor in
-                                # 46-99 % of the logged steps of the fast preset's runs)
+                                # 46-99 % of the logged steps of the fast preset's runs.) At
+                                # 0.1 the fast preset painted worse: conc01 0.178 -> 0.420,
+                                # tile01 0.198 -> 0.220 (700 iterations; quality_ab.md)
     ema: float = 0.0            # decay per step of the moving average of G's weights that
                                 # paints (0: G paints as trained)
     r1: float = 0.0             # weight of the R1 penalty on the gradient of D's mean logit at
