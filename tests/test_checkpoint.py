@@ -283,7 +283,7 @@ def test_resume_is_exact_while_the_discriminator_sits_out(tmp_path):
     skips exactly the D steps the straight run skipped."""
     def run(out, iters, resume=False):
         cfg = TrainConfig(iters=iters, batch=2, patch=32, ckpt_every=2, preview_every=2, seed=0,
-                          d_skip_within=100.0)         # D sits out every other step
+                          d_skip_within=100.0)        # D sits out every other step
         train([stripes()], out, MODEL_CFG, cfg, resume=resume, log=lambda *a: None)
     run(tmp_path / "a", 4)
     run(tmp_path / "b", 2)

@@ -248,7 +248,7 @@ def test_discriminator_sits_out_one_step_within_d_skip_within_of_its_floor():
     assert not trained
     trained, measured = trains_d(tc, d_next)                      # and then trains
     assert trained and measured >= d_floor(0.9) - 1e-6
-    assert trains_d(tc, d_floor(0.9) + 0.15)[0]                    # not far enough ahead
+    assert trains_d(tc, d_floor(0.9) + 0.15)[0]                   # not far enough ahead
     assert trains_d(tc, float("nan"))[0]                          # not measured yet
     assert trains_d(replace(tc, d_skip_within=0.0), d_floor(0.9))[0]   # off
 

@@ -620,11 +620,11 @@ def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: in
     """One discriminator and one generator update; returns their losses and the terms.
 
     The discriminator sits out one step while its loss is within cfg.d_skip_within of its
-    floor (d_sits_out: it is far ahead and would starve G of gradient); the next step
-    trains and measures it again. Losses are
-    BCE-with-logits (no log(0)), averaged over D's scales; a non-finite loss skips its
-    update instead of poisoning Adam's moments. D is frozen during G's step (no gradients
-    for its weights are computed there). The descriptor term scores G's colour against the
+    floor (d_sits_out: it is far ahead and would starve G of gradient); the next step trains
+    and measures it again. Losses are BCE-with-logits (no log(0)), averaged over D's
+    scales; a non-finite loss skips its update instead of poisoning Adam's moments. D is
+    frozen during G's step (no gradients for its weights are computed there). The
+    descriptor term scores G's colour against the
     exemplar's VGG-19 statistics (rng: swd's directions), the spectrum term its Fourier
     modulus (and the fine term its finest octave), the lattice term a motif repeated in
     every noise cell, the repeat term one repeated in every tile of a held lattice.
@@ -690,7 +690,8 @@ def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: in
 
 def d_floor(real_label: float) -> float:
     """The least D's loss (BCE against real_label on reals, 0 on fakes) can be: the
-    entropy of the smoothed label, which a D certain of every image still pays on the reals."""
+    entropy of the smoothed label, which D pays on the reals even at its best (every real
+    called real_label real, every fake fake)."""
     t = min(max(real_label, 0.0), 1.0)
     return -sum(p * math.log(p) for p in (t, 1 - t) if p > 0)
 
