@@ -624,10 +624,10 @@ def gan_step(G, D, opt_g, opt_d, real, z, cfg: TrainConfig, d_val: float, it: in
     and measures it again. Losses are BCE-with-logits (no log(0)), averaged over D's
     scales; a non-finite loss skips its update instead of poisoning Adam's moments. D is
     frozen during G's step (no gradients for its weights are computed there). The
-    descriptor term scores G's colour against the
-    exemplar's VGG-19 statistics (rng: swd's directions), the spectrum term its Fourier
-    modulus (and the fine term its finest octave), the lattice term a motif repeated in
-    every noise cell, the repeat term one repeated in every tile of a held lattice.
+    descriptor term scores G's colour against the exemplar's VGG-19 statistics (rng: swd's
+    directions), the spectrum term its Fourier modulus (and the fine term its finest
+    octave), the lattice term a motif repeated in every noise cell, the repeat term one
+    repeated in every tile of a held lattice.
     """
     m = G.margin * G.cfg.scale
     fake = G(z)[..., m:-m, m:-m]          # drop the wrap-touched border cells (see train())
