@@ -119,114 +119,62 @@ class TrainConfig:
 
 
 # fast: a CPU laptop, ~15 minutes on 2 cores; full: the official PSGAN sizes, for a GPU.
-# fast is descriptor-assisted: in benchmarks/out/quality_ablation.md the VGG-19 texture loss
-# (weight 100, learning rate 1e-3, 256 px patches of which relu5_1 sees 16 x 16 positions)
-# lowered texture_distance on all three tuning photos by more than any other part, even at
-# a sixth of the steps; EMA and R1 did not help and stay off. It scores both samples of a
-# batch (descriptor_samples 0): scoring one nearly halves the step (1.19 -> 0.64 s on 2
-# cores), but cost texture at the same iterations (700: tile01 0.198 -> 0.216, metal002
-# 0.145 -> 0.168) and gave none back in the same minutes (1300: 0.217, 0.154; the
-# thirty-second session, quality_ab.md). The spectrum loss at 30 (on photos with a clear
-# period only) lowered fine_energy, period_error and texture_distance
-# together on tile01 and wall_brick01 at 200 iterations (benchmarks/out/quality_ab.md); at
-# 100 it met the 3 % period target on both but raised texture_distance, and on held-out
-# metal002 doubled it; at 30 metal002's period_error fell 0.20 -> 0.04 for +12 % distance.
-# At a constant 1e-3, conc01's run ran away at iteration 550: the descriptor term rose
-# 0.05 -> 251 in 10 steps (G's gradient norm 400 -> 390 000) and never came back. Replayed
-# from iteration 500 (training is deterministic), the same steps at 2.5e-4 held it at 0.04;
-# so the rate falls over the second half, as texnet's does, and keep_within is the net.
-# Every photo without a clear period came out as a fine woven lattice at the 32 px noise cell:
-# one motif per cell, 80 % of conc01's variance (eval's cell_lattice; 97 % at 100
-# iterations). Per-pixel noise alone left it at 0.93 (200 iterations). On conc01 at 150
-# iterations the lattice loss at 10 left 0.95, at 100 0.45, and at 100 with per-pixel noise
-# 0.26, for the same texture loss (0.16). At 700 (benchmarks/out/quality.md) it fell to the
-# photos' level on all four photos tried; texture_distance: conc01 0.204 -> 0.133,
-# wall_brick01 0.120 -> 0.086, grass_lush 0.140 -> 0.154, desert002 0.191 -> 0.217.
-# repeat_weight 30: the lattice loss at a held lattice's tile (repeat_block). tile01's 64 px
-# tiles each held the same dark motif, 80 % of the variance in the mean tile against the
-# photo's 65 %; at 30 it fell to 0.60-0.70 on two seeds, the tiles light and dark as in the
-# photo, texture_distance 0.218 -> 0.198 (seed 1: 0.208 -> 0.210), the faces blotchy still;
-# at 100 0.221, the grout broken by dark marks (the thirtieth session). Held out, metal002
-# (a 64 px tile too, where its samples repeat little more than the photo, 0.08-0.11 against
-# 0.08): 0.147 -> 0.145, by eye the same plate; seed 1 0.145 -> 0.153, its lentils more
-# broken (the thirty-first session, quality_ab.md).
-# Photos without such a tile (every other photo here) train bit for bit as without it.
-# contrast_weight stays 0: at 100 (700 iterations) eval's cell_contrast fell 0.25 -> 0.02,
-# and metal002's texture_distance 0.164 -> 0.148, but conc01's rose 0.133 -> 0.167 under a
-# 1-2 px checkerboard (fine_energy 1.22 -> 1.61): even pixel noise flattens it cheaply.
-# fine_weight stays 0: at 100 (the finest octave, 0.25-0.5 cycles/px) it took
-# conc01's fine_energy 1.22 -> 0.71 and brick's 2.75 -> 0.44 (its colour checker gone), but
-# texture_distance rose (0.133 -> 0.139, 0.224 -> 0.230) and the cell grid grew
-# (cell_contrast 0.25 -> 0.35, 0.28 -> 0.60); with contrast_weight 100 beside it conc01 lost
-# grid and speckle both, and went soft: 0.133 -> 0.207. At 10, tile01's fine_energy fell
-# into the photo's band on two seeds (1.37, 1.63 -> 0.92, 0.88) at no texture cost (0.218,
-# 0.208 -> 0.211, 0.206), and wall_brick01's texture_distance rose 0.098 -> 0.108 (the
-# twenty-ninth session, quality_ab.md), inside the preset's own spread there (0.098, 0.110,
-# 0.119 at seeds 0-2; the thirty-second session): it stays 0 until a choice on two seeds
-# of three photos (a scratch cap on the luma alone, not in this code, at 10: tile01 0.211,
-# fine_energy 1.06; wall_brick01 0.117). fine_floor_weight stays 0 for now: at 10 on held-out
-# metal002 (its fine_energy 0.72, a blur) the luma floor took it to 0.96 and
-# texture_distance 0.147 -> 0.144, the plate's grain crisper, colour grain up (chroma_energy
-# 0.19 -> 2.0: the clean-up then kept the trained layer); per channel, 0.85, 0.151 and
-# chroma 2.3 (one seed; the thirtieth session, quality_ab.md). Where samples are no softer
-# than the photo it does nothing. checker_weight stays 0: PSGAN's
-# checkerboard beyond that octave is small where it was measured (checker_energy: grass
-# 0.57, wood003 1.67, against texnet's 53 on desert002); on tile01 (7.66) at 10 it fell to
-# 0.63 but the faces went blotchy, 0.206 -> 0.222. chroma_weight stays 0: at 1 it took the
-# per-pixel colour grain away (eval's chroma_energy: tile01 27 -> 1.3, wallpaper001 96 ->
-# 2.9), but texture_distance rose, tile01 0.206 -> 0.221 and wallpaper001 0.072 -> 0.103
-# (metal002, with little grain, 0.144 -> 0.143); benchmarks/out/quality_ab.md. half_chroma
-# (colour at half resolution in the output layer) stays off for the same reason: the grain
-# went (tile01 27 -> 0.7, wallpaper001 96 -> 12, wood003 17 -> 1.0), but texture_distance
-# rose on the first four photos tried, most on wood003, 0.140 -> 0.223 (and 0.191 -> 0.267
-# on a second seed, against a run beside it: the eighteenth session); on wall_brick01 it
-# fell against a run beside it, 0.112 -> 0.091 (the seventeenth session, one seed).
-# A resize-convolution output layer, trained in, took tile01's 1 px checkerboard away
-# (checker_energy 7.66 -> 0.43, 0.206 -> 0.202), but wallpaper001 0.072 -> 0.119, metal002
-# 0.144 -> 0.202, wall_brick01 0.086 -> 0.139 (the eighteenth session): the clean-up's "no
-# checkerboard" projection is it, applied after training where it costs nothing.
-# wave_grid 4 (waves a whole number of cells long: their phases on the cell grid, and every
-# wave held): in benchmarks/out/quality.md, rebuilt with it, tile01's period_error 0.109 ->
-# 0.000 (0.214 -> 0.206), a straight grid without the free waves' staircase. Holding the grid
-# waves alone took wallpaper001 0.106 -> 0.082 (1.62x -> 1.24x the photo's own), metal002
-# 0.164 -> 0.142 but its period_error 0.052 -> 0.064 (five free waves drifted), and wood003
-# 0.185 -> 0.146 with its pale bands leaning; holding every wave (the fifteenth session):
-# wallpaper001 0.072, metal002 0.144 at period_error 0.000 (a second seed 0.140, 0.000),
-# wood003 0.140, its bands straight. Photos without such a wave (wall_brick01, whose brick is
-# 1.6 cells, and every photo without a clear period) train bit for bit as without it.
-# clean_within 0.03: the same two projections applied after training instead (the
-# nineteenth session; train/cleanup.py), each kept where it costs at most 3 %: of the five
-# photos with a PSGAN model here (the 3 % set looking at them), tile01 kept both (0.206 ->
-# 0.200, chroma_energy 27 -> 0.8, checker_energy 7.7 -> 0.9), wood003 and metal002 the
-# half-resolution colour (0.140 -> 0.133, chroma 17 -> 2.8; 0.144 -> 0.145), wallpaper001
-# and wall_brick01 neither (their best candidates cost 24 % and 16 %). 10-20 s on one core.
-# wave_along (each free wave keeps its measured direction, learning only its length; where
-# wave_grid holds the waves it changes nothing, bit for bit): wall_brick01, whose waves are
-# free, leaned its 51.2 px brick wave by 0.3 rad per cell, a staircase of head joints, and
-# painted 10 % long bricks; period_error 0.065 and 0.066 at seeds 0 and 1 -> 0.031 and 0.020,
-# texture_distance 0.112, 0.111 -> 0.109, 0.117 (at the clean-up's seeds 101-104: 0.106,
-# 0.176 -> 0.120, 0.122). Held out, metal002 resampled to 0.8x (its waves then free too):
-# 0.169 -> 0.160, period_error 0.123 -> 0.122 (the twenty-first session, quality_ab.md).
-# zoom_to_grid stays off (grid_zoom; the twenty-second session, quality_ab.md): it brings
-# every off-grid lattice tried closer to its period, but the texture only on metal002 at
-# 0.8x (2.25x -> 1.89x the photo's own distance); wall_brick01 0.109 -> 0.157 (1.35x ->
-# 1.94x, period_error 0.031 -> 0.016) and tile01 at 1.1x 0.320 -> 0.371 (0.080 -> 0.057).
-# wave_layers stays off (the twenty-seventh session, quality_ab.md): the waves at each
-# later layer's resolution too brought the lattices that fall between cells closer, tile01
-# at 1.1x 0.320 -> 0.235 (tuned on) and metal002 at 0.8x 0.160 -> 0.139 (its 32 px blocks
-# gone: cell_contrast 0.371 -> 0.087), but not wall_brick01, 0.109 (a second seed 0.117)
-# -> 0.120 at period_error 0.022, nor tile01, whose waves wave_grid holds, 0.200 -> 0.218.
-# Holding every wave besides (a scratch option) kept the periods closer on both lattices
-# (period_error 0.096 -> 0.062, 0.081 -> 0.064) and the textures not (0.272, 0.153).
-# wave_shared (one learned set of wave numbers for every seed, not an MLP of the global code;
-# inert where wave_grid holds the waves, and off when several photos train a manifold):
-# wall_brick01 at seeds 0, 1, 2 0.109, 0.117, 0.118 -> 0.085, 0.098, 0.106, period_error
-# 0.031, 0.020, 0.039 -> 0.025, 0.069, 0.025 (seed 1's head joints on a leaning lattice,
-# though its brick wave sat at the photo's number); held out, metal002 at 0.8x 0.160 ->
-# 0.142 (period_error 0.122 -> 0.089); tile01 at 1.1x 0.320 -> 0.244 (0.080 -> 0.071). The
-# MLP's waves had drifted, by seed and on average: wall_brick01's 10-cycle (per 512 px)
-# brick wave to 9.4-9.9, tile01 at 1.1x's two 7.26-cycle tile waves to 8.0 and 6.25 (oblong
-# tiles); shared, 10.05-10.11 and 7.54, 7.33 (the twenty-eighth session, quality_ab.md).
+# Why fast sets what it sets: runs of 700 iterations, texture_distance before -> after (every
+# run, with its command, in benchmarks/out/quality_ab.md and quality_ablation.md).
+# - descriptor_weight 100, lr 1e-3, patch 256: the VGG-19 texture loss lowered
+#   texture_distance on all three tuning photos more than any other part, even at a sixth of
+#   the steps (relu5_1 sees 16 x 16 positions of a 256 px patch); EMA and R1 did not help
+#   and stay off. It scores both samples (descriptor_samples 0): scoring one nearly halves
+#   the step (1.19 -> 0.64 s on 2 cores) but cost tile01 0.198 -> 0.216 and metal002 0.145 ->
+#   0.168, and 1300 iterations, the same minutes, gave none of it back (0.217, 0.154).
+# - lr_end 0.1: at a constant 1e-3 conc01 ran away at iteration 550 (the descriptor term
+#   0.05 -> 251 in 10 steps); the same steps replayed at 2.5e-4 held it at 0.04.
+# - keep_within 4: a net for late collapse (conc01 went from 2.5x its own crop distance at
+#   iteration 500 to 14x at 600), not a selector: at 1.5 it kept tile01's worse iteration 500.
+# - spectrum_weight 30, on photos with a clear period only: fine_energy, period_error and
+#   texture_distance fell together on tile01 and wall_brick01; at 100 it met the 3 % period
+#   target on both but cost texture, and doubled held-out metal002's; at 30 metal002's
+#   period_error fell 0.20 -> 0.04 for +12 %.
+# - lattice_weight 100, pixel_noise: every photo without a clear period came out as a woven
+#   lattice at the 32 px noise cell (eval's cell_lattice: 80 % of conc01's variance); the loss
+#   took it to the photos' level on all four tried: conc01 0.204 -> 0.133, wall_brick01 0.120
+#   -> 0.086, grass_lush 0.140 -> 0.154, desert002 0.191 -> 0.217.
+# - repeat_weight 30, the same loss at a held lattice's tile (repeat_block): tile01's tiles
+#   each held one dark motif (80 % of the mean tile's variance, the photo's 65 %); the loss
+#   took that to 60-70 % and 0.218 -> 0.198 (seed 1: 0.208 -> 0.210); at 100 the grout broke.
+#   Held out, metal002 0.147 -> 0.145 (seed 1: 0.145 -> 0.153). Photos without such a tile
+#   train bit for bit as without it.
+# - wave_grid 4, every wave a whole number of cells long held: tile01's period_error 0.109 ->
+#   0.000, a straight grid (0.214 -> 0.206); wallpaper001 0.106 -> 0.072, metal002 0.164 ->
+#   0.144, wood003 0.185 -> 0.140, its pale bands straight.
+# - wave_along (a free wave keeps its measured direction): wall_brick01's head joints stopped
+#   leaning, period_error 0.065, 0.066 -> 0.031, 0.020 at seeds 0, 1.
+# - wave_shared (one learned set of wave numbers for every seed: the global code's MLP had
+#   moved them by seed and on average, wall_brick01's 10-cycle brick wave to 9.4-9.9):
+#   wall_brick01 at seeds 0-2 0.109, 0.117, 0.118 -> 0.085, 0.098, 0.106.
+# - clean_within 0.03: after training the output layer is projected to colour at half
+#   resolution, to no 1 px checkerboard, or both, where that costs at most 3 %
+#   (train/cleanup.py): tile01 0.206 -> 0.200, chroma_energy 27 -> 0.8, checker_energy 7.7 ->
+#   0.9. The same changes trained in cost texture (below).
+# Left off, for what they cost on the fast preset:
+# - contrast_weight 100: conc01 0.133 -> 0.167 under a 1-2 px checkerboard (metal002 0.164 ->
+#   0.148).
+# - fine_weight 100: conc01 0.133 -> 0.139, brick 0.224 -> 0.230, the cell grid up. At 10,
+#   tile01's fine_energy fell into the photo's band on two seeds (1.37, 1.63 -> 0.92, 0.88)
+#   at no texture cost (0.218, 0.208 -> 0.211, 0.206); wall_brick01 0.098 -> 0.108, inside
+#   the preset's own spread there (0.098, 0.110, 0.119 at seeds 0-2).
+# - fine_floor_weight 10: metal002 0.147 -> 0.144, but wood003 0.204 -> 0.279.
+# - checker_weight 10: tile01 0.206 -> 0.222, the faces blotchy.
+# - chroma_weight 1: tile01 0.206 -> 0.221, wallpaper001 0.072 -> 0.103.
+# - half_chroma trained in: up on the first four photos tried, most on wood003, 0.140 ->
+#   0.223 (seed 1: 0.191 -> 0.267); down on wall_brick01, 0.112 -> 0.091 (one seed).
+# - a resize-convolution output layer: wallpaper001 0.072 -> 0.119, metal002 0.144 -> 0.202,
+#   wall_brick01 0.086 -> 0.139 (tile01 0.206 -> 0.202, its checkerboard gone).
+# - zoom_to_grid: wall_brick01 0.109 -> 0.157, tile01 at 1.1x 0.320 -> 0.371 (metal002 at
+#   0.8x 2.25x -> 1.89x its own crop distance).
+# - wave_layers: wall_brick01 0.109 -> 0.120, tile01 0.200 -> 0.218 (though off-grid lattices
+#   came closer: tile01 at 1.1x 0.320 -> 0.235, metal002 at 0.8x 0.160 -> 0.139).
+# - d_skip_within 0.1: conc01 0.178 -> 0.420, tile01 0.198 -> 0.220.
 PRESETS = {
     "fast": (PSGANConfig(n_global=20, n_periodic=8, g_widths=(256, 128, 64, 32), d_widths=(32, 64, 128, 256),
                          pixel_noise=True, wave_grid=4, wave_along=True, wave_shared=True),
