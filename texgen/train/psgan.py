@@ -160,9 +160,11 @@ class TrainConfig:
 # - contrast_weight 100: conc01 0.133 -> 0.167 under a 1-2 px checkerboard (metal002 0.164 ->
 #   0.148).
 # - fine_weight 100: conc01 0.133 -> 0.139, brick 0.224 -> 0.230, the cell grid up. At 10,
-#   tile01's fine_energy fell into the photo's band on two seeds (1.37, 1.63 -> 0.92, 0.88)
-#   at no texture cost (0.218, 0.208 -> 0.211, 0.206); wall_brick01 0.098 -> 0.108, inside
-#   the preset's own spread there (0.098, 0.110, 0.119 at seeds 0-2).
+#   with the repeat loss, tile01's fine_energy fell into the photo's band on three seeds
+#   (1.22, 1.72, 1.25 -> 0.98, 0.98, 0.89), its colour speckle with it, but texture_distance
+#   rose on all three, by 6 % (2.8, 8.5, 7.6 %; eight sample seeds each): more than the 3 %
+#   clean_within allows a cure. Elsewhere it was idle within the seeds' spread (wall_brick01
+#   and wallpaper001 at seeds 0, 1, metal002 at 0: -10 to +5 %; the thirty-fourth session).
 # - fine_floor_weight 10: metal002 0.147 -> 0.144, but wood003 0.204 -> 0.279.
 # - checker_weight 10: tile01 0.206 -> 0.222, the faces blotchy.
 # - chroma_weight 1: tile01 0.206 -> 0.221, wallpaper001 0.072 -> 0.103.
