@@ -119,8 +119,9 @@ class TrainConfig:
 
 
 # fast: a CPU laptop, ~15 minutes on 2 cores; full: the official PSGAN sizes, for a GPU.
-# Why fast sets what it sets: runs of 700 iterations, texture_distance before -> after (every
-# run, with its command, in benchmarks/out/quality_ab.md and quality_ablation.md).
+# Why fast sets what it sets: runs of 700 iterations unless said, texture_distance before ->
+# after (every run, with its command, in benchmarks/out/quality_ab.md and
+# quality_ablation.md).
 # - descriptor_weight 100, lr 1e-3, patch 256: the VGG-19 texture loss lowered
 #   texture_distance on all three tuning photos more than any other part, even at a sixth of
 #   the steps (relu5_1 sees 16 x 16 positions of a 256 px patch); EMA and R1 did not help
@@ -132,9 +133,9 @@ class TrainConfig:
 # - keep_within 4: a net for late collapse (conc01 went from 2.5x its own crop distance at
 #   iteration 500 to 14x at 600), not a selector: at 1.5 it kept tile01's worse iteration 500.
 # - spectrum_weight 30, on photos with a clear period only: fine_energy, period_error and
-#   texture_distance fell together on tile01 and wall_brick01; at 100 it met the 3 % period
-#   target on both but cost texture, and doubled held-out metal002's; at 30 metal002's
-#   period_error fell 0.20 -> 0.04 for +12 %.
+#   texture_distance fell together on tile01 and wall_brick01 (200 iterations); at 100 it met
+#   the 3 % period target on both but cost texture, and doubled held-out metal002's; at 30
+#   metal002's period_error fell 0.20 -> 0.04 for +12 %.
 # - lattice_weight 100, pixel_noise: every photo without a clear period came out as a woven
 #   lattice at the 32 px noise cell (eval's cell_lattice: 80 % of conc01's variance); the loss
 #   took it to the photos' level on all four tried: conc01 0.204 -> 0.133, wall_brick01 0.120
