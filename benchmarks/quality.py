@@ -170,6 +170,9 @@ def _changed(then: dict | None, mcfg, tcfg) -> list[str]:
                   if then.get(part, {}).get(k, default[part][k]) != now[part][k])
 
 
+CLEAN_UP = {"clean_within", "clean_fine"}   # settings of what runs after training
+
+
 def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mcfg=None,
               minutes: float | None = None, snapshots: int = 10, preset: str = "fast") -> Path:
     """Train (or finish training) benchmarks/models/quality/<key>; keeps a snapshot of the
@@ -187,13 +190,17 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
     mcfg, tcfg = (mcfg or default[0]) if method == "psgan" else None, tcfg or default[1]
     changed = _changed(timing.get("settings"), mcfg, tcfg)
     model_file = folder / "model" / checkpoint.MODEL_FILE
-    if changed == ["clean_within"] and model_file.exists():
-        # the clean-up runs after training and changes nothing before it: a run cached
-        # without it gets it now, as its training would have ended (its snapshots, and so
-        # its time to usable, are the same)
+    if changed and set(changed) <= CLEAN_UP and model_file.exists():
+        # the clean-up runs after training and changes nothing before it: a run cached with
+        # other clean-up settings is cleaned up again, from its last snapshot (the model as
+        # training left it), as its training would have ended (its snapshots, and so its
+        # time to usable, are the same)
         from texgen.train.cleanup import clean_model
-        print(f"{folder}: trained before the clean-up; cleaning it up", flush=True)
-        clean_model(folder / "model", [img], tcfg.clean_within)
+        print(f"{folder}: cleaned up with other settings ({', '.join(changed)}); "
+              "cleaning it up again", flush=True)
+        last = sorted((folder / "snapshots").glob("model_*.safetensors"))[-1]
+        shutil.copyfile(last, model_file)
+        clean_model(folder / "model", [img], tcfg.clean_within, fine_bound=tcfg.clean_fine)
         timing["settings"] = _settings(mcfg, tcfg)
         _json(timing_path, timing)
         (MODELS / key / "final" / "result.json").unlink(missing_ok=True)

@@ -41,6 +41,38 @@ def test_a_projection_is_kept_only_within_tolerance_and_then_the_lowest(tiny_G, 
     assert again["texture_distance"]["as trained"] == pytest.approx(d[rec["kept"]], abs=1e-5)
 
 
+@torch.no_grad()
+def test_fine_detail_is_softened_in_steps_up_to_the_first_that_meets_the_bound(tiny_G, small):
+    G = copy.deepcopy(tiny_G)
+    layer = cleanup.output_layer(G)
+    trained = layer.weight.clone()
+    ex, quiet = stripes(96, 96), {"log": lambda m: None}
+    plain = cleanup.clean_output(G, ex, np.inf, **quiet)
+    assert "fine_soft" not in plain                     # no bound: never softened
+    kept = cleanup.CANDIDATES[plain["kept"]](trained, COLOUR)
+    layer.weight.copy_(trained)
+    # a bound no step meets: every step is tried, and the last one within tolerance kept
+    rec = cleanup.clean_output(G, ex, np.inf, fine_bound=1e-9, **quiet)
+    assert rec["kept"] == plain["kept"] and list(rec["softened"]) == [str(a) for a in cleanup.SOFTEN]
+    assert rec["fine_soft"] == cleanup.SOFTEN[-1]
+    assert torch.equal(layer.weight, cleanup.fine_soft_kernel(kept, cleanup.SOFTEN[-1]))
+    steps = [rec["softened"][str(a)]["fine_energy"] for a in cleanup.SOFTEN]
+    assert all(a > b for a, b in zip(steps, steps[1:])) and steps[0] < rec["fine_energy"][rec["kept"]]
+    # a bound the second step meets: it stops there
+    layer.weight.copy_(trained)
+    rec = cleanup.clean_output(G, ex, np.inf, fine_bound=(steps[0] + steps[1]) / 2, **quiet)
+    assert rec["fine_soft"] == cleanup.SOFTEN[1] and len(rec["softened"]) == 2
+    # one the kept kernel already meets: nothing tried
+    layer.weight.copy_(trained)
+    rec = cleanup.clean_output(G, ex, np.inf, fine_bound=2 * rec["fine_energy"][rec["kept"]], **quiet)
+    assert "softened" not in rec and torch.equal(layer.weight, kept)
+    # a step over the tolerance stops it before that step: here the first, so none is kept
+    layer.weight.copy_(trained)
+    rec = cleanup.clean_output(G, ex, -0.5, fine_bound=1e-9, **quiet)
+    assert rec["kept"] == "as trained" and rec["fine_soft"] == 0 and len(rec["softened"]) == 1
+    assert torch.equal(layer.weight, trained)
+
+
 def test_a_derived_output_layer_is_left_as_it_is(chroma_G, small):
     G = copy.deepcopy(chroma_G)
     rec = cleanup.clean_output(G, stripes(96, 96), tolerance=np.inf, log=lambda m: None)
@@ -49,9 +81,10 @@ def test_a_derived_output_layer_is_left_as_it_is(chroma_G, small):
                                                   chroma_G.state_dict().values()))
 
 
-def test_training_ends_with_the_clean_up_in_the_saved_model(tmp_path, small):
+@pytest.mark.parametrize("fine_bound", [0.0, 1e-9])
+def test_training_ends_with_the_clean_up_in_the_saved_model(tmp_path, small, fine_bound):
     cfg = TrainConfig(iters=1, batch=2, patch=32, ckpt_every=1, preview_every=1,
-                      clean_within=np.inf)
+                      clean_within=np.inf, clean_fine=fine_bound)
     logged = []
     out = train_psgan.train([stripes(96, 96)], tmp_path / "m", tiny_config(), cfg,
                             log=logged.append)
@@ -61,7 +94,13 @@ def test_training_ends_with_the_clean_up_in_the_saved_model(tmp_path, small):
     # the model paints the projection of the trained kernel, which training keeps as it was
     key = f"net.{len(Generator(tiny_config()).net) - 2}.weight"      # the output layer's
     trained = checkpoint.load_model(out / checkpoint.TRAIN_FILE)[0]["G." + key]
-    assert torch.allclose(tensors[key], cleanup.CANDIDATES[kept](trained, COLOUR), atol=1e-6)
+    kernel = cleanup.CANDIDATES[kept](trained, COLOUR)
+    if fine_bound:      # and softened its fine detail, as far as it could: every step
+        assert meta["cleanup"]["fine_soft"] == cleanup.SOFTEN[-1]
+        kernel = cleanup.fine_soft_kernel(kernel, cleanup.SOFTEN[-1])
+    else:
+        assert "fine_soft" not in meta["cleanup"]
+    assert torch.allclose(tensors[key], kernel, atol=1e-6)
     assert not torch.allclose(tensors[key], trained)
 
 

@@ -13,7 +13,7 @@ import torch
 from conftest import seam_ratio, tiny_config
 from texgen.eval.metrics import fine_chroma_energy, top_octave_energy
 from texgen.models.layers import (HalfChromaConvTranspose2d, PeriodicWaves, checker_free_kernel,
-                                  WrapConvTranspose2d, wrap_pad)
+                                  WrapConvTranspose2d, fine_soft_kernel, wrap_pad)
 from texgen.train.batchnorm import calibrate_batchnorm
 from texgen.models.psgan import Discriminator, Generator
 from texgen.paint import torch_runner
@@ -438,6 +438,35 @@ def test_checker_free_kernel_is_the_nearest_one_a_resize_convolution_can_apply()
     # where the free kernel's phases differ: a checkerboard
     layer.weight.copy_(w)
     assert layer(flat).std((-2, -1)).min() > 1e-3
+
+
+@torch.no_grad()
+def test_fine_soft_kernel_takes_energy_from_the_finest_octave_and_keeps_the_rest():
+    from texgen.eval.metrics import band_energy
+    torch.manual_seed(6)
+    w = torch.randn(5, 3, 4, 4)
+    assert (fine_soft_kernel(w, 0.0) - w).abs().max() < 1e-5          # alpha 0: as it is
+    layer, x = WrapConvTranspose2d(5, 3, bias=False), torch.randn(4, 5, 32, 32)
+
+    def energies(kernel):
+        """The output's luma energy in the finest octave and in the octave below it."""
+        layer.weight.copy_(kernel)
+        out = [np.moveaxis(o.numpy(), 0, -1) for o in layer(x)]
+        return (np.mean([band_energy(o, 0.25, 0.5) for o in out]),
+                np.mean([band_energy(o, 0.0, 0.25) for o in out]))
+
+    smooth = checker_free_kernel(w)
+    fine, coarse = zip(*(energies(fine_soft_kernel(smooth, a)) for a in (0, 0.05, 0.2, 1)))
+    assert all(a > b for a, b in zip(fine, fine[1:]))                 # falls with alpha
+    assert fine[2] < 0.6 * fine[0] and coarse[2] > 0.75 * coarse[0]   # the finest octave most
+    for a in (0.05, 1.0):
+        soft = fine_soft_kernel(w, a)
+        # the gain at DC is kept: a flat input paints the same flat output
+        assert (soft.sum((-2, -1)) - w.sum((-2, -1))).abs().max() < 1e-4
+        # the checkerboard is checker_free_kernel's to keep or take: left as it is
+        assert ((soft - checker_free_kernel(soft)) - (w - smooth)).abs().max() < 1e-5
+        soft = fine_soft_kernel(smooth, a)
+        assert (checker_free_kernel(soft) - soft).abs().max() < 1e-5
 
 
 def test_sgan_config_builds_and_paints():

@@ -12,6 +12,14 @@ kernel they cost some photos nothing and others much (wall_brick01's mortar, wal
 honeycomb: benchmarks/out/quality_ab.md, nineteenth session). So each is scored on the exemplar, as
 eval scores it (texture_distance of four 512 px samples, at seeds of its own), and kept
 only within `tolerance` of the trained kernel's distance; of several, the lowest.
+
+Then, where the kept kernel's samples still have more energy in the finest octave than
+`fine_bound` times the photo's (eval's fine_energy over 1.2: speckle; tile01 1.22-1.72 at
+three seeds), its smooth part is softened in steps (fine_soft_kernel, SOFTEN), up to the
+first step that meets the bound, as far as the same tolerance allows. Softening sits apart
+from the projections: tile01 needed it after "no checkerboard", and its 0.05 step brought
+fine_energy 1.25 -> 0.99 at a texture cost of 1.7 % (benchmarks/out/quality_ab.md, the
+thirty-fifth session).
 """
 
 from __future__ import annotations
@@ -24,11 +32,14 @@ import torch
 from texgen.eval import metrics as M
 from texgen.eval.report import EvalConfig, exemplar_crops, sample_crops, with_crop
 from texgen.eval.report import colour as colour_of   # reads .maps: a painter's, or a config's
-from texgen.models.layers import WrapConvTranspose2d, checker_free_kernel, half_chroma_kernel
+from texgen.models.layers import (WrapConvTranspose2d, checker_free_kernel, fine_soft_kernel,
+                                  half_chroma_kernel)
 from texgen.runtime.maps import map_slices
 
 SEEDS = (101, 102, 103, 104)    # not eval's (1-4): what reports the choice did not make it
 SIZE = EvalConfig.size          # eval's sample size
+SOFTEN = (0.05, 0.1, 0.2, 0.4)  # fine_soft_kernel's alphas, in turn: 0.4 took tile01's fine
+                                # energy to 0.70 of the photo's, a blur, for 13 %
 
 CANDIDATES = {
     "colour at half resolution": half_chroma_kernel,
@@ -44,10 +55,12 @@ def output_layer(G) -> WrapConvTranspose2d | None:
 
 
 @torch.no_grad()
-def clean_output(G, exemplar: np.ndarray, tolerance: float, log=print) -> dict:
+def clean_output(G, exemplar: np.ndarray, tolerance: float, log=print,
+                 fine_bound: float = 0.0) -> dict:
     """Score the trained output kernel and each of CANDIDATES on `exemplar` (H, W, C in
     [0, 1], the model's map stack), keep the best one within tolerance (a fraction of the
-    trained kernel's texture_distance) in G, and return what was scored and kept."""
+    trained kernel's texture_distance) in G, soften it where its fine_energy is over
+    fine_bound (0: never), and return what was scored and kept."""
     from texgen.models.vgg import VGG19
     from texgen.train.common import paint_sample
     layer, colour = output_layer(G), map_slices(G.cfg.maps).get("color")
@@ -58,27 +71,52 @@ def clean_output(G, exemplar: np.ndarray, tolerance: float, log=print) -> dict:
     target = M.gram_matrices(vgg, exemplar_crops(exemplar, cfg))
     trained = layer.weight.clone()
 
-    def distance() -> float:
+    def score(kernel: torch.Tensor) -> tuple[float, float]:
+        """texture_distance and fine_energy of the samples G paints with this kernel."""
+        layer.weight.copy_(kernel)
         samples = [colour_of(G.cfg, paint_sample(G, G.cfg, SIZE, s)) for s in SEEDS]
         crops = [c for s in samples for c in sample_crops(s, cfg)]
-        return M.texture_distance(target, M.gram_matrices(vgg, crops))
+        return (M.texture_distance(target, M.gram_matrices(vgg, crops)),
+                M.fine_energy(samples, exemplar))
 
-    scores = {"as trained": distance()}
-    for name, project in CANDIDATES.items():
-        layer.weight.copy_(project(trained, colour))
-        scores[name] = distance()
-        log(f"clean-up: {name}: texture distance {scores[name]:.4f} "
-            f"(as trained {scores['as trained']:.4f})")
-    within = {n: d for n, d in scores.items()
-              if n != "as trained" and d <= (1 + tolerance) * scores["as trained"]}
+    kernels = {"as trained": trained,
+               **{name: project(trained, colour) for name, project in CANDIDATES.items()}}
+    scores, fine = {}, {}
+    for name, kernel in kernels.items():
+        scores[name], fine[name] = score(kernel)
+        if name != "as trained":
+            log(f"clean-up: {name}: texture distance {scores[name]:.4f} "
+                f"(as trained {scores['as trained']:.4f})")
+    limit = (1 + tolerance) * scores["as trained"]
+    within = {n: d for n, d in scores.items() if n != "as trained" and d <= limit}
     kept = min(within, key=within.get) if within else "as trained"
-    layer.weight.copy_(trained if kept == "as trained" else CANDIDATES[kept](trained, colour))
     log(f"clean-up: the output layer kept {kept}")
-    return {"kept": kept, "texture_distance": {n: round(d, 5) for n, d in scores.items()},
-            "tolerance": tolerance, "seeds": list(SEEDS)}
+    kernel, fine_soft, softened = kernels[kept], 0.0, {}
+    if fine_bound and fine[kept] > fine_bound:
+        for alpha in SOFTEN:
+            candidate = fine_soft_kernel(kernels[kept], alpha)
+            d, f = score(candidate)
+            softened[str(alpha)] = {"texture_distance": round(d, 5), "fine_energy": round(f, 3)}
+            log(f"clean-up: fine detail softened by {alpha}: texture distance {d:.4f}, "
+                f"fine energy {f:.2f} of the photo's (before: {fine[kept]:.2f})")
+            if d > limit:
+                break
+            kernel, fine_soft = candidate, alpha
+            if f <= fine_bound:
+                break
+        log(f"clean-up: fine detail softened by {fine_soft}" if fine_soft else
+            "clean-up: fine detail left as it is (its first step is over the tolerance)")
+    layer.weight.copy_(kernel)
+    record = {"kept": kept, "texture_distance": {n: round(d, 5) for n, d in scores.items()},
+              "fine_energy": {n: round(f, 3) for n, f in fine.items()},
+              "tolerance": tolerance, "seeds": list(SEEDS)}
+    if softened:
+        record.update(fine_bound=fine_bound, fine_soft=fine_soft, softened=softened)
+    return record
 
 
-def clean_model(folder, images: list[np.ndarray], tolerance: float, log=print) -> dict:
+def clean_model(folder, images: list[np.ndarray], tolerance: float, log=print,
+                fine_bound: float = 0.0) -> dict:
     """clean_output on the model a training run saved in `folder`, written back (atomically,
     as every save) with what was scored and kept in its metadata under "cleanup"."""
     from texgen import checkpoint
@@ -89,8 +127,8 @@ def clean_model(folder, images: list[np.ndarray], tolerance: float, log=print) -
         log("clean-up: skipped (a manifold: no one photo to score against)")
         return {"kept": "as trained", "why": "several training photos"}
     G, meta = load_generator(folder)
-    record = clean_output(G, images[0], tolerance, log)
-    if record["kept"] == "as trained":
+    record = clean_output(G, images[0], tolerance, log, fine_bound)
+    if record["kept"] == "as trained" and not record.get("fine_soft"):
         checkpoint.update_model_info(folder, cleanup=record)
     else:
         checkpoint.save_model(folder, G, {**meta, "cleanup": record})
