@@ -189,6 +189,10 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
     default = _preset(method, preset)
     mcfg, tcfg = (mcfg or default[0]) if method == "psgan" else None, tcfg or default[1]
     changed = _changed(timing.get("settings"), mcfg, tcfg)
+    if method == "psgan" and set(changed) & INERT_KEYS:
+        # a run cached before the preset turned on a setting this photo does not use
+        # trained as it would now (as a ledger row's, _inert)
+        changed = [k for k in changed if k not in _inert(photo, mcfg, tcfg)]
     model_file = folder / "model" / checkpoint.MODEL_FILE
     if changed and set(changed) <= CLEAN_UP and model_file.exists():
         # the clean-up runs after training and changes nothing before it: a run cached with
