@@ -204,7 +204,7 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
               "cleaning it up again", flush=True)
         last = sorted((folder / "snapshots").glob("model_*.safetensors"))[-1]
         shutil.copyfile(last, model_file)
-        clean_model(folder / "model", [img], tcfg.clean_within, fine_bound=tcfg.clean_fine)
+        clean_model(folder / "model", [img], tcfg.clean_within, fine_band=tcfg.clean_fine)
         timing["settings"] = _settings(mcfg, tcfg)
         _json(timing_path, timing)
         (MODELS / key / "final" / "result.json").unlink(missing_ok=True)

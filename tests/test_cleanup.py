@@ -42,35 +42,53 @@ def test_a_projection_is_kept_only_within_tolerance_and_then_the_lowest(tiny_G, 
 
 
 @torch.no_grad()
-def test_fine_detail_is_softened_in_steps_up_to_the_first_that_meets_the_bound(tiny_G, small):
+def test_fine_detail_is_softened_in_steps_up_to_the_first_that_comes_into_the_band(tiny_G, small):
     G = copy.deepcopy(tiny_G)
     layer = cleanup.output_layer(G)
     trained = layer.weight.clone()
-    ex, quiet = stripes(96, 96), {"log": lambda m: None}
-    plain = cleanup.clean_output(G, ex, np.inf, **quiet)
-    assert "fine_soft" not in plain                     # no bound: never softened
+    ex, quiet = stripes(96, 96), {"log": lambda m: None}    # tiny_G paints 1.6x its fine detail
+
+    def clean(tolerance, band):
+        layer.weight.copy_(trained)
+        return cleanup.clean_output(G, ex, tolerance, fine_band=band, **quiet)
+
+    plain = clean(np.inf, 0.0)
+    assert "fine_steps" not in plain                        # no band: never touched
     kept = cleanup.CANDIDATES[plain["kept"]](trained, COLOUR)
-    layer.weight.copy_(trained)
-    # a bound no step meets: every step is tried, and the last one within tolerance kept
-    rec = cleanup.clean_output(G, ex, np.inf, fine_bound=1e-9, **quiet)
-    assert rec["kept"] == plain["kept"] and list(rec["softened"]) == [str(a) for a in cleanup.SOFTEN]
-    assert rec["fine_soft"] == cleanup.SOFTEN[-1]
+    assert plain["fine_energy"][plain["kept"]] > 1.2
+    # a band no step comes into: every step is tried, and the last one within tolerance kept
+    rec = clean(np.inf, 1e-3)
+    assert rec["kept"] == plain["kept"] and rec["softened"] == cleanup.SOFTEN[-1]
+    assert list(rec["fine_steps"]) == [str(a) for a in cleanup.SOFTEN]
     assert torch.equal(layer.weight, cleanup.fine_soft_kernel(kept, cleanup.SOFTEN[-1]))
-    steps = [rec["softened"][str(a)]["fine_energy"] for a in cleanup.SOFTEN]
+    steps = [rec["fine_steps"][str(a)]["fine_energy"] for a in cleanup.SOFTEN]
     assert all(a > b for a, b in zip(steps, steps[1:])) and steps[0] < rec["fine_energy"][rec["kept"]]
-    # a bound the second step meets: it stops there
-    layer.weight.copy_(trained)
-    rec = cleanup.clean_output(G, ex, np.inf, fine_bound=(steps[0] + steps[1]) / 2, **quiet)
-    assert rec["fine_soft"] == cleanup.SOFTEN[1] and len(rec["softened"]) == 2
-    # one the kept kernel already meets: nothing tried
-    layer.weight.copy_(trained)
-    rec = cleanup.clean_output(G, ex, np.inf, fine_bound=2 * rec["fine_energy"][rec["kept"]], **quiet)
-    assert "softened" not in rec and torch.equal(layer.weight, kept)
+    # a band the third step comes into: it stops there
+    rec = clean(np.inf, (steps[1] + steps[2]) / 2 - 1)
+    assert rec["softened"] == cleanup.SOFTEN[2] and len(rec["fine_steps"]) == 3
+    # a band the kept kernel is in already: nothing tried
+    rec = clean(np.inf, 1.0)
+    assert "fine_steps" not in rec and torch.equal(layer.weight, kept)
     # a step over the tolerance stops it before that step: here the first, so none is kept
-    layer.weight.copy_(trained)
-    rec = cleanup.clean_output(G, ex, -0.5, fine_bound=1e-9, **quiet)
-    assert rec["kept"] == "as trained" and rec["fine_soft"] == 0 and len(rec["softened"]) == 1
+    rec = clean(-0.5, 1e-3)
+    assert rec["kept"] == "as trained" and rec["softened"] == 0 and len(rec["fine_steps"]) == 1
     assert torch.equal(layer.weight, trained)
+
+
+@torch.no_grad()
+def test_blurred_fine_detail_is_sharpened(tiny_G, small):
+    G = copy.deepcopy(tiny_G)
+    layer = cleanup.output_layer(G)
+    trained = layer.weight.clone()
+    noise = np.random.default_rng(0).random((96, 96, 3), dtype=np.float32)   # all fine detail
+    rec = cleanup.clean_output(G, noise, np.inf, fine_band=0.2, log=lambda m: None)
+    assert rec["fine_energy"][rec["kept"]] < 0.8 and "softened" not in rec
+    # far under the band: every step, each with more fine detail than the one before
+    assert rec["sharpened"] == cleanup.SHARPEN[-1]
+    steps = [rec["fine_steps"][str(b)]["fine_energy"] for b in cleanup.SHARPEN]
+    assert all(a < b for a, b in zip(steps, steps[1:]))
+    kept = cleanup.CANDIDATES[rec["kept"]](trained, COLOUR)
+    assert torch.equal(layer.weight, cleanup.sharpened(kept, cleanup.SHARPEN[-1]))
 
 
 def test_a_derived_output_layer_is_left_as_it_is(chroma_G, small):
@@ -81,10 +99,10 @@ def test_a_derived_output_layer_is_left_as_it_is(chroma_G, small):
                                                   chroma_G.state_dict().values()))
 
 
-@pytest.mark.parametrize("fine_bound", [0.0, 1e-9])
-def test_training_ends_with_the_clean_up_in_the_saved_model(tmp_path, small, fine_bound):
+@pytest.mark.parametrize("fine_band", [0.0, 1e-3])
+def test_training_ends_with_the_clean_up_in_the_saved_model(tmp_path, small, fine_band):
     cfg = TrainConfig(iters=1, batch=2, patch=32, ckpt_every=1, preview_every=1,
-                      clean_within=np.inf, clean_fine=fine_bound)
+                      clean_within=np.inf, clean_fine=fine_band)
     logged = []
     out = train_psgan.train([stripes(96, 96)], tmp_path / "m", tiny_config(), cfg,
                             log=logged.append)
@@ -95,11 +113,15 @@ def test_training_ends_with_the_clean_up_in_the_saved_model(tmp_path, small, fin
     key = f"net.{len(Generator(tiny_config()).net) - 2}.weight"      # the output layer's
     trained = checkpoint.load_model(out / checkpoint.TRAIN_FILE)[0]["G." + key]
     kernel = cleanup.CANDIDATES[kept](trained, COLOUR)
-    if fine_bound:      # and softened its fine detail, as far as it could: every step
-        assert meta["cleanup"]["fine_soft"] == cleanup.SOFTEN[-1]
-        kernel = cleanup.fine_soft_kernel(kernel, cleanup.SOFTEN[-1])
+    steps = meta["cleanup"].get("fine_steps")
+    if fine_band:       # and softened or sharpened its fine detail: as far as the last step
+        how, step = (("softened", cleanup.fine_soft_kernel) if "softened" in meta["cleanup"]
+                     else ("sharpened", cleanup.sharpened))
+        amount = meta["cleanup"][how]
+        assert amount == float(list(steps)[-1])
+        kernel = step(kernel, amount)
     else:
-        assert "fine_soft" not in meta["cleanup"]
+        assert steps is None
     assert torch.allclose(tensors[key], kernel, atol=1e-6)
     assert not torch.allclose(tensors[key], trained)
 

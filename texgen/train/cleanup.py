@@ -13,13 +13,13 @@ honeycomb: benchmarks/out/quality_ab.md, nineteenth session). So each is scored 
 eval scores it (texture_distance of four 512 px samples, at seeds of its own), and kept
 only within `tolerance` of the trained kernel's distance; of several, the lowest.
 
-Then, where the kept kernel's samples still have more energy in the finest octave than
-`fine_bound` times the photo's (eval's fine_energy over 1.2: speckle; tile01 1.22-1.72 at
-three seeds), its smooth part is softened in steps (fine_soft_kernel, SOFTEN), up to the
-first step that meets the bound, as far as the same tolerance allows. Softening sits apart
-from the projections: tile01 needed it after "no checkerboard", and its 0.05 step brought
-fine_energy 1.25 -> 0.99 at a texture cost of 1.7 % (benchmarks/out/quality_ab.md, the
-thirty-fifth session).
+Then, where the kept kernel's samples have more energy in the finest octave than the
+photo's by over `fine_band` (eval's fine_energy over 1.2: speckle, tile01 1.22-1.72 at three
+seeds), its smooth part is softened in steps (models/layers.fine_soft_kernel); where they
+have less by over it (under 0.8: a blur, wood003 0.76, metal002 0.68), the kernel is
+sharpened (unsharp masking with the same); each up to the first step that comes into the
+band, as far as the same tolerance allows. tile01's fine_energy came to 1.03 for 0.5 % of
+texture_distance (benchmarks/out/quality_ab.md, the thirty-fifth session).
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ SEEDS = (101, 102, 103, 104)    # not eval's (1-4): what reports the choice did 
 SIZE = EvalConfig.size          # eval's sample size
 SOFTEN = (0.05, 0.1, 0.2, 0.4)  # fine_soft_kernel's alphas, in turn: 0.4 took tile01's fine
                                 # energy to 0.70 of the photo's, a blur, for 13 %
+SHARPEN = (0.25, 0.5, 1.0)      # sharpened's betas, in turn
+SHARPEN_FROM = 0.2              # the blur it masks with
 
 CANDIDATES = {
     "colour at half resolution": half_chroma_kernel,
@@ -56,11 +58,12 @@ def output_layer(G) -> WrapConvTranspose2d | None:
 
 @torch.no_grad()
 def clean_output(G, exemplar: np.ndarray, tolerance: float, log=print,
-                 fine_bound: float = 0.0) -> dict:
+                 fine_band: float = 0.0) -> dict:
     """Score the trained output kernel and each of CANDIDATES on `exemplar` (H, W, C in
     [0, 1], the model's map stack), keep the best one within tolerance (a fraction of the
-    trained kernel's texture_distance) in G, soften it where its fine_energy is over
-    fine_bound (0: never), and return what was scored and kept."""
+    trained kernel's texture_distance) in G, soften or sharpen it where its fine_energy is
+    more than fine_band from the photo's (fine_steps; 0: never), and return what was scored
+    and kept."""
     from texgen.models.vgg import VGG19
     from texgen.train.common import paint_sample
     layer, colour = output_layer(G), map_slices(G.cfg.maps).get("color")
@@ -91,32 +94,47 @@ def clean_output(G, exemplar: np.ndarray, tolerance: float, log=print,
     within = {n: d for n, d in scores.items() if n != "as trained" and d <= limit}
     kept = min(within, key=within.get) if within else "as trained"
     log(f"clean-up: the output layer kept {kept}")
-    kernel, fine_soft, softened = kernels[kept], 0.0, {}
-    if fine_bound and fine[kept] > fine_bound:
-        for alpha in SOFTEN:
-            candidate = fine_soft_kernel(kernels[kept], alpha)
-            d, f = score(candidate)
-            softened[str(alpha)] = {"texture_distance": round(d, 5), "fine_energy": round(f, 3)}
-            log(f"clean-up: fine detail softened by {alpha}: texture distance {d:.4f}, "
-                f"fine energy {f:.2f} of the photo's (before: {fine[kept]:.2f})")
-            if d > limit:
-                break
-            kernel, fine_soft = candidate, alpha
-            if f <= fine_bound:
-                break
-        log(f"clean-up: fine detail softened by {fine_soft}" if fine_soft else
-            "clean-up: fine detail left as it is (its first step is over the tolerance)")
+    kernel, record = kernels[kept], {}
+    if fine_band and abs(fine[kept] - 1) > fine_band:
+        kernel, record = fine_steps(kernels[kept], fine[kept], fine_band, score, limit, log)
     layer.weight.copy_(kernel)
-    record = {"kept": kept, "texture_distance": {n: round(d, 5) for n, d in scores.items()},
-              "fine_energy": {n: round(f, 3) for n, f in fine.items()},
-              "tolerance": tolerance, "seeds": list(SEEDS)}
-    if softened:
-        record.update(fine_bound=fine_bound, fine_soft=fine_soft, softened=softened)
-    return record
+    return {"kept": kept, "texture_distance": {n: round(d, 5) for n, d in scores.items()},
+            "fine_energy": {n: round(f, 3) for n, f in fine.items()},
+            "tolerance": tolerance, "seeds": list(SEEDS), **record}
+
+
+def sharpened(w: torch.Tensor, beta: float) -> torch.Tensor:
+    """The output kernel with its finest octave raised: unsharp masking, with
+    fine_soft_kernel as the blur (w + beta * (w - the kernel softened by SHARPEN_FROM))."""
+    return w + beta * (w - fine_soft_kernel(w, SHARPEN_FROM))
+
+
+def fine_steps(kernel, fine: float, band: float, score, limit: float, log) -> tuple:
+    """kernel softened (samples with over 1 + band times the photo's fine energy) or
+    sharpened (under 1 - band) in steps, up to the first step that comes into the band, as
+    long as texture_distance stays within limit; -> (the kernel kept, what was tried)."""
+    soften = fine > 1 + band
+    how, steps, step = ("softened", SOFTEN, fine_soft_kernel) if soften else \
+        ("sharpened", SHARPEN, sharpened)
+    kept, tried, chosen = kernel, {}, 0.0
+    for amount in steps:
+        candidate = step(kernel, amount)
+        d, f = score(candidate)
+        tried[str(amount)] = {"texture_distance": round(d, 5), "fine_energy": round(f, 3)}
+        log(f"clean-up: fine detail {how} by {amount}: texture distance {d:.4f}, "
+            f"fine energy {f:.2f} of the photo's (before: {fine:.2f})")
+        if d > limit:
+            break
+        kept, chosen = candidate, amount
+        if (f <= 1 + band) if soften else (f >= 1 - band):
+            break
+    log(f"clean-up: fine detail {how} by {chosen}" if chosen else
+        "clean-up: fine detail left as it is (its first step is over the tolerance)")
+    return kept, {"fine_band": band, how: chosen, "fine_steps": tried}
 
 
 def clean_model(folder, images: list[np.ndarray], tolerance: float, log=print,
-                fine_bound: float = 0.0) -> dict:
+                fine_band: float = 0.0) -> dict:
     """clean_output on the model a training run saved in `folder`, written back (atomically,
     as every save) with what was scored and kept in its metadata under "cleanup"."""
     from texgen import checkpoint
@@ -127,8 +145,8 @@ def clean_model(folder, images: list[np.ndarray], tolerance: float, log=print,
         log("clean-up: skipped (a manifold: no one photo to score against)")
         return {"kept": "as trained", "why": "several training photos"}
     G, meta = load_generator(folder)
-    record = clean_output(G, images[0], tolerance, log, fine_bound)
-    if record["kept"] == "as trained" and not record.get("fine_soft"):
+    record = clean_output(G, images[0], tolerance, log, fine_band)
+    if record["kept"] == "as trained" and not (record.get("softened") or record.get("sharpened")):
         checkpoint.update_model_info(folder, cleanup=record)
     else:
         checkpoint.save_model(folder, G, {**meta, "cleanup": record})

@@ -102,9 +102,9 @@ class TrainConfig:
     clean_within: float = 0.0   # after training, project the output kernel to take out colour
                                 # grain or a checkerboard where texture_distance rises by at
                                 # most this fraction (train/cleanup.py; 0: off)
-    clean_fine: float = 0.0     # and then, within the same fraction, soften its finest octave
-                                # where the samples' energy there is over this times the
-                                # photo's (speckle; 0: never)
+    clean_fine: float = 0.0     # and then, within the same fraction, soften or sharpen its
+                                # finest octave where the samples' energy there is further
+                                # than this fraction from the photo's (speckle, blur; 0: never)
     preview_every: int = 250
     ckpt_every: int = 250
     seed: int = 0
@@ -186,10 +186,10 @@ PRESETS = {
                          pixel_noise=True, wave_grid=4, wave_along=True, wave_shared=True),
              TrainConfig(iters=700, batch=2, patch=256, lr=1e-3, lr_end=0.1, descriptor_weight=100.0,
                          loss="gram", spectrum_weight=30.0, lattice_weight=100.0, repeat_weight=30.0,
-                         keep_within=4.0, clean_within=0.03, clean_fine=1.2, preview_every=100,
+                         keep_within=4.0, clean_within=0.03, clean_fine=0.2, preview_every=100,
                          ckpt_every=100)),
     "full": (PSGANConfig(), TrainConfig(iters=30000, batch=25, patch=160, keep_within=4.0,
-                                        clean_within=0.03, clean_fine=1.2, preview_every=1000,
+                                        clean_within=0.03, clean_fine=0.2, preview_every=1000,
                                         ckpt_every=1000)),
 }
 
