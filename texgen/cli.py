@@ -170,7 +170,8 @@ _texnet_options = _options(
                           "less its brightness, finer than 4 px (0: off). Default: the preset's."),
         click.option("--clean-within", type=_range("clean_within"),
                      help="psgan: after training, keep the output layer with colour at half "
-                          "resolution or without its 1 px checkerboard (or both) where that "
+                          "resolution or without its 1 px checkerboard (or both), and its "
+                          "finest detail softened or sharpened toward the photo's, where that "
                           "raises the texture distance by at most this fraction (0: off). "
                           "Default: the preset's."),
         click.option("--diversity", type=_range("diversity"),
