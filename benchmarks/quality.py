@@ -203,7 +203,7 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
         print(f"{folder}: cleaned up with other settings ({', '.join(changed)}); "
               "cleaning it up again", flush=True)
         last = sorted((folder / "snapshots").glob("model_*.safetensors"))[-1]
-        shutil.copyfile(last, model_file)
+        atomic_write_bytes(model_file, last.read_bytes())
         clean_model(folder / "model", [img], tcfg.clean_within, fine_band=tcfg.clean_fine)
         timing["settings"] = _settings(mcfg, tcfg)
         _json(timing_path, timing)
