@@ -182,9 +182,10 @@ def fine_soft_kernel(w: torch.Tensor, alpha: float) -> torch.Tensor:
     k' - k's energy below 0.25 cycles per px plus alpha times k''s own energy above, with
     the taps' sum (the kernel's gain at DC) kept exactly. Four taps cannot cut a band
     sharply: alpha 0.05 took tile01's fine_energy 1.22 -> 1.03 for 0.5 % of
-    texture_distance; at 0.2 its grout was a little softer at 6x. Only the kernel's part without a checkerboard (checker_free_kernel)
-    is smoothed, and it stays without one; the rest, the 1 px checkerboard, is left as it
-    is, so the two are independent cures (train/cleanup.py)."""
+    texture_distance; at 0.2 its grout was a little softer at 6x. Only the kernel's part
+    without a checkerboard (checker_free_kernel) is smoothed, and it stays without one; the
+    rest, the 1 px checkerboard, is left as it is, so the two are independent cures
+    (train/cleanup.py)."""
     d = torch.arange(4, dtype=torch.float64)
     d = d[:, None] - d[None, :]
     # the tap-by-tap Gram matrices of the response over the two half-bands:
