@@ -41,37 +41,43 @@ def test_a_projection_is_kept_only_within_tolerance_and_then_the_lowest(tiny_G, 
     assert again["texture_distance"]["as trained"] == pytest.approx(d[rec["kept"]], abs=1e-5)
 
 
+def grey(img: np.ndarray) -> np.ndarray:
+    """img with no colour: the clean-up's colour step has nothing to compare with and skips."""
+    return np.repeat(img.mean(-1, keepdims=True), 3, -1)
+
+
 @torch.no_grad()
 def test_fine_detail_is_softened_in_steps_up_to_the_first_that_comes_into_the_band(tiny_G, small):
     G = copy.deepcopy(tiny_G)
     layer = cleanup.output_layer(G)
     trained = layer.weight.clone()
-    ex, quiet = stripes(96, 96), {"log": lambda m: None}    # tiny_G paints 1.6x its fine detail
+    ex, quiet = grey(stripes(96, 96)), {"log": lambda m: None}   # tiny_G: over 1.2x its fine detail
 
     def clean(tolerance, band):
         layer.weight.copy_(trained)
         return cleanup.clean_output(G, ex, tolerance, fine_band=band, **quiet)
 
     plain = clean(np.inf, 0.0)
-    assert "fine_steps" not in plain                        # no band: never touched
+    assert plain["steps"] == {}                                   # no band: never touched
     kept = cleanup.CANDIDATES[plain["kept"]](trained, COLOUR)
-    assert plain["fine_energy"][plain["kept"]] > 1.2
+    assert plain["scores"][plain["kept"]]["fine_energy"] > 1.2
+    assert plain["scores"][plain["kept"]]["chroma_energy"] is None
     # a band no step comes into: every step is tried, and the last one within tolerance kept
-    rec = clean(np.inf, 1e-3)
-    assert rec["kept"] == plain["kept"] and rec["softened"] == cleanup.SOFTEN[-1]
-    assert list(rec["fine_steps"]) == [str(a) for a in cleanup.SOFTEN]
+    step = clean(np.inf, 1e-3)["steps"]["fine detail softened"]
+    assert step["amount"] == cleanup.SOFTEN[-1] and list(step["tried"]) == [str(a) for a in cleanup.SOFTEN]
     assert torch.equal(layer.weight, cleanup.fine_soft_kernel(kept, cleanup.SOFTEN[-1]))
-    steps = [rec["fine_steps"][str(a)]["fine_energy"] for a in cleanup.SOFTEN]
-    assert all(a > b for a, b in zip(steps, steps[1:])) and steps[0] < rec["fine_energy"][rec["kept"]]
+    fine = [step["tried"][str(a)]["fine_energy"] for a in cleanup.SOFTEN]
+    assert all(a > b for a, b in zip(fine, fine[1:]))
+    assert fine[0] < plain["scores"][plain["kept"]]["fine_energy"]
     # a band the third step comes into: it stops there
-    rec = clean(np.inf, (steps[1] + steps[2]) / 2 - 1)
-    assert rec["softened"] == cleanup.SOFTEN[2] and len(rec["fine_steps"]) == 3
+    step = clean(np.inf, (fine[1] + fine[2]) / 2 - 1)["steps"]["fine detail softened"]
+    assert step["amount"] == cleanup.SOFTEN[2] and len(step["tried"]) == 3
     # a band the kept kernel is in already: nothing tried
-    rec = clean(np.inf, 1.0)
-    assert "fine_steps" not in rec and torch.equal(layer.weight, kept)
+    assert clean(np.inf, 10.0)["steps"] == {} and torch.equal(layer.weight, kept)
     # a step over the tolerance stops it before that step: here the first, so none is kept
     rec = clean(-0.5, 1e-3)
-    assert rec["kept"] == "as trained" and rec["softened"] == 0 and len(rec["fine_steps"]) == 1
+    step = rec["steps"]["fine detail softened"]
+    assert rec["kept"] == "as trained" and step["amount"] == 0 and len(step["tried"]) == 1
     assert torch.equal(layer.weight, trained)
 
 
@@ -80,15 +86,39 @@ def test_blurred_fine_detail_is_sharpened(tiny_G, small):
     G = copy.deepcopy(tiny_G)
     layer = cleanup.output_layer(G)
     trained = layer.weight.clone()
-    noise = np.random.default_rng(0).random((96, 96, 3), dtype=np.float32)   # all fine detail
+    noise = grey(np.random.default_rng(0).random((96, 96, 3), dtype=np.float32))  # all detail
     rec = cleanup.clean_output(G, noise, np.inf, fine_band=0.2, log=lambda m: None)
-    assert rec["fine_energy"][rec["kept"]] < 0.8 and "softened" not in rec
+    assert rec["scores"][rec["kept"]]["fine_energy"] < 0.8 and list(rec["steps"]) == ["fine detail sharpened"]
     # far under the band: every step, each with more fine detail than the one before
-    assert rec["sharpened"] == cleanup.SHARPEN[-1]
-    steps = [rec["fine_steps"][str(b)]["fine_energy"] for b in cleanup.SHARPEN]
-    assert all(a < b for a, b in zip(steps, steps[1:]))
+    step = rec["steps"]["fine detail sharpened"]
+    assert step["amount"] == cleanup.SHARPEN[-1]
+    fine = [step["tried"][str(b)]["fine_energy"] for b in cleanup.SHARPEN]
+    assert all(a < b for a, b in zip(fine, fine[1:]))
     kept = cleanup.CANDIDATES[rec["kept"]](trained, COLOUR)
     assert torch.equal(layer.weight, cleanup.sharpened(kept, cleanup.SHARPEN[-1]))
+
+
+@torch.no_grad()
+def test_colour_grain_is_softened_and_brightness_left_as_it_is(tiny_G, small):
+    G = copy.deepcopy(tiny_G)
+    layer = cleanup.output_layer(G)
+    trained = layer.weight.clone()
+    ex = grey(stripes(96, 96))                  # and a colour that changes only slowly
+    ex[..., 0] = np.clip(ex[..., 0] + 0.1 * np.sin(np.arange(96) * 2 * np.pi / 96), 0, 1)
+    rec = cleanup.clean_output(G, ex, np.inf, fine_band=1e-3, log=lambda m: None)
+    assert rec["scores"][rec["kept"]]["chroma_energy"] > 1.2
+    fine, colour = rec["steps"]["fine detail softened"], rec["steps"]["colour grain softened"]
+    # after the brightness's step, from where it left off; every step within tolerance
+    assert colour["amount"] == cleanup.CHROMA_SOFTEN[-1]
+    tried = [colour["tried"][str(a)] for a in cleanup.CHROMA_SOFTEN]
+    assert all(a["chroma_energy"] > b["chroma_energy"] for a, b in zip(tried, tried[1:]))
+    # the brightness is the colour channels' own: its fine detail is where the first step left it
+    left = fine["tried"][str(fine["amount"])]["fine_energy"]
+    assert all(t["fine_energy"] == pytest.approx(left, rel=1e-3) for t in tried)
+    kept = cleanup.CANDIDATES[rec["kept"]](trained, COLOUR)
+    expected = cleanup.chroma_soft_kernel(cleanup.fine_soft_kernel(kept, fine["amount"]), COLOUR,
+                                          cleanup.CHROMA_SOFTEN[-1])
+    assert torch.allclose(layer.weight, expected, atol=1e-6)
 
 
 def test_a_derived_output_layer_is_left_as_it_is(chroma_G, small):
@@ -113,15 +143,18 @@ def test_training_ends_with_the_clean_up_in_the_saved_model(tmp_path, small, fin
     key = f"net.{len(Generator(tiny_config()).net) - 2}.weight"      # the output layer's
     trained = checkpoint.load_model(out / checkpoint.TRAIN_FILE)[0]["G." + key]
     kernel = cleanup.CANDIDATES[kept](trained, COLOUR)
-    steps = meta["cleanup"].get("fine_steps")
-    if fine_band:       # and softened or sharpened its fine detail: as far as the last step
-        how, step = (("softened", cleanup.fine_soft_kernel) if "softened" in meta["cleanup"]
-                     else ("sharpened", cleanup.sharpened))
-        amount = meta["cleanup"][how]
-        assert amount == float(list(steps)[-1])
-        kernel = step(kernel, amount)
+    steps = meta["cleanup"]["steps"]
+    if fine_band:       # and took its fine detail toward the photo's, in the order it does
+        for what, step in (("fine detail softened", cleanup.fine_soft_kernel),
+                           ("fine detail sharpened", cleanup.sharpened),
+                           ("colour grain softened",
+                            lambda w, a: cleanup.chroma_soft_kernel(w, COLOUR, a))):
+            if what in steps:
+                assert steps[what]["amount"] == float(list(steps[what]["tried"])[-1])
+                kernel = step(kernel, steps[what]["amount"])
+        assert steps
     else:
-        assert steps is None
+        assert steps == {}
     assert torch.allclose(tensors[key], kernel, atol=1e-6)
     assert not torch.allclose(tensors[key], trained)
 

@@ -13,7 +13,8 @@ import torch
 from conftest import seam_ratio, tiny_config
 from texgen.eval.metrics import fine_chroma_energy, top_octave_energy
 from texgen.models.layers import (HalfChromaConvTranspose2d, PeriodicWaves, checker_free_kernel,
-                                  WrapConvTranspose2d, fine_soft_kernel, wrap_pad)
+                                  WrapConvTranspose2d, chroma_soft_kernel, fine_soft_kernel,
+                                  wrap_pad)
 from texgen.train.batchnorm import calibrate_batchnorm
 from texgen.models.psgan import Discriminator, Generator
 from texgen.paint import torch_runner
@@ -467,6 +468,18 @@ def test_fine_soft_kernel_takes_energy_from_the_finest_octave_and_keeps_the_rest
         assert ((soft - checker_free_kernel(soft)) - (w - smooth)).abs().max() < 1e-5
         soft = fine_soft_kernel(smooth, a)
         assert (checker_free_kernel(soft) - soft).abs().max() < 1e-5
+
+
+@torch.no_grad()
+def test_chroma_soft_kernel_softens_only_the_colour_less_its_brightness():
+    from texgen.runtime.maps import chroma, luma
+    torch.manual_seed(7)
+    w, colour = torch.randn(5, 4, 4, 4), slice(0, 3)      # a fourth channel: another map's
+    assert (chroma_soft_kernel(w, colour, 0.0) - w).abs().max() < 1e-5
+    soft = chroma_soft_kernel(w, colour, 1.0)
+    assert torch.equal(soft[:, 3], w[:, 3])
+    assert (luma(soft[:, colour]) - luma(w[:, colour])).abs().max() < 1e-5   # brightness kept
+    assert (chroma(soft[:, colour]) - fine_soft_kernel(chroma(w[:, colour]), 1.0)).abs().max() < 1e-5
 
 
 def test_sgan_config_builds_and_paints():

@@ -153,6 +153,15 @@ def half_chroma_kernel(w: torch.Tensor, colour: slice) -> torch.Tensor:
                       w[:, colour.stop:]], dim=1)
 
 
+def chroma_soft_kernel(w: torch.Tensor, colour: slice, alpha: float) -> torch.Tensor:
+    """A 4x4 stride-2 kernel (cin, cout, 4, 4) whose colour channels (`colour`, of cout) keep
+    their luma's taps and have their chroma's finest octave softened by fine_soft_kernel:
+    half_chroma_kernel's cure for colour grain, by degrees (train/cleanup.py)."""
+    grain = chroma(w[:, colour])
+    return torch.cat([w[:, :colour.start], w[:, colour] - grain + fine_soft_kernel(grain, alpha),
+                      w[:, colour.stop:]], dim=1)
+
+
 def checker_free_kernel(w: torch.Tensor) -> torch.Tensor:
     """The 4x4 stride-2 kernel nearest to w (least squares, per channel pair) that paints no
     checkerboard: w less its alternating part (taps weighted +1, -1, +1, -1) along each axis.

@@ -13,13 +13,16 @@ honeycomb: benchmarks/out/quality_ab.md, nineteenth session). So each is scored 
 eval scores it (texture_distance of four 512 px samples, at seeds of its own), and kept
 only within `tolerance` of the trained kernel's distance; of several, the lowest.
 
-Then, where the kept kernel's samples have more energy in the finest octave than the
+Then fine detail is brought toward the photo's, in steps, each kept only within the same
+tolerance. Where the kept kernel's samples have more energy in the finest octave than the
 photo's by over `fine_band` (eval's fine_energy over 1.2: speckle, tile01 1.22-1.72 at three
-seeds), its smooth part is softened in steps (models/layers.fine_soft_kernel); where they
-have less by over it (under 0.8: a blur, wood003 0.76, metal002 0.68), the kernel is
-sharpened (unsharp masking with the same); each up to the first step that comes into the
-band, as far as the same tolerance allows. tile01's fine_energy came to 1.03 for 0.5 % of
-texture_distance (benchmarks/out/quality_ab.md, the thirty-fifth session).
+seeds), the kernel's smooth part is softened (models/layers.fine_soft_kernel); where less
+(under 0.8: a blur, wood003 0.76, metal002 0.68), it is sharpened (unsharp masking with the
+same); each up to the first step that comes into the band. Then, where the colour grain is
+over the band (eval's chroma_energy: tile01 8.9 after that), only the colour less its
+brightness is softened (chroma_soft_kernel): half resolution's cure by degrees, which cost
+tile01 0.6 % for 8.9 -> 0.7 where half resolution cost it 3 % (benchmarks/out/quality_ab.md,
+the thirty-fifth session).
 """
 
 from __future__ import annotations
@@ -32,16 +35,17 @@ import torch
 from texgen.eval import metrics as M
 from texgen.eval.report import EvalConfig, exemplar_crops, sample_crops, with_crop
 from texgen.eval.report import colour as colour_of   # reads .maps: a painter's, or a config's
-from texgen.models.layers import (WrapConvTranspose2d, checker_free_kernel, fine_soft_kernel,
-                                  half_chroma_kernel)
+from texgen.models.layers import (WrapConvTranspose2d, checker_free_kernel, chroma_soft_kernel,
+                                  fine_soft_kernel, half_chroma_kernel)
 from texgen.runtime.maps import map_slices
 
 SEEDS = (101, 102, 103, 104)    # not eval's (1-4): what reports the choice did not make it
 SIZE = EvalConfig.size          # eval's sample size
-SOFTEN = (0.05, 0.1, 0.2, 0.4)  # fine_soft_kernel's alphas, in turn: 0.4 took tile01's fine
-                                # energy to 0.70 of the photo's, a blur, for 13 %
+SOFTEN = (0.05, 0.1, 0.2, 0.4)  # fine_soft_kernel's alphas, in turn (0.4 took tile01's fine
+                                # energy to 0.70 of the photo's, a blur, for 13 %, scouting)
 SHARPEN = (0.25, 0.5, 1.0)      # sharpened's betas, in turn
 SHARPEN_FROM = 0.2              # the blur it masks with
+CHROMA_SOFTEN = (0.2, 1.0, 4.0)  # chroma_soft_kernel's alphas, in turn
 
 CANDIDATES = {
     "colour at half resolution": half_chroma_kernel,
@@ -61,9 +65,9 @@ def clean_output(G, exemplar: np.ndarray, tolerance: float, log=print,
                  fine_band: float = 0.0) -> dict:
     """Score the trained output kernel and each of CANDIDATES on `exemplar` (H, W, C in
     [0, 1], the model's map stack), keep the best one within tolerance (a fraction of the
-    trained kernel's texture_distance) in G, soften or sharpen it where its fine_energy is
-    more than fine_band from the photo's (fine_steps; 0: never), and return what was scored
-    and kept."""
+    trained kernel's texture_distance) in G, then bring its fine detail, brightness and
+    colour, toward the photo's where more than fine_band from it (0: never), in steps
+    within the same tolerance, and return what was scored and kept."""
     from texgen.models.vgg import VGG19
     from texgen.train.common import paint_sample
     layer, colour = output_layer(G), map_slices(G.cfg.maps).get("color")
@@ -74,63 +78,79 @@ def clean_output(G, exemplar: np.ndarray, tolerance: float, log=print,
     target = M.gram_matrices(vgg, exemplar_crops(exemplar, cfg))
     trained = layer.weight.clone()
 
-    def score(kernel: torch.Tensor) -> tuple[float, float]:
-        """texture_distance and fine_energy of the samples G paints with this kernel."""
+    def score(kernel: torch.Tensor) -> dict:
+        """texture_distance, fine_energy and chroma_energy (None for a grey photo) of the
+        samples G paints with this kernel, as eval scores them."""
         layer.weight.copy_(kernel)
         samples = [colour_of(G.cfg, paint_sample(G, G.cfg, SIZE, s)) for s in SEEDS]
         crops = [c for s in samples for c in sample_crops(s, cfg)]
-        return (M.texture_distance(target, M.gram_matrices(vgg, crops)),
-                M.fine_energy(samples, exemplar))
+        return {"texture_distance": M.texture_distance(target, M.gram_matrices(vgg, crops)),
+                "fine_energy": M.fine_energy(samples, exemplar),
+                "chroma_energy": M.chroma_energy(samples, exemplar)}
 
     kernels = {"as trained": trained,
                **{name: project(trained, colour) for name, project in CANDIDATES.items()}}
-    scores, fine = {}, {}
+    scored = {}
     for name, kernel in kernels.items():
-        scores[name], fine[name] = score(kernel)
+        scored[name] = score(kernel)
         if name != "as trained":
-            log(f"clean-up: {name}: texture distance {scores[name]:.4f} "
-                f"(as trained {scores['as trained']:.4f})")
-    limit = (1 + tolerance) * scores["as trained"]
-    within = {n: d for n, d in scores.items() if n != "as trained" and d <= limit}
+            log(f"clean-up: {name}: texture distance {scored[name]['texture_distance']:.4f} "
+                f"(as trained {scored['as trained']['texture_distance']:.4f})")
+    distance = {n: s["texture_distance"] for n, s in scored.items()}
+    limit = (1 + tolerance) * distance["as trained"]
+    within = {n: d for n, d in distance.items() if n != "as trained" and d <= limit}
     kept = min(within, key=within.get) if within else "as trained"
     log(f"clean-up: the output layer kept {kept}")
-    kernel, record = kernels[kept], {}
-    if fine_band and abs(fine[kept] - 1) > fine_band:
-        kernel, record = fine_steps(kernels[kept], fine[kept], fine_band, score, limit, log)
+    kernel, now, steps = kernels[kept], scored[kept], {}
+
+    def in_steps(what: str, step, amounts, inside) -> None:
+        """kernel becomes step(kernel, amount) for each of amounts in turn, up to the first
+        whose scores are inside the band, as long as texture_distance stays within limit."""
+        nonlocal kernel, now
+        start, tried, chosen = kernel, {}, 0.0
+        for amount in amounts:
+            candidate = step(start, amount)
+            s = score(candidate)
+            tried[str(amount)] = _rounded(s)
+            grain = "" if s["chroma_energy"] is None else f", colour grain {s['chroma_energy']:.2f}"
+            log(f"clean-up: {what} by {amount}: texture distance {s['texture_distance']:.4f}, "
+                f"fine energy {s['fine_energy']:.2f}{grain} (of the photo's)")
+            if s["texture_distance"] > limit:
+                break
+            kernel, now, chosen = candidate, s, amount
+            if inside(s):
+                break
+        log(f"clean-up: {what} by {chosen}" if chosen else
+            f"clean-up: {what}: not at all (its first step is over the tolerance)")
+        steps[what] = {"amount": chosen, "tried": tried}
+
+    if fine_band:
+        high, low = 1 + fine_band, 1 - fine_band
+        # the brightness's finest octave: softened where over the band, sharpened where under
+        if now["fine_energy"] > high:
+            in_steps("fine detail softened", fine_soft_kernel, SOFTEN,
+                     lambda s: s["fine_energy"] <= high)
+        elif now["fine_energy"] < low:
+            in_steps("fine detail sharpened", sharpened, SHARPEN,
+                     lambda s: s["fine_energy"] >= low)
+        # the colour's: softened where over it (a grey photo has none to compare with: None)
+        if (now["chroma_energy"] or 0) > high:
+            in_steps("colour grain softened", lambda w, a: chroma_soft_kernel(w, colour, a),
+                     CHROMA_SOFTEN, lambda s: s["chroma_energy"] <= high)
     layer.weight.copy_(kernel)
-    return {"kept": kept, "texture_distance": {n: round(d, 5) for n, d in scores.items()},
-            "fine_energy": {n: round(f, 3) for n, f in fine.items()},
-            "tolerance": tolerance, "seeds": list(SEEDS), **record}
+    return {"kept": kept, "scores": {n: _rounded(s) for n, s in scored.items()},
+            "texture_distance": {n: round(s["texture_distance"], 5) for n, s in scored.items()},
+            "fine_band": fine_band, "steps": steps, "tolerance": tolerance, "seeds": list(SEEDS)}
+
+
+def _rounded(scores: dict) -> dict:
+    return {k: v if v is None else round(v, 5) for k, v in scores.items()}
 
 
 def sharpened(w: torch.Tensor, beta: float) -> torch.Tensor:
     """The output kernel with its finest octave raised: unsharp masking, with
     fine_soft_kernel as the blur (w + beta * (w - the kernel softened by SHARPEN_FROM))."""
     return w + beta * (w - fine_soft_kernel(w, SHARPEN_FROM))
-
-
-def fine_steps(kernel, fine: float, band: float, score, limit: float, log) -> tuple:
-    """kernel softened (samples with over 1 + band times the photo's fine energy) or
-    sharpened (under 1 - band) in steps, up to the first step that comes into the band, as
-    long as texture_distance stays within limit; -> (the kernel kept, what was tried)."""
-    soften = fine > 1 + band
-    how, steps, step = ("softened", SOFTEN, fine_soft_kernel) if soften else \
-        ("sharpened", SHARPEN, sharpened)
-    kept, tried, chosen = kernel, {}, 0.0
-    for amount in steps:
-        candidate = step(kernel, amount)
-        d, f = score(candidate)
-        tried[str(amount)] = {"texture_distance": round(d, 5), "fine_energy": round(f, 3)}
-        log(f"clean-up: fine detail {how} by {amount}: texture distance {d:.4f}, "
-            f"fine energy {f:.2f} of the photo's (before: {fine:.2f})")
-        if d > limit:
-            break
-        kept, chosen = candidate, amount
-        if (f <= 1 + band) if soften else (f >= 1 - band):
-            break
-    log(f"clean-up: fine detail {how} by {chosen}" if chosen else
-        "clean-up: fine detail left as it is (its first step is over the tolerance)")
-    return kept, {"fine_band": band, how: chosen, "fine_steps": tried}
 
 
 def clean_model(folder, images: list[np.ndarray], tolerance: float, log=print,
@@ -146,7 +166,8 @@ def clean_model(folder, images: list[np.ndarray], tolerance: float, log=print,
         return {"kept": "as trained", "why": "several training photos"}
     G, meta = load_generator(folder)
     record = clean_output(G, images[0], tolerance, log, fine_band)
-    if record["kept"] == "as trained" and not (record.get("softened") or record.get("sharpened")):
+    stepped = any(step["amount"] for step in record.get("steps", {}).values())
+    if record["kept"] == "as trained" and not stepped:
         checkpoint.update_model_info(folder, cleanup=record)
     else:
         checkpoint.save_model(folder, G, {**meta, "cleanup": record})
