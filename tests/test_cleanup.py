@@ -64,7 +64,8 @@ def test_fine_detail_is_softened_in_steps_up_to_the_first_that_comes_into_the_ba
     assert plain["scores"][plain["kept"]]["chroma_energy"] is None
     # a band no step comes into: every step is tried, and the last one within tolerance kept
     step = clean(np.inf, 1e-3)["steps"]["fine detail softened"]
-    assert step["amount"] == cleanup.SOFTEN[-1] and list(step["tried"]) == [str(a) for a in cleanup.SOFTEN]
+    assert step["amount"] == cleanup.SOFTEN[-1]
+    assert list(step["tried"]) == [str(a) for a in cleanup.SOFTEN]
     assert torch.equal(layer.weight, cleanup.fine_soft_kernel(kept, cleanup.SOFTEN[-1]))
     fine = [step["tried"][str(a)]["fine_energy"] for a in cleanup.SOFTEN]
     assert all(a > b for a, b in zip(fine, fine[1:]))
@@ -88,7 +89,8 @@ def test_blurred_fine_detail_is_sharpened(tiny_G, small):
     trained = layer.weight.clone()
     noise = grey(np.random.default_rng(0).random((96, 96, 3), dtype=np.float32))  # all detail
     rec = cleanup.clean_output(G, noise, np.inf, fine_band=0.2, log=lambda m: None)
-    assert rec["scores"][rec["kept"]]["fine_energy"] < 0.8 and list(rec["steps"]) == ["fine detail sharpened"]
+    assert rec["scores"][rec["kept"]]["fine_energy"] < 0.8
+    assert list(rec["steps"]) == ["fine detail sharpened"]
     # far under the band: every step, each with more fine detail than the one before
     step = rec["steps"]["fine detail sharpened"]
     assert step["amount"] == cleanup.SHARPEN[-1]
