@@ -31,14 +31,15 @@ def test_a_projection_is_kept_only_within_tolerance_and_then_the_lowest(tiny_G, 
     ex = stripes(96, 96)
     rec = cleanup.clean_output(G, ex, tolerance=-0.5, log=lambda m: None)   # none can be
     assert rec["kept"] == "as trained" and torch.equal(layer.weight, trained)
-    assert set(rec["texture_distance"]) == {"as trained", *cleanup.CANDIDATES}
+    assert set(rec["scores"]) == {"as trained", *cleanup.CANDIDATES}
     rec = cleanup.clean_output(G, ex, tolerance=np.inf, log=lambda m: None)  # all are
-    d = rec["texture_distance"]
+    d = {name: s["texture_distance"] for name, s in rec["scores"].items()}
     assert rec["kept"] == min(cleanup.CANDIDATES, key=d.get)
     assert torch.equal(layer.weight, cleanup.CANDIDATES[rec["kept"]](trained, COLOUR))
     # what it scored is what the kept kernel paints: scored again, as trained now, the same
     again = cleanup.clean_output(G, ex, tolerance=-0.5, log=lambda m: None)
-    assert again["texture_distance"]["as trained"] == pytest.approx(d[rec["kept"]], abs=1e-5)
+    assert again["scores"]["as trained"]["texture_distance"] == pytest.approx(d[rec["kept"]],
+                                                                              abs=1e-5)
 
 
 def grey(img: np.ndarray) -> np.ndarray:

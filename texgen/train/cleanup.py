@@ -139,7 +139,6 @@ def clean_output(G, exemplar: np.ndarray, tolerance: float, log=print,
                      CHROMA_SOFTEN, lambda s: s["chroma_energy"] <= high)
     layer.weight.copy_(kernel)
     return {"kept": kept, "scores": {n: _rounded(s) for n, s in scored.items()},
-            "texture_distance": {n: round(s["texture_distance"], 5) for n, s in scored.items()},
             "fine_band": fine_band, "steps": steps, "tolerance": tolerance, "seeds": list(SEEDS)}
 
 
