@@ -475,11 +475,14 @@ def test_chroma_soft_kernel_softens_only_the_colour_less_its_brightness():
     from texgen.runtime.maps import chroma, luma
     torch.manual_seed(7)
     w, colour = torch.randn(5, 4, 4, 4), slice(0, 3)      # a fourth channel: another map's
-    assert (chroma_soft_kernel(w, colour, 0.0) - w).abs().max() < 1e-5
-    soft = chroma_soft_kernel(w, colour, 1.0)
-    assert torch.equal(soft[:, 3], w[:, 3])
-    assert (luma(soft[:, colour]) - luma(w[:, colour])).abs().max() < 1e-5   # brightness kept
-    assert (chroma(soft[:, colour]) - fine_soft_kernel(chroma(w[:, colour]), 1.0)).abs().max() < 1e-5
+    for alpha in (0.0, 1.0):
+        soft = chroma_soft_kernel(w, colour, alpha)
+        assert torch.equal(soft[:, 3], w[:, 3])
+        assert (luma(soft[:, colour]) - luma(w[:, colour])).abs().max() < 1e-5   # brightness kept
+        # the colour: no checkerboard, and its finest octave softened by alpha
+        expected = fine_soft_kernel(checker_free_kernel(chroma(w[:, colour])), alpha)
+        assert (chroma(soft[:, colour]) - expected).abs().max() < 1e-5
+    assert (chroma_soft_kernel(w, colour, 1.0) - chroma_soft_kernel(w, colour, 0.0)).abs().max() > 0.1
 
 
 def test_sgan_config_builds_and_paints():

@@ -20,9 +20,9 @@ seeds), the kernel's smooth part is softened (models/layers.fine_soft_kernel); w
 (under 0.8: a blur, wood003 0.76, metal002 0.68), it is sharpened (unsharp masking with the
 same); each up to the first step that comes into the band. Then, where the colour grain is
 over the band (eval's chroma_energy: tile01 8.9 after that), only the colour less its
-brightness is softened (chroma_soft_kernel): half resolution's cure by degrees, which cost
-tile01 0.6 % for 8.9 -> 0.7 where half resolution cost it 3 % (benchmarks/out/quality_ab.md,
-the thirty-fifth session).
+brightness loses its checkerboard and is softened (chroma_soft_kernel): half resolution's
+cure by degrees, which cost tile01 0.6 % for 8.9 -> 0.7 where half resolution cost it 3 %,
+and took wallpaper001's 107 -> 16 (benchmarks/out/quality_ab.md, the thirty-fifth session).
 """
 
 from __future__ import annotations
