@@ -146,11 +146,9 @@ def half_chroma_kernel(w: torch.Tensor, colour: slice) -> torch.Tensor:
     phases spread with the bilinear weights [1, 3, 3, 1] / 4: the output's chroma is then
     the input's bilinearly upsampled (HalfChromaConvTranspose2d, train/cleanup.py)."""
     b = w.new_tensor([1.0, 3.0, 3.0, 1.0]) / 4                # each phase's two taps sum to 1
-    grain = chroma(w[:, colour])                              # the kernel's colour less its luma
-    # its mean over the four phases of each phase's gain (its 2 x 2 taps' sum)
-    gain = grain.sum((-2, -1), keepdim=True) / 4
-    return torch.cat([w[:, :colour.start], w[:, colour] - grain + gain * torch.outer(b, b),
-                      w[:, colour.stop:]], dim=1)
+    # the chroma's mean over the four phases of each phase's gain (its 2 x 2 taps' sum)
+    return _recoloured(w, colour, lambda grain: grain.sum((-2, -1), keepdim=True) / 4
+                       * torch.outer(b, b))
 
 
 def chroma_soft_kernel(w: torch.Tensor, colour: slice, alpha: float) -> torch.Tensor:
@@ -160,9 +158,15 @@ def chroma_soft_kernel(w: torch.Tensor, colour: slice, alpha: float) -> torch.Te
     grain, by degrees (train/cleanup.py). A photo's colour has neither: demosaicing and JPEG
     keep colour coarser than brightness. Without the checkerboard's part wallpaper001's
     colour grain fell 107 -> 69 at 1; with it, 107 -> 16, for the same texture_distance."""
+    return _recoloured(w, colour, lambda grain: fine_soft_kernel(checker_free_kernel(grain), alpha))
+
+
+def _recoloured(w: torch.Tensor, colour: slice, recolour) -> torch.Tensor:
+    """w with its colour channels' chroma (the kernel's colour less its luma) replaced by
+    recolour(chroma), their luma's taps and the other channels as they were."""
     grain = chroma(w[:, colour])
-    soft = fine_soft_kernel(checker_free_kernel(grain), alpha)
-    return torch.cat([w[:, :colour.start], w[:, colour] - grain + soft, w[:, colour.stop:]], dim=1)
+    return torch.cat([w[:, :colour.start], w[:, colour] - grain + recolour(grain),
+                      w[:, colour.stop:]], dim=1)
 
 
 def checker_free_kernel(w: torch.Tensor) -> torch.Tensor:
