@@ -170,6 +170,17 @@ def _changed(then: dict | None, mcfg, tcfg) -> list[str]:
                   if then.get(part, {}).get(k, default[part][k]) != now[part][k])
 
 
+def _stale(then: dict | None, photo: Path, mcfg, tcfg) -> list[str]:
+    """_changed, less the PSGAN preset settings this photo's training does not use
+    (_inert): a cached run or a ledger row trained before the preset turned them on trains
+    as it would now, so it stands (they are neither counted nor listed as differences)."""
+    changed = _changed(then, mcfg, tcfg)
+    if mcfg is not None and set(changed) & INERT_KEYS:
+        inert = _inert(photo, mcfg, tcfg)
+        changed = [k for k in changed if k not in inert]
+    return changed
+
+
 CLEAN_UP = {"clean_within", "clean_fine"}   # settings of what runs after training
 
 
@@ -188,11 +199,7 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
         from texgen.train.texnet import train
     default = _preset(method, preset)
     mcfg, tcfg = (mcfg or default[0]) if method == "psgan" else None, tcfg or default[1]
-    changed = _changed(timing.get("settings"), mcfg, tcfg)
-    if method == "psgan" and set(changed) & INERT_KEYS:
-        # a run cached before the preset turned on a setting this photo does not use
-        # trained as it would now (as a ledger row's, _inert)
-        changed = [k for k in changed if k not in _inert(photo, mcfg, tcfg)]
+    changed = _stale(timing.get("settings"), photo, mcfg, tcfg)
     model_file = folder / "model" / checkpoint.MODEL_FILE
     if changed and set(changed) <= CLEAN_UP and model_file.exists():
         # the clean-up runs after training and changes nothing before it: a run cached with
@@ -540,13 +547,9 @@ def _cached_rows(found, names, root, presets, rows, ledger: dict) -> dict:
         ledgered = ledger.get(name, {})
         res = {**ledgered.get("results", {}), **cached}
         settings = {**ledgered.get("settings", {}), **_run_settings(root, name, cached)}
-        changed = {label: _changed(settings.get(label), *presets[method])
+        changed = {label: _stale(settings.get(label), found[name], *presets[method])
                    for label, method in (("texgen psgan", "psgan"), ("texgen texnet", "texnet"))
                    if label in res}
-        if set(changed.get("texgen psgan", ())) & INERT_KEYS:
-            # not counted, nor listed among a stale row's differences
-            inert = _inert(found[name], *presets["psgan"])
-            changed["texgen psgan"] = [k for k in changed["texgen psgan"] if k not in inert]
         stale = [label for label, keys in changed.items() if keys]
         if stale:
             # only those rows: the photo's others still stand (its texnet row trained
