@@ -1,7 +1,7 @@
 """Texture quality: texgen (PSGAN and texnet, fast preset) against patch synthesis and the
 photos themselves, and an ablation of PSGAN's training parts. One training at a time.
 
-    python benchmarks/quality.py table     [--only conc01,brick] [--no-texnet | --method M] [--preset full] [--iters N]
+    python benchmarks/quality.py table     [--only conc01,brick] [--no-texnet | --method M] [--preset full] [--iters N | --minutes M]
     python benchmarks/quality.py ablation  [--only tile01_2x,floor_se01,grass_lush] [--minutes 15]
     python benchmarks/quality.py ab --only tile01,conc01 --iters 200 \
         --variant base: --variant spec100:spectrum_weight=100
@@ -9,7 +9,8 @@ photos themselves, and an ablation of PSGAN's training parts. One training at a 
 Set-up beside texgen's: `pip install -e ".[bench]"` (scikit-image, for its photos) and, for
 the patch-synthesis baseline, `pip install resynthesizer` (GPL-3.0: not in texgen's files).
 
-Photos: the colour photos in ../shared/data/textures (normal maps `*_nm` skipped), and
+Photos: the colour photos in ../shared/data/textures (--photos DIR: another folder; normal
+maps `*_nm` skipped), and
 scikit-image's brick, grass and gravel; the ablation also uses tile01 upscaled 2x
 (`tile01_2x`: tiles of 128 px, the case where a 128 px patch shows one tile). Nothing happens
 without the folder. The three ablation photos are the ones defaults were tuned on; every
@@ -23,8 +24,10 @@ of texgen eval on 4 seeds at 512 px, plus time to usable: the first checkpoint a
 texture_distance is at most 1.5x the photo's own crop-to-crop distance.
 `--only` trains and scores those photos and keeps the other photos' cached rows. `--preset
 full` trains with the full preset instead (meant for a GPU; its runs live apart, its table is
-quality_full.md); `--iters N` trains N iterations instead of the preset's. A cached run trained
-with other settings (its timing.json records them) is refused, not reused.
+quality_full.md); `--iters N` trains N iterations instead of the preset's, `--minutes M` as
+many as M minutes of this machine allow (measured on the first steps, on the device training
+uses: benchmarks/gpu_check.py gives the full preset a GPU's few minutes so). A cached run
+trained with other settings (its timing.json records them) is refused, not reused.
 
 ablation: PSGAN on three photos, each row adding one part, every training given the same
 wall-clock budget (--minutes; iterations = budget / seconds per step, measured on the
@@ -100,6 +103,8 @@ def photos() -> dict[str, Path]:
     try:
         import skimage.data
         for name in ("brick", "grass", "gravel"):
+            if name in found:       # a --photos folder that brings its own copy
+                continue
             path = extra / f"{name}.png"
             if not path.exists():
                 save_image(path, getattr(skimage.data, name)().astype(np.float32) / 255)
@@ -469,8 +474,8 @@ def table(args, found, cfg, vgg):
             if method in methods:
                 mcfg, tcfg = presets[method]
                 res[label] = run_model(f"{root}/{name}/{method}", method, found[name], img,
-                                       cfg, vgg, tcfg, mcfg, snapshots=args.snapshots,
-                                       preset=args.preset)[None]
+                                       cfg, vgg, tcfg, mcfg, minutes=args.minutes,
+                                       snapshots=args.snapshots, preset=args.preset)[None]
             elif label in ledger.get(name, {}).get("results", {}):
                 # a method not trained this run (--method, --no-texnet): its row stays as
                 # the ledger has it
@@ -494,7 +499,7 @@ def table(args, found, cfg, vgg):
     from texgen.train.common import choose_method
     auto = {name: choose_method([read_image(found[name])])[0] for name in rows}
     write_table(dict(sorted(rows.items())), cfg, args.preset, dict(sorted(earlier.items())),
-                auto)
+                auto, args.minutes)
 
 
 def _ledger_path(preset: str) -> Path:
@@ -591,6 +596,13 @@ def _table_rows(name: str, res: dict) -> tuple:
     return res, base, lines
 
 
+def _device() -> str:
+    """Where this run trains and paints, for the table's header."""
+    if torch.cuda.is_available():
+        return f"CUDA, {torch.cuda.get_device_name()}"
+    return f"the CPU, {torch.get_num_threads()} threads"
+
+
 def _verdicts(rows, auto: dict | None = None) -> list[str]:
     """auto: photo -> the method `texgen train` picks for it by default (--method auto); its
     rows are judged as one more method, 'texgen default'."""
@@ -624,13 +636,17 @@ def _verdicts(rows, auto: dict | None = None) -> list[str]:
     return out
 
 
-def write_table(rows, cfg, preset: str = "fast", earlier=None, auto=None):
+def write_table(rows, cfg, preset: str = "fast", earlier=None, auto=None, minutes=None):
     """earlier: photo -> (settings that changed, table lines) of runs trained before the
-    preset changed: listed apart, not in the verdicts, until they are trained again."""
+    preset changed: listed apart, not in the verdicts, until they are trained again.
+    minutes: each training's budget, when the table was run with one."""
     path = OUT / ("quality.md" if preset == "fast" else f"quality_{preset}.md")
     opt = "" if preset == "fast" else f" --preset {preset}"
+    budget = f" --minutes {minutes:g}" if minutes else ""
     lines = ["# Texture quality: texgen against patch synthesis and the photos", "",
-             f"Command: `python benchmarks/quality.py table{opt}` (one training at a time). "
+             f"Command: `python benchmarks/quality.py table{opt}{budget}` (one training at a "
+             f"time{f', each trained for as many iterations as {minutes:g} minutes allow' if minutes else ''}; "
+             f"this run on {_device()}). "
              f"texgen: the {preset} preset's defaults (`texgen train PHOTO{opt} --method psgan`, "
              "and `--method texnet`; the iterations each run had are in its last column; "
              "'texgen default' in the verdicts: the one of the two that `texgen train PHOTO` "
@@ -853,16 +869,23 @@ def main():
                     "method's row kept from the ledger)")
     ap.add_argument("--variant", action="append", default=[],
                     help="ab: LABEL:field=value,... (TrainConfig fields; 'base:' for none)")
-    ap.add_argument("--minutes", type=float, default=15.0, help="ablation: budget per training")
+    ap.add_argument("--minutes", type=float, help="ablation: budget per training (default 15); "
+                    "table: instead of --iters, as many iterations as this allows")
     ap.add_argument("--snapshots", type=int, default=10,
                     help="checkpoints scored per training for time-to-usable")
     ap.add_argument("--threads", type=int, default=2, help="torch threads for training and painting")
+    ap.add_argument("--photos", help="folder of the photos (default ../shared/data/textures)")
     ap.add_argument("--work", help="folder for models and per-run results (default benchmarks/models/quality)")
     ap.add_argument("--out", help="folder for the results files and contact sheets (default benchmarks/out)")
     args = ap.parse_args()
-    global MODELS, OUT
+    global MODELS, OUT, DATA
     MODELS = Path(args.work) if args.work else MODELS
     OUT = Path(args.out) if args.out else OUT
+    DATA = Path(args.photos) if args.photos else DATA
+    if args.iters and args.minutes and args.what == "table":
+        ap.error("table: --iters or --minutes, not both")
+    if args.what == "ablation":
+        args.minutes = args.minutes or 15.0
     if not DATA.is_dir():
         print(f"{DATA} is absent: nothing to benchmark")
         return
