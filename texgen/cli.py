@@ -289,8 +289,9 @@ def _auto_method(images, said: dict) -> tuple[str, str]:
 # the options train and train-many share (how a model is trained)
 _training_options = _options(
         click.option("--preset", type=click.Choice(["fast", "full"]),
-                     help="fast: ~15 min on a 2-core CPU; full: the official PSGAN sizes (texnet: "
-                          "the paper's batch of 16), for a GPU. [default: fast]"),
+                     help="fast: ~15 min on a 2-core CPU; full: the same recipe at the official "
+                          "PSGAN sizes, batch 8, 10000 iterations (texnet: the paper's batch of "
+                          "16), for a GPU. [default: fast]"),
         click.option("--iters", type=_range("iters"),
                      help="Training iterations (default: the preset's; with --resume, the saved "
                           "run's)."),
