@@ -9,8 +9,8 @@ quality_full.md and quality_full_results.json from what comes back into benchmar
 unpack sheets.tar into benchmarks/out/sheets/, and give the machine back. A dry run of the
 script here, without a GPU: `gpu_check.py run --cpu --iters 2 --only tile01 --out DIR`.
 
-What it checks: issue 12's `full` preset rows. The full preset (PSGAN: 30000 iterations of
-25 x 160 px; texnet: 2000 of 16) is meant for a GPU; a lent machine gives a session about 15
+What it checks: issue 12's `full` preset rows. The full preset (PSGAN: the fast recipe at the
+official sizes, 10000 iterations of 8 x 256 px; texnet: 2000 of 16) is meant for a GPU; a lent machine gives a session about 15
 minutes in all, start-up included, so each training gets a wall-clock budget (--minutes,
 iterations = budget / seconds per step measured on the GPU first, the preset's learning-rate
 schedule squeezed into them) and the report says how many iterations that was. Three
@@ -33,8 +33,9 @@ costs seconds, not the budget), then per photo `quality.py table --preset full -
 and after each photo copies what there is to OUT: quality_full.md and
 quality_full_results.json (the table; commit them to benchmarks/out/), gpu_check.log
 (everything printed), sheets.tar (the contact sheets: look at each) and models_PHOTO.tar
-(the trained model folders, to paint and look at here). At 0.5 minutes a training, six
-trainings with their probes, checkpoints, clean-ups and scoring should take 6-8 minutes on an
+(each method's weights that paint, timing and scores, about 15 MB: untarred into
+benchmarks/models/quality/table_full/ they paint here, and `quality.py table --preset full`
+lists them without training again). At 0.5 minutes a training, six trainings with their probes, checkpoints, clean-ups and scoring should take 6-8 minutes on an
 H100 (not yet measured: no GPU has been lent to a session so far); a run cut short by its
 timeout still brings back the photos it finished.
 """
@@ -154,7 +155,8 @@ def run(args) -> None:
         bring_back(out, results, work, name)
         if rc:
             raise SystemExit(f"{name}: the table failed: see the log")
-    say(json.dumps({"done": list(names), "minutes": args.minutes}))
+    say(json.dumps({"done": list(names), **({"iters": args.iters} if args.iters else
+                                              {"minutes": args.minutes})}))
 
 
 def bring_back(out: Path, results: Path, work: Path, name: str) -> None:
@@ -166,10 +168,11 @@ def bring_back(out: Path, results: Path, work: Path, name: str) -> None:
         for sheet in sorted((results / "sheets").glob("*.png")):
             tar.add(sheet, arcname=sheet.name)
     runs = work / "table_full" / name
-    if runs.is_dir():
+    if runs.is_dir():       # the weights that paint, not the training state (G, D, Adam: 95 MB)
         with tarfile.open(out / f"models_{name}.tar", "w") as tar:
-            for method in runs.iterdir():
-                for f in ("model", "timing.json", "final"):
+            for method in sorted(runs.iterdir()):
+                for f in ("model/model.safetensors", "model/exemplar.png", "timing.json",
+                          "final/result.json"):
                     if (method / f).exists():
                         tar.add(method / f, arcname=f"{name}/{method.name}/{f}")
 

@@ -499,7 +499,7 @@ def table(args, found, cfg, vgg):
     from texgen.train.common import choose_method
     auto = {name: choose_method([read_image(found[name])])[0] for name in rows}
     write_table(dict(sorted(rows.items())), cfg, args.preset, dict(sorted(earlier.items())),
-                auto, args.minutes)
+                auto, args.minutes, args.iters)
 
 
 def _ledger_path(preset: str) -> Path:
@@ -636,13 +636,14 @@ def _verdicts(rows, auto: dict | None = None) -> list[str]:
     return out
 
 
-def write_table(rows, cfg, preset: str = "fast", earlier=None, auto=None, minutes=None):
+def write_table(rows, cfg, preset: str = "fast", earlier=None, auto=None, minutes=None,
+                iters=None):
     """earlier: photo -> (settings that changed, table lines) of runs trained before the
     preset changed: listed apart, not in the verdicts, until they are trained again.
-    minutes: each training's budget, when the table was run with one."""
+    minutes, iters: each training's budget, when the table was run with one."""
     path = OUT / ("quality.md" if preset == "fast" else f"quality_{preset}.md")
     opt = "" if preset == "fast" else f" --preset {preset}"
-    budget = f" --minutes {minutes:g}" if minutes else ""
+    budget = f" --minutes {minutes:g}" if minutes else f" --iters {iters}" if iters else ""
     lines = ["# Texture quality: texgen against patch synthesis and the photos", "",
              f"Command: `python benchmarks/quality.py table{opt}{budget}` (one training at a "
              f"time{f', each trained for as many iterations as {minutes:g} minutes allow' if minutes else ''}; "
