@@ -76,7 +76,7 @@ from texgen.eval.report import EvalConfig, colour, evaluate_samples
 from texgen.models.vgg import VGG19
 from texgen.files import atomic_write_bytes
 from texgen.runtime.imageio import read_image, save_image
-from train_speed import seconds_per_step      # benchmarks/ is on the path of a script run from it
+from texgen.train.speed import seconds_per_step
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "textures"

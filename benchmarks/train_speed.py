@@ -6,7 +6,8 @@ Writes benchmarks/out/train_speed.md. Times the real update (psgan: train.psgan.
 texnet: train.texnet.step) on random patches, with the patch, batch, discriminator scales
 and descriptor loss that training would choose for each exemplar: the built-in bricks (a
 clear period: the patch grows to two bricks) and white noise (no period). Checkpoints and
-previews are not included. benchmarks/quality.py sizes its trainings with seconds_per_step.
+previews are not included (texgen/train/speed.py, which `texgen train --minutes` and
+benchmarks/quality.py size trainings with).
 A second table times each texture loss (--loss gram|swd) in the fast presets against a
 photo-sized (1024 px) exemplar, where swd has more exemplar features than a sample has.
 """
@@ -14,60 +15,13 @@ photo-sized (1024 px) exemplar, where swd has more exemplar features than a samp
 from __future__ import annotations
 
 import argparse
-import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-
-def seconds_per_step(method: str, img: np.ndarray, tcfg, mcfg=None, steps: int = 4) -> float:
-    """Median seconds of a training step of this configuration for this exemplar on this
-    machine (after one warm-up step), with what training would choose for it, on the device
-    training runs on (CUDA when torch sees one, as train.psgan and train.texnet choose)."""
-    from texgen.runtime.noise import sample_noise
-    from texgen.train.descriptor import DescriptorLoss
-    dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-    def sync():         # CUDA runs asynchronously: a step is done when its kernels are
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-
-    rng = np.random.default_rng(0)
-    times = []
-    if method == "psgan":
-        from texgen.models.psgan import Discriminator, Generator
-        from texgen.train.psgan import gan_step, plan
-        p = plan([img], mcfg, tcfg)
-        m, t = replace(mcfg, d_scales=p.d_scales), replace(tcfg, patch=p.patch, batch=p.batch)
-        G, D = Generator(m).to(dev), Discriminator(m).to(dev)
-        og, od = torch.optim.Adam(G.parameters()), torch.optim.Adam(D.parameters())
-        desc = DescriptorLoss([img], kind=t.loss, device=dev) if t.descriptor_weight else None
-        cells = t.patch // m.scale + 2 * G.margin
-        for i in range(steps + 1):
-            real = torch.from_numpy(rng.uniform(-1, 1, (t.batch, 3, t.patch, t.patch)).astype(np.float32)).to(dev)
-            z = torch.from_numpy(sample_noise(m.layout, cells, cells, rng, batch=t.batch)).to(dev)
-            sync()
-            t0 = time.perf_counter()
-            gan_step(G, D, og, od, real, z, t, 1.0, i, desc, rng)
-            sync()
-            times.append(time.perf_counter() - t0)
-    else:
-        from texgen.models.texnet import TexNet, TexNetConfig
-        from texgen.train.texnet import step
-        G = TexNet(TexNetConfig()).to(dev)
-        opt = torch.optim.Adam(G.parameters())
-        loss_fn = DescriptorLoss([img], kind=tcfg.loss, device=dev)
-        cells = tcfg.patch // G.cfg.scale
-        for i in range(steps + 1):
-            z = torch.from_numpy(sample_noise(G.cfg.layout, cells, cells, rng, batch=tcfg.batch)).to(dev)
-            sync()
-            t0 = time.perf_counter()
-            step(G, loss_fn, opt, z, None, tcfg, rng=rng)
-            sync()
-            times.append(time.perf_counter() - t0)
-    return float(np.median(times[1:]))
+from texgen.train.speed import seconds_per_step
 
 
 LOSS_EXEMPLAR = 1024    # px

@@ -96,6 +96,45 @@ def test_train_resume_and_force(tmp_path, exemplar, tiny_preset):
     assert meta["provenance"]["method"] == "sgan"
 
 
+def test_minutes_trains_as_many_iterations_as_the_measured_step_allows(tmp_path, exemplar,
+                                                                      tiny_preset, monkeypatch):
+    from texgen.train import speed
+    timed = []
+
+    def one_and_a_half_seconds(method, img, tcfg, mcfg=None, steps=4):
+        timed.append((method, img.shape, tcfg.batch, mcfg.g_widths))
+        return 1.5
+    monkeypatch.setattr(speed, "seconds_per_step", one_and_a_half_seconds)
+    out = tmp_path / "m"
+    res = _run("train", exemplar, "--out", out, "--method", "psgan", "--minutes", 0.1)
+    assert res.exit_code == 0, res.output
+    # 6 s less the (stubbed, near-instant) timing, at 1.5 s a step: 3 whole steps
+    assert "about 1.50 s an iteration here: 3 iterations in 0.1 minutes" in res.output
+    assert timed == [("psgan", (64, 64, 3), 2, (16, 8, 8, 8))]     # the run's own config
+    _, meta = checkpoint.load_model(out)
+    assert meta["iteration"] == 3 and meta["train"]["iters"] == 3   # what --resume continues to
+
+
+@pytest.mark.parametrize("args, match", [
+    (("--minutes", 1, "--iters", 5), "--minutes or --iters, not both"),
+    (("--minutes", 1, "--method", "stylize", "--style", "S", "--content", "C"),
+     "--minutes is for --method psgan or sgan or texnet, not stylize"),
+    (("--minutes", 0), "--minutes"),
+])
+def test_minutes_refusals_are_one_line(tmp_path, exemplar, tiny_preset, args, match):
+    _assert_user_error(_run("train", exemplar, "--out", tmp_path / "m", *args), match)
+    assert not (tmp_path / "m").exists()
+
+
+def test_minutes_sizes_new_runs_only(tmp_path, exemplar, tiny_preset):
+    out = tmp_path / "m"
+    assert _run("train", exemplar, "--out", out, "--iters", 2, "--patch", 32).exit_code == 0
+    before = (out / "model.safetensors").read_bytes()
+    _assert_user_error(_run("train", exemplar, "--out", out, "--resume", "--minutes", 1),
+                       "--minutes sizes a new run: give --iters instead")
+    assert (out / "model.safetensors").read_bytes() == before
+
+
 def test_descriptor_weight_zero_trains_at_the_gan_rate(tmp_path, exemplar, monkeypatch):
     # the fast preset's lr is tuned for the descriptor; --descriptor-weight 0 is the plain GAN
     model_cfg, cfg = TINY_PRESET

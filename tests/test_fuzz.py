@@ -393,6 +393,8 @@ def test_train(models, tiny_preset, data):
                                                             st.integers(max_value=0))[1]),
             "--patch": (st.sampled_from([None, "32", "64"]),
                         st.sampled_from(["0", "-32", "40", "65536", "128", "x"])),
+            # a valid --minutes beside --iters is a refusal too (tests/test_cli.py)
+            "--minutes": (st.none(), st.sampled_from(["0", "-1", "x", "1e9", "nan", "1"])),
             "--batch": optional(numbers("batch", st.integers(2, 3), st.integers(max_value=0))),
             "--lr": optional(numbers("lr", st.floats(1e-6, 1), st.floats(max_value=0) | st.floats(min_value=1.01))),
             "--seed": optional(SEED),

@@ -635,3 +635,17 @@ def test_r1_penalises_the_gradient_of_the_mean_logit():
     tc = TrainConfig(batch=2, patch=32, r1=1.0, r1_every=1)
     _, _, terms = gan_step(G, D, opt_g, opt_d, real, z, tc, 1.0, it=0)
     assert terms["R1"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_seconds_per_step_times_a_map_stack_and_sizes_a_budget():
+    # `texgen train --minutes` times the run's own step first: a colour + height stack (4
+    # channels: D judges all four, the descriptor the colour alone) must time, not fail
+    import math
+    from texgen.train.speed import iterations_within, seconds_per_step
+    cfg = tiny_config(maps=["color", "height"], channels=4)
+    img = np.random.default_rng(0).uniform(0, 1, (64, 64, 4)).astype(np.float32)
+    secs = seconds_per_step("psgan", img, TrainConfig(iters=2, batch=2, patch=32,
+                                                      descriptor_weight=1.0), cfg, steps=1)
+    assert math.isfinite(secs) and secs > 0
+    assert iterations_within(0.1, 1.5) == 4
+    assert iterations_within(0.01, 10.0) == 1       # one step at least, even over budget

@@ -270,6 +270,7 @@ _METHOD_ONLY = (("--style/--content", "stylise", ("stylize",)),
                 ("--checker-weight", "checker_weight", ("psgan", "sgan", "texnet")),
                 ("--chroma-weight", "chroma_weight", ("psgan", "sgan", "texnet")),
                 ("--clean-within", "clean_within", ("psgan", "sgan")),
+                ("--minutes", "minutes", ("psgan", "sgan", "texnet")),
                 ("--maps", "map_paths", ("psgan", "sgan")))
 
 
@@ -295,6 +296,10 @@ _training_options = _options(
         click.option("--iters", type=_range("iters"),
                      help="Training iterations (default: the preset's; with --resume, the saved "
                           "run's)."),
+        click.option("--minutes", type=_range("minutes"),
+                     help="Train for about this long instead: as many iterations as the speed "
+                          "of a few steps on this machine allows (psgan, sgan, texnet; a new "
+                          "run, not --resume)."),
         click.option("--patch", type=_range("patch"), help="Training patch in px, a multiple of 32."),
         click.option("--batch", type=_range("batch")),
         click.option("--lr", type=_range("lr")),
@@ -342,7 +347,8 @@ def train(**options):
     _train(**options)
 
 
-def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None, batch=None,
+def _train(images=(), method=None, preset=None, out=None, iters=None, minutes=None, patch=None,
+           batch=None,
            lr=None, seed=None, resume=False, force=False, licence=None, map_paths=None,
            loss=None, descriptor_weight=None, descriptor_weights=None, spectrum_weight=None,
            lattice_weight=None, repeat_weight=None, contrast_weight=None, fine_weight=None,
@@ -361,6 +367,9 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
         raise TexgenError(f"{out} already holds a model: pass --resume to continue it or --force to overwrite")
     if resume and not (out / checkpoint.TRAIN_FILE).exists():
         raise TexgenError(f"nothing to resume in {out}")
+    if minutes is not None and (iters is not None or resume):
+        raise TexgenError("--minutes sizes a new run: give --iters instead" if resume else
+                          "--minutes or --iters, not both")
     given = dict(patch=patch, batch=batch, lr=lr, loss=loss, descriptor_weight=descriptor_weight,
                  descriptor_weights=descriptor_weights, spectrum_weight=spectrum_weight,
                  lattice_weight=lattice_weight, repeat_weight=repeat_weight,
@@ -378,7 +387,8 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
     opts = {k: v if v is not None else TRAIN_DEFAULTS.get(k) for k, v in given.items()}
     licence = licence or TRAIN_DEFAULTS["licence"]
 
-    said = {**given, "stylise": style_paths or content_paths, "map_paths": map_paths}
+    said = {**given, "stylise": style_paths or content_paths, "map_paths": map_paths,
+            "minutes": minutes}
     log = click.echo
     if method == "auto":
         method, why = _auto_method(images, said)
@@ -414,10 +424,10 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, patch=None
     with undo_on_failure(out, keep=lambda: (out / checkpoint.MODEL_FILE).exists()):
         if texnet:
             _train_texnet(data, content, method, preset, out, settings, opts, resume, prov,
-                          surface.to_dict(), log)
+                          surface.to_dict(), log, minutes)
         else:
             _train_psgan(data, maps, method, preset, out, settings, opts, resume, prov,
-                         surface.to_dict(), log)
+                         surface.to_dict(), log, minutes)
     click.echo(f"saved {out}")
 
 
@@ -454,7 +464,23 @@ def _said_first(line: str):
     return log
 
 
-def _train_psgan(imgs, maps, method, preset, out, settings, opts, resume, prov, surface, log):
+def _within(minutes, method, img, cfg, model_cfg, log):
+    """cfg with as many iterations as `minutes` allow here (None: cfg as it is)."""
+    if minutes is None:
+        return cfg
+    import time
+    from dataclasses import replace
+    from texgen.train.speed import iterations_within, seconds_per_step
+    t0 = time.perf_counter()
+    secs = seconds_per_step(method, img, cfg, model_cfg)
+    # the steps timed were the budget's too (their weights are thrown away)
+    iters = iterations_within(minutes - (time.perf_counter() - t0) / 60, secs)
+    log(f"about {secs:.2f} s an iteration here: {iters} iterations in {minutes:g} minutes")
+    return replace(cfg, iters=iters)
+
+
+def _train_psgan(imgs, maps, method, preset, out, settings, opts, resume, prov, surface, log,
+                 minutes=None):
     from dataclasses import replace
     from texgen.train.psgan import PRESETS, TrainConfig, train as run_train
     model_cfg, cfg = PRESETS[preset]
@@ -476,18 +502,20 @@ def _train_psgan(imgs, maps, method, preset, out, settings, opts, resume, prov, 
                   **({"auto_patch": False} if "patch" in settings else {}),
                   **({"auto_spectrum": False} if "spectrum_weight" in settings else {}))
     validate.check_config(cfg)
+    cfg = _within(minutes, method, imgs[0], cfg, model_cfg, log)
     run_train(imgs, out, model_cfg, cfg, resume=resume, provenance=prov, surface=surface,
               log=log)
 
 
 def _train_texnet(style, content, method, preset, out, settings, opts, resume, prov, surface,
-                  log):
+                  log, minutes=None):
     from dataclasses import replace
     from texgen.models.texnet import TexNetConfig
     from texgen.train.texnet import PRESETS, train as run_train
     cfg = replace(PRESETS[preset], seed=opts["seed"], style_scale=opts["style_scale"],
                   diversity=opts["diversity"], content_weight=opts["content_weight"], **settings)
     validate.check_config(cfg)
+    cfg = _within(minutes, method, style[0], cfg, None, log)
     run_train(style, out, TexNetConfig(content=3 if content else 0, kind=method), cfg, content=content,
               resume=resume, provenance=prov, surface=surface, log=log)
 
@@ -540,7 +568,9 @@ def _train_job(photo: str, out: str, options: dict, force: bool, tick=None,
         finished = int(meta.get("iteration", 0)) >= (
             options.get("iters") or int((meta.get("train") or {}).get("iters", 0)))
     if not (resume and finished):
-        _train(images=(photo,), out=out, resume=resume, force=force, **options)
+        # a resumed job keeps the iterations its --minutes came to (saved in its checkpoint)
+        _train(images=(photo,), out=out, resume=resume, force=force,
+               **({**options, "minutes": None} if resume else options))
     return sorted(p for p in Path(out).iterdir() if p.is_file())
 
 

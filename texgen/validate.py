@@ -97,6 +97,7 @@ COUNT = Range(1, integer=True)
 RANGES: dict[str, Range] = {
     "seed": Range(0, SEED_MAX, integer=True),
     "iters": COUNT,
+    "minutes": Range(0, 10080, lo_open=True),   # a week: --minutes, a training's budget
     "batch": COUNT,
     "patch": Range(1, 4096, integer=True),      # px; a multiple of the cell, checked by train
     "lr": Range(0, 1, lo_open=True),
