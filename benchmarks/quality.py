@@ -76,7 +76,7 @@ from texgen.eval.report import EvalConfig, colour, evaluate_samples
 from texgen.models.vgg import VGG19
 from texgen.files import atomic_write_bytes
 from texgen.runtime.imageio import read_image, save_image
-from texgen.train.speed import seconds_per_step
+from texgen.train.speed import iterations_within, seconds_per_step
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "textures"
@@ -231,7 +231,7 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
         iters = tcfg.iters
         if minutes:
             secs = seconds_per_step(method, img, tcfg, mcfg)
-            iters = max(50, int(minutes * 60 / secs) // 50 * 50)
+            iters = max(50, iterations_within(minutes, secs) // 50 * 50)   # snapshots every 50
             timing["probe_s_per_step"] = secs
         timing.update(iters=iters, seconds=0.0)
         folder.mkdir(parents=True, exist_ok=True)
