@@ -348,8 +348,7 @@ def train(**options):
 
 
 def _train(images=(), method=None, preset=None, out=None, iters=None, minutes=None, patch=None,
-           batch=None,
-           lr=None, seed=None, resume=False, force=False, licence=None, map_paths=None,
+           batch=None, lr=None, seed=None, resume=False, force=False, licence=None, map_paths=None,
            loss=None, descriptor_weight=None, descriptor_weights=None, spectrum_weight=None,
            lattice_weight=None, repeat_weight=None, contrast_weight=None, fine_weight=None,
            fine_floor_weight=None, checker_weight=None, chroma_weight=None, clean_within=None,
