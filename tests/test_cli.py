@@ -135,6 +135,33 @@ def test_minutes_sizes_new_runs_only(tmp_path, exemplar, tiny_preset):
     assert (out / "model.safetensors").read_bytes() == before
 
 
+def test_a_train_many_job_cut_short_resumes_to_the_iterations_its_minutes_came_to(
+        tmp_path, exemplar, tiny_preset, monkeypatch):
+    # train-many passes its options to every job, --minutes too; a job cut short (Ctrl-C,
+    # a node's SIGTERM) resumes on the rerun to the iterations its budget came to, which its
+    # checkpoint holds, and is not refused as a new --minutes run
+    from texgen import cli as cli_module
+    from texgen.train import speed
+    monkeypatch.setattr(speed, "seconds_per_step", lambda *a, **k: 1.5)    # 0.1 min: 3 steps
+    real_step, calls = train_psgan.gan_step, []
+
+    def cut_at_the_second_step(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_step(*a, **k)
+    out = tmp_path / "m"
+    with monkeypatch.context() as m:
+        m.setattr(train_psgan, "gan_step", cut_at_the_second_step)
+        with pytest.raises(KeyboardInterrupt):
+            cli_module._train_job(str(exemplar), str(out), {"minutes": 0.1}, force=False)
+    meta = checkpoint.training_info(out)
+    assert meta["iteration"] == 1 and meta["train"]["iters"] == 3
+    cli_module._train_job(str(exemplar), str(out), {"minutes": 0.1}, force=False)
+    _, meta = checkpoint.load_model(out)
+    assert meta["iteration"] == 3 and meta["train"]["iters"] == 3
+
+
 def test_descriptor_weight_zero_trains_at_the_gan_rate(tmp_path, exemplar, monkeypatch):
     # the fast preset's lr is tuned for the descriptor; --descriptor-weight 0 is the plain GAN
     model_cfg, cfg = TINY_PRESET
