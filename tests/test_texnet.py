@@ -326,3 +326,24 @@ def test_fine_and_checker_caps_are_terms_of_the_step_only_when_weighted():
     _, terms = step(G, loss_fn, opt, z, None, TexNetTrainConfig(), spectrum=spectrum)
     assert "fine" not in terms and "checker" not in terms
     assert PRESETS["fast"].checker_weight > 0 and PRESETS["fast"].fine_weight == 0
+
+
+def test_a_run_on_a_deadline_is_the_run_of_the_length_it_sets(tmp_path, monkeypatch):
+    """texgen train --minutes: after a twentieth of its steps (in the first half, before the
+    checkpoint and batch norm's fixing) the run sets its length from its pace; the result is
+    the run that had that length from the start, bit for bit."""
+    from texgen.train import common
+    img = [stripes(40, 40)]
+    said = []
+    # re-planned after 10 steps, to 24 (iterations_by gives 2 x 10 + 2 at least: with fewer,
+    # steps already taken at the full rate would fall in the decay, and the runs differ)
+    monkeypatch.setattr(common, "iterations_by", lambda deadline, done, pace: 24)
+    cfg = TexNetTrainConfig(**{**TRAIN, "iters": 200})
+    planned = train(img, tmp_path / "a", tiny(), cfg, log=said.append, deadline=0.0)
+    straight = train(img, tmp_path / "b", tiny(), TexNetTrainConfig(**{**TRAIN, "iters": 24}),
+                     log=lambda *_: None)
+    a, b = weights(planned), weights(straight)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    meta = checkpoint.load_model(planned)[1]
+    assert meta["iteration"] == 24 and meta["train"]["iters"] == 24   # what --resume reads
+    assert any("24 iterations in the time left" in line for line in said)

@@ -464,18 +464,20 @@ def _said_first(line: str):
 
 
 def _within(minutes, method, img, cfg, model_cfg, log):
-    """cfg with as many iterations as `minutes` allow here (None: cfg as it is)."""
+    """(cfg with as many iterations as `minutes` allow here, the time.monotonic() the run
+    should end by, for training to set its length again from its own pace); minutes None:
+    (cfg, None)."""
     if minutes is None:
-        return cfg
+        return cfg, None
     import time
     from dataclasses import replace
     from texgen.train.speed import iterations_within, seconds_per_step
-    t0 = time.perf_counter()
+    t0 = time.monotonic()
     secs = seconds_per_step(method, img, cfg, model_cfg)
     # the steps timed were the budget's too (their weights are thrown away)
-    iters = iterations_within(minutes - (time.perf_counter() - t0) / 60, secs)
+    iters = iterations_within(minutes - (time.monotonic() - t0) / 60, secs)
     log(f"about {secs:.2f} s an iteration here: {iters} iterations in {minutes:g} minutes")
-    return replace(cfg, iters=iters)
+    return replace(cfg, iters=iters), t0 + minutes * 60
 
 
 def _train_psgan(imgs, maps, method, preset, out, settings, opts, resume, prov, surface, log,
@@ -501,9 +503,9 @@ def _train_psgan(imgs, maps, method, preset, out, settings, opts, resume, prov, 
                   **({"auto_patch": False} if "patch" in settings else {}),
                   **({"auto_spectrum": False} if "spectrum_weight" in settings else {}))
     validate.check_config(cfg)
-    cfg = _within(minutes, method, imgs[0], cfg, model_cfg, log)
+    cfg, deadline = _within(minutes, method, imgs[0], cfg, model_cfg, log)
     run_train(imgs, out, model_cfg, cfg, resume=resume, provenance=prov, surface=surface,
-              log=log)
+              log=log, deadline=deadline)
 
 
 def _train_texnet(style, content, method, preset, out, settings, opts, resume, prov, surface,
@@ -514,9 +516,9 @@ def _train_texnet(style, content, method, preset, out, settings, opts, resume, p
     cfg = replace(PRESETS[preset], seed=opts["seed"], style_scale=opts["style_scale"],
                   diversity=opts["diversity"], content_weight=opts["content_weight"], **settings)
     validate.check_config(cfg)
-    cfg = _within(minutes, method, style[0], cfg, None, log)
+    cfg, deadline = _within(minutes, method, style[0], cfg, None, log)
     run_train(style, out, TexNetConfig(content=3 if content else 0, kind=method), cfg, content=content,
-              resume=resume, provenance=prov, surface=surface, log=log)
+              resume=resume, provenance=prov, surface=surface, log=log, deadline=deadline)
 
 
 @main.command("train-many")

@@ -8,6 +8,7 @@ import hashlib
 import math
 import signal
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,8 @@ def start_point(out, resume: bool, seed: int, G, D, opt_g, opt_d, log=print, ext
 
 
 def run_iterations(step, start: int, iters: int, save, preview, ckpt_every: int,
-                   preview_every: int, out, log=print, rng: np.random.Generator | None = None) -> None:
+                   preview_every: int, out, log=print, rng: np.random.Generator | None = None,
+                   replan=None) -> None:
     """The loop every training method shares.
 
     step(it) -> (ok, losses): one update; ok False when it was skipped as non-finite, losses
@@ -44,12 +46,15 @@ def run_iterations(step, start: int, iters: int, save, preview, ckpt_every: int,
     that save, so the resumed run draws what an uninterrupted one would have.
     Every save runs with Ctrl-C and SIGTERM held (uninterruptible): a second Ctrl-C waits for
     the checkpoint to be whole (weights, optimiser state and iteration, in both files) and
-    then stops the run.
+    then stops the run. replan(done, seconds a step) -> iterations: a run on a time budget
+    (texgen train --minutes) sets its length once, at replan_point, from its own pace.
     """
     bar = Progress(total=iters, initial=start, desc=f"train {Path(out).name}")
     done, saved, bad = start, start, 0
+    at = replan_point(iters, ckpt_every) if replan is not None and start == 0 else None
+    it = start
     try:
-        for it in range(start, iters):
+        while it < iters:
             drawn = rng.bit_generator.state if rng is not None else None
             try:
                 ok, losses = step(it)
@@ -63,12 +68,18 @@ def run_iterations(step, start: int, iters: int, save, preview, ckpt_every: int,
                                   "checkpoint with a lower --lr")
             bar.update(1, **losses)
             done = it + 1
+            if done == 1:
+                first = time.monotonic()            # the first step warms up: not timed
+            if done == at:
+                iters = replan(done, (time.monotonic() - first) / (done - 1))
+                bar.bar.total = iters
             if done % ckpt_every == 0 or done == iters:
                 with uninterruptible():
                     save(done)
                     saved = done
             elif done % preview_every == 0:
                 preview(done)
+            it += 1
     except BaseException as e:
         bar.close()                         # before the message: it starts a fresh line
         if not isinstance(e, KeyboardInterrupt):
@@ -105,6 +116,30 @@ def uninterruptible():
             signal.signal(sig, handler)
     if held:
         signal.raise_signal(held[0])        # now handled as it would have been: Ctrl-C raises
+
+
+def replan_point(iters: int, ckpt_every: int) -> int | None:
+    """The step after which a run on a time budget times itself and sets its iterations: a
+    twentieth of the run (10 steps at least), before its first checkpoint and inside the
+    first half, where the learning rate is constant (learning_rate) and texnet's batch norm
+    not yet fixed (bn_fixed >= 0.5): the run is then exactly the one it would have been had
+    it started with the new count. None: too short to time."""
+    k = min(max(10, iters // 20), ckpt_every - 1, iters // 2 - 1)
+    return k if k >= 5 else None
+
+
+def iterations_by(deadline: float, done: int, pace: float) -> int:
+    """done + the steps of `pace` seconds left before `deadline` (a time.monotonic()), at
+    least 2 done + 2: the steps done stay in the first half (replan_point)."""
+    return max(2 * done + 2, done + math.floor((deadline - time.monotonic()) / pace))
+
+
+def replanned(cfg, deadline: float, done: int, pace: float, log=print):
+    """A training config (either method's) with the iterations left to its deadline."""
+    from dataclasses import replace
+    cfg = replace(cfg, iters=iterations_by(deadline, done, pace))
+    log(f"\n{pace:.2f} s an iteration so far: {cfg.iters} iterations in the time left")
+    return cfg
 
 
 def learning_rate(cfg, it: int) -> float:

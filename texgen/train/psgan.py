@@ -27,8 +27,8 @@ from texgen.runtime.maps import check_map_names, map_channels, map_slices
 from texgen.runtime.noise import sample_noise
 from texgen.spectrum import clear_periods, dominant_frequencies, fundamentals
 from texgen.train.batchnorm import calibrate_batchnorm
-from texgen.train.common import (learning_rate, paint_sample, run_iterations, save_exemplar_thumb,
-                                 save_preview, start_point)
+from texgen.train.common import (learning_rate, paint_sample, replanned, run_iterations,
+                                 save_exemplar_thumb, save_preview, start_point)
 
 D_FIELD = 128       # px a full-size discriminator logit sees (125: five 5x5 stride-2 convs)
 
@@ -423,9 +423,11 @@ def repeat_block(model_cfg: PSGANConfig, patch: int) -> int:
 
 def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: TrainConfig,
           resume: bool = False, provenance: dict | None = None, log=print, on_save=None,
-          surface: dict | None = None) -> Path:
+          surface: dict | None = None, deadline: float | None = None) -> Path:
     """on_save(iteration, folder): called after each checkpoint is written (benchmarks keep
-    snapshots with it). surface: texel size and map defaults (runtime/surface.Surface.to_dict)."""
+    snapshots with it). surface: texel size and map defaults (runtime/surface.Surface.to_dict).
+    deadline: a time.monotonic() by which a new run should end (texgen train --minutes):
+    early on it sets cfg.iters from its own pace (common.replan_point)."""
     from texgen.data import PatchSampler
 
     out = Path(out)
@@ -556,9 +558,16 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
             update_average(G_ema, G, min(cfg.ema, (1 + it) / (10 + it)))
         return math.isfinite(g_val), {"D": d_val, "G": g_val, "skip": d_skips, **terms}
 
+    def replan(done: int, pace: float) -> int:
+        nonlocal cfg
+        cfg = replanned(cfg, deadline, done, pace, log)
+        info["train"] = asdict(cfg)
+        return cfg.iters
+
     run_iterations(one, start, cfg.iters, save,
                    lambda done: save_preview(out / "preview.png", paint_ready(done), images, model_cfg),
-                   cfg.ckpt_every, cfg.preview_every, out, log, rng=sampler.rng)
+                   cfg.ckpt_every, cfg.preview_every, out, log, rng=sampler.rng,
+                   replan=replan if deadline is not None and not resume else None)
     if cfg.clean_within:
         from texgen.train.cleanup import clean_model
         clean_model(out, images, cfg.clean_within, log, cfg.clean_fine)

@@ -21,8 +21,8 @@ from texgen.train.batchnorm import calibrate_batchnorm
 from texgen.models.texnet import TexNet, TexNetConfig
 from texgen.runtime.noise import sample_noise
 from texgen.runtime.stylize import content_noise
-from texgen.train.common import (learning_rate, run_iterations, save_exemplar_thumb, save_preview,
-                                 start_point)
+from texgen.train.common import (learning_rate, replanned, run_iterations, save_exemplar_thumb,
+                                 save_preview, start_point)
 from texgen.train.descriptor import DIVERSITY_LAYER, DescriptorLoss, SpectrumLoss, diversity
 
 
@@ -91,10 +91,11 @@ PRESETS = {"fast": _FAST,
 def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: TexNetTrainConfig,
           content: list[np.ndarray] | None = None, resume: bool = False,
           provenance: dict | None = None, log=print, on_save=None,
-          surface: dict | None = None) -> Path:
+          surface: dict | None = None, deadline: float | None = None) -> Path:
     """images: the texture (style) exemplars, H x W x 3 in [0, 1]; content: photos for a
     stylisation network (model_cfg.content = 3), None for a texture network.
-    on_save(iteration, folder): called after each checkpoint is written."""
+    on_save(iteration, folder): called after each checkpoint is written. deadline: as
+    train.psgan.train's (texgen train --minutes)."""
     from texgen.data import PatchSampler
 
     out = Path(out)
@@ -194,8 +195,15 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
         skipped += not ok
         return ok, {"loss": loss_val, "skip": skipped, **terms}
 
+    def replan(done: int, pace: float) -> int:
+        nonlocal cfg, fixed_from
+        cfg = replanned(cfg, deadline, done, pace, log)
+        info["train"], fixed_from = asdict(cfg), math.ceil(cfg.bn_fixed * cfg.iters)
+        return cfg.iters
+
     run_iterations(one, start, cfg.iters, save, lambda done: preview(paint_ready(done)),
-                   cfg.ckpt_every, cfg.preview_every, out, log, rng=rng)
+                   cfg.ckpt_every, cfg.preview_every, out, log, rng=rng,
+                   replan=replan if deadline is not None and not resume else None)
     return out
 
 
