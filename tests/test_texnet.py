@@ -332,12 +332,12 @@ def test_a_run_on_a_deadline_is_the_run_of_the_length_it_sets(tmp_path, monkeypa
     """texgen train --minutes: after a twentieth of its steps (in the first half, before the
     checkpoint and batch norm's fixing) the run sets its length from its pace; the result is
     the run that had that length from the start, bit for bit."""
-    from texgen.train import common
+    from texgen.train import speed
     img = [stripes(40, 40)]
     said = []
     # re-planned after 10 steps, to 24 (iterations_by gives 2 x 10 + 2 at least: with fewer,
     # steps already taken at the full rate would fall in the decay, and the runs differ)
-    monkeypatch.setattr(common, "iterations_by", lambda deadline, done, pace: 24)
+    monkeypatch.setattr(speed, "iterations_by", lambda deadline, done, pace: 24)
     cfg = TexNetTrainConfig(**{**TRAIN, "iters": 200})
     planned = train(img, tmp_path / "a", tiny(), cfg, log=said.append, deadline=0.0)
     straight = train(img, tmp_path / "b", tiny(), TexNetTrainConfig(**{**TRAIN, "iters": 24}),

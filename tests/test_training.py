@@ -655,10 +655,10 @@ def test_a_psgan_run_on_a_deadline_is_the_run_of_the_length_it_sets(tmp_path, mo
     # texgen train --minutes: the length set from the run's own pace after a twentieth of
     # it, while the learning rate is still constant, gives the run that had it from the start
     from texgen import checkpoint
-    from texgen.train import common, psgan as tp
+    from texgen.train import psgan as tp, speed
     img = [stripes(64, 64)]
     base = TrainConfig(iters=200, batch=2, patch=32, ckpt_every=1000, preview_every=1000)
-    monkeypatch.setattr(common, "iterations_by", lambda deadline, done, pace: 24)
+    monkeypatch.setattr(speed, "iterations_by", lambda deadline, done, pace: 24)
     tp.train(img, tmp_path / "a", tiny_config(), base, log=lambda *_: None, deadline=0.0)
     tp.train(img, tmp_path / "b", tiny_config(), replace(base, iters=24), log=lambda *_: None)
     (a, meta), (b, _) = checkpoint.load_model(tmp_path / "a"), checkpoint.load_model(tmp_path / "b")
@@ -680,6 +680,6 @@ def test_run_iterations_replans_once_early_and_runs_to_the_new_length(tmp_path):
     assert replan_point(400, 10) == 9           # before the first checkpoint
     assert replan_point(8, 100) is None         # too short to time
     import time
-    from texgen.train.common import iterations_by
+    from texgen.train.speed import iterations_by
     assert iterations_by(time.monotonic() + 100, 20, 0.5) in (219, 220)   # 200 more, less a tick
     assert iterations_by(time.monotonic() - 1, 20, 0.5) == 42             # late: 2 x 20 + 2

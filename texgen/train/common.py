@@ -72,7 +72,7 @@ def run_iterations(step, start: int, iters: int, save, preview, ckpt_every: int,
                 first = time.monotonic()            # the first step warms up: not timed
             if done == at:
                 iters = replan(done, (time.monotonic() - first) / (done - 1))
-                bar.bar.total = iters
+                bar.resize(iters)
             if done % ckpt_every == 0 or done == iters:
                 with uninterruptible():
                     save(done)
@@ -128,16 +128,11 @@ def replan_point(iters: int, ckpt_every: int) -> int | None:
     return k if k >= 5 else None
 
 
-def iterations_by(deadline: float, done: int, pace: float) -> int:
-    """done + the steps of `pace` seconds left before `deadline` (a time.monotonic()), at
-    least 2 done + 2: the steps done stay in the first half (replan_point)."""
-    return max(2 * done + 2, done + math.floor((deadline - time.monotonic()) / pace))
-
-
 def replanned(cfg, deadline: float, done: int, pace: float, log=print):
     """A training config (either method's) with the iterations left to its deadline."""
     from dataclasses import replace
-    cfg = replace(cfg, iters=iterations_by(deadline, done, pace))
+    from texgen.train import speed
+    cfg = replace(cfg, iters=speed.iterations_by(deadline, done, pace))
     log(f"\n{pace:.2f} s an iteration so far: {cfg.iters} iterations in the time left")
     return cfg
 
@@ -240,6 +235,11 @@ class Progress:
         self.bar.update(n)
         if self.bar.n % 10 == 0 or self.bar.n == self.bar.total:
             self.bar.set_postfix({k: f"{v:.3g}" for k, v in losses.items()}, refresh=False)
+
+    def resize(self, total: int):
+        """A new length for the bar (a run on a time budget sets its own)."""
+        self.bar.total = total
+        self.bar.refresh()
 
     def close(self):
         self.bar.close()

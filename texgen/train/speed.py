@@ -71,3 +71,9 @@ def seconds_per_step(method: str, img: np.ndarray, tcfg, mcfg=None, steps: int =
 def iterations_within(minutes: float, seconds: float) -> int:
     """Whole training steps of `seconds` in `minutes` (at least one, even in none)."""
     return max(1, math.floor(minutes * 60 / seconds))
+
+
+def iterations_by(deadline: float, done: int, pace: float) -> int:
+    """done + the steps of `pace` seconds left before `deadline` (a time.monotonic()), at
+    least 2 done + 2: the steps done stay in the first half (common.replan_point)."""
+    return max(2 * done + 2, done + iterations_within((deadline - time.monotonic()) / 60, pace))
