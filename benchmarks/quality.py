@@ -186,7 +186,7 @@ def _stale(then: dict | None, photo: Path, mcfg, tcfg) -> list[str]:
     return changed
 
 
-CLEAN_UP = {"clean_within", "clean_fine"}   # settings of what runs after training
+AFTER_TRAINING = {"clean_within", "clean_fine", "pick_last"}   # settings of what runs after it
 
 
 def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mcfg=None,
@@ -206,17 +206,22 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
     mcfg, tcfg = (mcfg or default[0]) if method == "psgan" else None, tcfg or default[1]
     changed = _stale(timing.get("settings"), photo, mcfg, tcfg)
     model_file = folder / "model" / checkpoint.MODEL_FILE
-    if changed and set(changed) <= CLEAN_UP and model_file.exists():
-        # the clean-up runs after training and changes nothing before it: a run cached with
-        # other clean-up settings is cleaned up again, from its last snapshot (the model as
-        # training left it), as its training would have ended (its snapshots, and so its
-        # time to usable, are the same)
-        from texgen.train.cleanup import clean_model
-        print(f"{folder}: cleaned up with other settings ({', '.join(changed)}); "
-              "cleaning it up again", flush=True)
-        last = sorted((folder / "snapshots").glob("model_*.safetensors"))[-1]
-        atomic_write_bytes(model_file, last.read_bytes())
-        clean_model(folder / "model", [img], tcfg.clean_within, fine_band=tcfg.clean_fine)
+    if changed and set(changed) <= AFTER_TRAINING and model_file.exists():
+        # the pick and the clean-up run after training and change nothing before it: a run
+        # cached with other such settings ends again from its snapshots (the models as
+        # training left them, one at each of its checkpoints), as its training would have
+        # ended (its snapshots, and so its time to usable, are the same)
+        from texgen.train.cleanup import clean_model, pick_model
+        print(f"{folder}: ended with other settings ({', '.join(changed)}); "
+              "ending it again", flush=True)
+        snapshots = sorted((folder / "snapshots").glob("model_*.safetensors"))
+        atomic_write_bytes(model_file, snapshots[-1].read_bytes())
+        judge = None
+        if getattr(tcfg, "pick_last", 0) > 1:
+            judge = pick_model(folder / "model", [img], candidates=snapshots[-tcfg.pick_last:])
+        if getattr(tcfg, "clean_within", 0):
+            clean_model(folder / "model", [img], tcfg.clean_within, fine_band=tcfg.clean_fine,
+                        judge=judge)
         timing["settings"] = _settings(mcfg, tcfg)
         _json(timing_path, timing)
         (MODELS / key / "final" / "result.json").unlink(missing_ok=True)

@@ -10,6 +10,7 @@ import torch
 from conftest import stripes, tiny_config
 from texgen import checkpoint
 from texgen.models.psgan import Generator
+from texgen.paint import load_generator
 from texgen.train import cleanup
 from texgen.train import psgan as train_psgan
 from texgen.train.psgan import TrainConfig
@@ -180,3 +181,88 @@ def test_clean_within_on_the_command_line_reaches_training(tmp_path, small, monk
     res = CliRunner().invoke(main, ["train", *args, "--out", str(tmp_path / "bad"),
                                     "--clean-within", "-1"])
     assert res.exit_code != 0 and "clean-within" in res.output.lower()
+
+
+# ----------------------------------------------------------------------------- the pick
+
+def _train_with_pick(out, scores, images=None, log=None, **kw):
+    """A tiny run of 4 iterations whose last 3 checkpoints are the pick's candidates; each
+    candidate's texture_distance is the next of `scores` (in the order of iterations), and
+    the weights every checkpoint painted with are returned by iteration."""
+    weights = {}
+
+    class Scripted:                 # the judge, with set scores (the real one: the next test)
+        def __init__(self, exemplar, maps):
+            self.left = list(scores)
+
+        def __call__(self, G):
+            return {"texture_distance": self.left.pop(0)}
+
+    cfg = TrainConfig(**{**dict(iters=4, batch=2, patch=32, ckpt_every=1, preview_every=1,
+                                pick_last=3, pick_every=1), **kw})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cleanup, "Judge", Scripted)
+        train_psgan.train(images or [stripes(64, 64)], out, tiny_config(), cfg,
+                          log=(log if log is not None else []).append,
+                          on_save=lambda it, f: weights.update({it: checkpoint.load_model(f)[0]}))
+    return weights
+
+
+def test_training_paints_with_the_best_of_its_last_checkpoints(tmp_path):
+    logged = []
+    # checkpoints every 100 iterations: the pick's own iterations are saved all the same
+    weights = _train_with_pick(tmp_path / "m", [0.3, 0.1, 0.2], log=logged, ckpt_every=100)
+    assert sorted(weights) == [2, 3, 4]
+    tensors, meta = checkpoint.load_model(tmp_path / "m")
+    assert all(torch.equal(tensors[k], weights[3][k]) for k in tensors)
+    assert not all(torch.equal(weights[3][k], weights[4][k]) for k in tensors)
+    # the metadata says how far training went, and what paints and why
+    assert meta["iteration"] == 4 and meta["painted"]["iteration"] == 3
+    assert meta["picked"]["iteration"] == 3 and meta["picked"]["scores"] == {"2": 0.3, "3": 0.1, "4": 0.2}
+    assert any("iteration 3's weights" in m for m in logged)
+    assert not (tmp_path / "m" / cleanup.PICKS).exists()
+    # the last checkpoint paints where it scores best
+    weights = _train_with_pick(tmp_path / "n", [0.3, 0.2, 0.1])
+    tensors, meta = checkpoint.load_model(tmp_path / "n")
+    assert all(torch.equal(tensors[k], weights[4][k]) for k in tensors) and meta["picked"]["iteration"] == 4
+
+
+def test_a_fresh_run_picks_only_among_its_own_checkpoints(tmp_path):
+    stale = cleanup.candidate_file(tmp_path / "m", 999)
+    stale.parent.mkdir(parents=True)
+    _train_with_pick(tmp_path / "x", [1.0, 1.0, 1.0])      # any model file will do
+    stale.write_bytes((tmp_path / "x" / checkpoint.MODEL_FILE).read_bytes())
+    _train_with_pick(tmp_path / "m", [0.3, 0.2, 0.1, 0.0])  # 0.0 would be the stale one's
+    assert checkpoint.load_model(tmp_path / "m")[1]["picked"]["iteration"] == 4
+
+
+def test_a_manifold_keeps_its_last_checkpoint(tmp_path):
+    weights = _train_with_pick(tmp_path / "m", [0.1, 0.2, 0.3],
+                               images=[stripes(64, 64), stripes(64, 64, period=5.0)])
+    tensors, meta = checkpoint.load_model(tmp_path / "m")
+    assert all(torch.equal(tensors[k], weights[4][k]) for k in tensors) and "picked" not in meta
+    assert not (tmp_path / "m" / cleanup.PICKS).exists()
+
+
+def test_the_pick_scores_as_the_clean_up_does(tmp_path, tiny_G, small):
+    """The real judge: each candidate's recorded score is the clean-up's texture_distance of
+    what it paints, and the lowest paints."""
+    folder, ex = tmp_path / "m", stripes(96, 96)
+    info = {"config": tiny_G.cfg.to_dict(), "train": {}, "provenance": {}}
+    files, Gs = [], []
+    for it in (1, 2, 3):
+        G = copy.deepcopy(tiny_G)
+        with torch.no_grad():
+            cleanup.output_layer(G).weight.mul_(0.5 * it)
+        checkpoint.save_model(folder, G, {**info, "iteration": it})
+        files.append(tmp_path / f"c{it}.safetensors")
+        files[-1].write_bytes((folder / checkpoint.MODEL_FILE).read_bytes())
+        Gs.append(G)
+    judge = cleanup.pick_model(folder, [ex], log=lambda m: None, candidates=files)
+    expected = [cleanup.Judge(ex, tiny_G.cfg.maps)(G)["texture_distance"] for G in Gs]
+    meta = checkpoint.load_model(folder)[1]
+    assert [meta["picked"]["scores"][str(i)] for i in (1, 2, 3)] == pytest.approx(expected, abs=1e-5)
+    best = int(np.argmin(expected))
+    assert meta["picked"]["iteration"] == best + 1 and meta["iteration"] == 3
+    assert judge(load_generator(folder)[0])["texture_distance"] == pytest.approx(expected[best], abs=1e-5)
+    assert all(f.exists() for f in files)          # the given candidates are not removed

@@ -27,6 +27,7 @@ and took wallpaper001's 107 -> 16 (benchmarks/out/quality_ab.md, the thirty-fift
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -60,33 +61,48 @@ def output_layer(G) -> WrapConvTranspose2d | None:
     return layer if type(layer) is WrapConvTranspose2d and layer.kernel_size == (4, 4) else None
 
 
+class Judge:
+    """Scores what a generator paints as eval scores it: texture_distance, fine_energy and
+    chroma_energy (None for a grey photo) of its SIZE px samples at SEEDS, against the
+    exemplar (H, W, C in [0, 1], the model's map stack). One judge for the pick and the
+    clean-up: the same VGG-19, crops and target."""
+
+    def __init__(self, exemplar: np.ndarray, maps):
+        from texgen.models.vgg import VGG19
+        self.exemplar = exemplar[..., map_slices(maps)["color"]]
+        self.vgg = VGG19(last="relu4_1")
+        self.cfg = with_crop(EvalConfig(seeds=SEEDS, size=SIZE), (SIZE, SIZE), self.exemplar)
+        self.target = M.gram_matrices(self.vgg, exemplar_crops(self.exemplar, self.cfg))
+
+    @torch.no_grad()
+    def __call__(self, G) -> dict:
+        from texgen.train.common import paint_sample
+        samples = [colour_of(G.cfg, paint_sample(G, G.cfg, SIZE, s)) for s in SEEDS]
+        crops = [c for s in samples for c in sample_crops(s, self.cfg)]
+        return {"texture_distance": M.texture_distance(self.target,
+                                                       M.gram_matrices(self.vgg, crops)),
+                "fine_energy": M.fine_energy(samples, self.exemplar),
+                "chroma_energy": M.chroma_energy(samples, self.exemplar)}
+
+
 @torch.no_grad()
 def clean_output(G, exemplar: np.ndarray, tolerance: float, log=print,
-                 fine_band: float = 0.0) -> dict:
+                 fine_band: float = 0.0, judge: Judge | None = None) -> dict:
     """Score the trained output kernel and each of CANDIDATES on `exemplar` (H, W, C in
     [0, 1], the model's map stack), keep the best one within tolerance (a fraction of the
     trained kernel's texture_distance) in G, then bring its fine detail, brightness and
     colour, toward the photo's where more than fine_band from it (0: never), in steps
     within the same tolerance, and return what was scored and kept."""
-    from texgen.models.vgg import VGG19
-    from texgen.train.common import paint_sample
     layer, colour = output_layer(G), map_slices(G.cfg.maps).get("color")
     if layer is None or colour is None:
         return {"kept": "as trained", "why": "no plain 4x4 output layer, or no colour map"}
-    vgg, exemplar = VGG19(last="relu4_1"), exemplar[..., colour]
-    cfg = with_crop(EvalConfig(seeds=SEEDS, size=SIZE), (SIZE, SIZE), exemplar)
-    target = M.gram_matrices(vgg, exemplar_crops(exemplar, cfg))
+    judge = judge or Judge(exemplar, G.cfg.maps)
     trained = layer.weight.clone()
 
     def score(kernel: torch.Tensor) -> dict:
-        """texture_distance, fine_energy and chroma_energy (None for a grey photo) of the
-        samples G paints with this kernel, as eval scores them."""
+        """The judge's scores of what G paints with this output kernel."""
         layer.weight.copy_(kernel)
-        samples = [colour_of(G.cfg, paint_sample(G, G.cfg, SIZE, s)) for s in SEEDS]
-        crops = [c for s in samples for c in sample_crops(s, cfg)]
-        return {"texture_distance": M.texture_distance(target, M.gram_matrices(vgg, crops)),
-                "fine_energy": M.fine_energy(samples, exemplar),
-                "chroma_energy": M.chroma_energy(samples, exemplar)}
+        return judge(G)
 
     kernels = {"as trained": trained,
                **{name: project(trained, colour) for name, project in CANDIDATES.items()}}
@@ -153,7 +169,7 @@ def sharpened(w: torch.Tensor, beta: float) -> torch.Tensor:
 
 
 def clean_model(folder, images: list[np.ndarray], tolerance: float, log=print,
-                fine_band: float = 0.0) -> dict:
+                fine_band: float = 0.0, judge: Judge | None = None) -> dict:
     """clean_output on the model a training run saved in `folder`, written back (atomically,
     as every save) with what was scored and kept in its metadata under "cleanup"."""
     from texgen import checkpoint
@@ -164,7 +180,7 @@ def clean_model(folder, images: list[np.ndarray], tolerance: float, log=print,
         log("clean-up: skipped (a manifold: no one photo to score against)")
         return {"kept": "as trained", "why": "several training photos"}
     G, meta = load_generator(folder)
-    record = clean_output(G, images[0], tolerance, log, fine_band)
+    record = clean_output(G, images[0], tolerance, log, fine_band, judge)
     stepped = any(step["amount"] for step in record.get("steps", {}).values())
     if record["kept"] == "as trained" and not stepped:
         checkpoint.update_model_info(folder, cleanup=record)
@@ -172,3 +188,46 @@ def clean_model(folder, images: list[np.ndarray], tolerance: float, log=print,
         checkpoint.save_model(folder, G, {**meta, "cleanup": record})
         save_preview(folder / "preview.png", G, images, G.cfg)
     return record
+
+
+# ----------------------------------------------------------------------------- the pick
+
+PICKS = "candidates"    # in a run's folder: the models of its last checkpoints, until picked
+
+
+def candidate_file(folder, it: int) -> Path:
+    return Path(folder) / PICKS / f"model_{it:05d}.safetensors"
+
+
+def pick_model(folder, images: list[np.ndarray], log=print, candidates=None) -> Judge | None:
+    """The model in `folder` paints with the best of `candidates` (model files; by default
+    the run's own, in folder/PICKS, which is then removed): the lowest texture_distance by
+    the judge. Its metadata stays the last checkpoint's (how far training went), with
+    "painted" the picked iteration and "picked" every candidate's score. Returns the judge,
+    for the clean-up that follows (None where nothing was scored: no candidates, or a
+    manifold, whose model stays the last)."""
+    from texgen import checkpoint
+    from texgen.paint import load_generator
+    from texgen.train.common import save_preview
+    folder = Path(folder)
+    files = sorted(candidates if candidates is not None else (folder / PICKS).glob("*.safetensors"))
+    judge, scores = None, {}
+    if len(images) == 1 and files:
+        for f in files:
+            G, meta = load_generator(f)
+            judge = judge or Judge(images[0], G.cfg.maps)
+            scores[meta["iteration"]] = (judge(G)["texture_distance"], f)
+        best = min(scores, key=lambda it: scores[it][0])
+        log("pick: texture distance " + ", ".join(f"{d:.4f} at {it}" for it, (d, _) in
+                                                  sorted(scores.items()))
+            + f": the model paints with iteration {best}'s weights")
+        G, meta = load_generator(scores[best][1])
+        last = checkpoint.load_model(folder)[1]
+        record = {"iteration": best, "scores": {str(it): round(d, 5) for it, (d, _) in
+                                               sorted(scores.items())}, "seeds": list(SEEDS)}
+        painted = {"iteration": best, "score": meta.get("painted", {}).get("score")}
+        checkpoint.save_model(folder, G, {**last, "painted": painted, "picked": record})
+        save_preview(folder / "preview.png", G, images, G.cfg)
+    if candidates is None:
+        shutil.rmtree(folder / PICKS, ignore_errors=True)
+    return judge

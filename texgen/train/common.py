@@ -34,7 +34,7 @@ def start_point(out, resume: bool, seed: int, G, D, opt_g, opt_d, log=print, ext
 
 def run_iterations(step, start: int, iters: int, save, preview, ckpt_every: int,
                    preview_every: int, out, log=print, rng: np.random.Generator | None = None,
-                   replan=None) -> None:
+                   replan=None, also_save=None) -> None:
     """The loop every training method shares.
 
     step(it) -> (ok, losses): one update; ok False when it was skipped as non-finite, losses
@@ -48,6 +48,7 @@ def run_iterations(step, start: int, iters: int, save, preview, ckpt_every: int,
     the checkpoint to be whole (weights, optimiser state and iteration, in both files) and
     then stops the run. replan(done, seconds a step) -> iterations: a run on a time budget
     (texgen train --minutes) sets its length once, at replan_point, from its own pace.
+    also_save(done) -> bool: iterations that save a checkpoint besides those.
     """
     bar = Progress(total=iters, initial=start, desc=f"train {Path(out).name}")
     done, saved, bad = start, start, 0
@@ -73,7 +74,7 @@ def run_iterations(step, start: int, iters: int, save, preview, ckpt_every: int,
             if done == at:
                 iters = replan(done, (time.monotonic() - first) / (done - 1))
                 bar.resize(iters)
-            if done % ckpt_every == 0 or done == iters:
+            if done % ckpt_every == 0 or done == iters or (also_save and also_save(done)):
                 with uninterruptible():
                     save(done)
                     saved = done

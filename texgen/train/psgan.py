@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import shutil
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 
 from texgen import checkpoint
 from texgen.errors import TexgenError
+from texgen.files import atomic_write_bytes
 from texgen.models.layers import grid_steps
 from texgen.models.psgan import Discriminator, Generator, PSGANConfig
 from texgen.runtime.imageio import resize
@@ -27,6 +29,7 @@ from texgen.runtime.maps import check_map_names, map_channels, map_slices
 from texgen.runtime.noise import sample_noise
 from texgen.spectrum import clear_periods, dominant_frequencies, fundamentals
 from texgen.train.batchnorm import calibrate_batchnorm
+from texgen.train.cleanup import PICKS, candidate_file, pick_model
 from texgen.train.common import (learning_rate, paint_sample, replanned, run_iterations,
                                  save_exemplar_thumb, save_preview, start_point)
 
@@ -105,6 +108,12 @@ class TrainConfig:
     clean_fine: float = 0.0     # and then, within the same fraction, soften or sharpen its
                                 # finest octave where the samples' energy there is further
                                 # than this fraction from the photo's (speckle, blur; 0: never)
+    pick_last: int = 0          # after training (before the clean-up), paint with the best of
+    pick_every: int = 50        # the weights at the last pick_last multiples of pick_every
+                                # before the end (and at it), checkpoints all, scored as the
+                                # clean-up scores (train/cleanup.pick_model; 0 or 1: the last).
+                                # Late GAN weights swing: wall_brick01's period was right at 600
+                                # and 650 and 10 % off at 700, where the pick's score rose too
     preview_every: int = 250
     ckpt_every: int = 250
     seed: int = 0
@@ -136,6 +145,12 @@ class TrainConfig:
 #   0.05 -> 251 in 10 steps); the same steps replayed at 2.5e-4 held it at 0.04.
 # - keep_within 4: a net for late collapse (conc01 went from 2.5x its own crop distance at
 #   iteration 500 to 14x at 600), not a selector: at 1.5 it kept tile01's worse iteration 500.
+# - pick_last 3 (the best of 600, 650 and 700 by the clean-up's texture_distance at its own
+#   seeds): on 26 cached runs of 12 photos it picked an earlier one 15 times, and
+#   texture_distance at eval's seeds moved -0.7 % on average (-6.3 % to +3.4 %, scatter);
+#   what it is for: both runs whose last weights had swung off the period
+#   (wall_brick01 seed 0, 0.083; a variant's seed 1, 0.046) were picked back to 0.025 and
+#   0.022, and no pick swung one off. Over 500-700 it picked 500 once, at 0.062: three points.
 # - spectrum_weight 30, on photos with a clear period only: fine_energy, period_error and
 #   texture_distance fell together on tile01 and wall_brick01 (200 iterations); at 100 it met
 #   the 3 % period target on both but cost texture, and doubled held-out metal002's; at 30
@@ -200,13 +215,14 @@ _FAST_MODEL = PSGANConfig(n_global=20, n_periodic=8, g_widths=(256, 128, 64, 32)
                           pixel_noise=True, wave_grid=4, wave_along=True, wave_shared=True)
 _FAST_TRAIN = TrainConfig(iters=700, batch=2, patch=256, lr=1e-3, lr_end=0.1, descriptor_weight=100.0,
                           loss="gram", spectrum_weight=30.0, lattice_weight=100.0, repeat_weight=30.0,
-                          keep_within=4.0, clean_within=0.03, clean_fine=0.2, preview_every=100,
-                          ckpt_every=100)
+                          keep_within=4.0, pick_last=3, clean_within=0.03, clean_fine=0.2,
+                          preview_every=100, ckpt_every=100)
 PRESETS = {
     "fast": (_FAST_MODEL, _FAST_TRAIN),
     "full": (replace(_FAST_MODEL, n_global=PSGANConfig.n_global, g_widths=PSGANConfig.g_widths,
                      d_widths=PSGANConfig.d_widths),
-             replace(_FAST_TRAIN, iters=10000, batch=8, preview_every=500, ckpt_every=500)),
+             replace(_FAST_TRAIN, iters=10000, batch=8, preview_every=500, ckpt_every=500,
+                     pick_every=500)),
 }
 
 
@@ -497,6 +513,8 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
                 f"in the {cfg.patch} px patch")
     out.mkdir(parents=True, exist_ok=True)
     save_exemplar_thumb(out / "exemplar.png", photos, maps=model_cfg.maps)
+    if not resume:                      # another run's candidates are not this one's
+        shutil.rmtree(out / PICKS, ignore_errors=True)
 
     # G paints `margin` extra noise cells on each side, cropped before D sees the patch: D
     # then sees no pixel that touches the training torus' own wrap (where unrounded waves
@@ -515,6 +533,11 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         G_eval.load_state_dict((G_ema or G).state_dict())
         calibrate_batchnorm(G_eval, cells=cells, seed=it)
         return G_eval
+
+    def picked_from(it: int) -> bool:
+        """Whether the pick (pick_last) considers the weights at iteration it."""
+        left = cfg.iters - it
+        return cfg.pick_last > 1 and left % cfg.pick_every == 0 and left < cfg.pick_last * cfg.pick_every
 
     def save(it: int):
         nonlocal best
@@ -536,6 +559,9 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         else:
             checkpoint.save_model(out, G_eval, info)
             save_preview(out / "preview.png", G_eval, images, model_cfg)
+            if picked_from(it):
+                candidate_file(out, it).parent.mkdir(exist_ok=True)   # one of the pick's
+                atomic_write_bytes(candidate_file(out, it), (out / checkpoint.MODEL_FILE).read_bytes())
         if on_save:
             on_save(it, out)
 
@@ -567,10 +593,12 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
     run_iterations(one, start, cfg.iters, save,
                    lambda done: save_preview(out / "preview.png", paint_ready(done), images, model_cfg),
                    cfg.ckpt_every, cfg.preview_every, out, log, rng=sampler.rng,
-                   replan=replan if deadline is not None and not resume else None)
+                   replan=replan if deadline is not None and not resume else None,
+                   also_save=picked_from)
+    judge = pick_model(out, images, log) if cfg.pick_last > 1 else None
     if cfg.clean_within:
         from texgen.train.cleanup import clean_model
-        clean_model(out, images, cfg.clean_within, log, cfg.clean_fine)
+        clean_model(out, images, cfg.clean_within, log, cfg.clean_fine, judge)
     return out
 
 
