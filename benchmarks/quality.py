@@ -214,11 +214,11 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
         from texgen.train.cleanup import clean_model, pick_model
         print(f"{folder}: ended with other settings ({', '.join(changed)}); "
               "ending it again", flush=True)
-        snapshots = sorted((folder / "snapshots").glob("model_*.safetensors"))
-        atomic_write_bytes(model_file, snapshots[-1].read_bytes())
+        ends = sorted((folder / "snapshots").glob("model_*.safetensors"))
+        atomic_write_bytes(model_file, ends[-1].read_bytes())
         judge = None
         if getattr(tcfg, "pick_last", 0) > 1:
-            judge = pick_model(folder / "model", [img], candidates=snapshots[-tcfg.pick_last:])
+            judge = pick_model(folder / "model", [img], candidates=ends[-tcfg.pick_last:])
         if getattr(tcfg, "clean_within", 0):
             clean_model(folder / "model", [img], tcfg.clean_within, fine_band=tcfg.clean_fine,
                         judge=judge)
