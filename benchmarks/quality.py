@@ -186,7 +186,8 @@ def _stale(then: dict | None, photo: Path, mcfg, tcfg) -> list[str]:
     return changed
 
 
-AFTER_TRAINING = {"clean_within", "clean_fine", "pick_last"}   # settings of what runs after it
+# settings of what runs after training
+AFTER_TRAINING = {"clean_within", "clean_fine", "pick_last", "pick_margin"}
 
 
 def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mcfg=None,
@@ -218,7 +219,8 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
         atomic_write_bytes(model_file, ends[-1].read_bytes())
         judge = None
         if getattr(tcfg, "pick_last", 0) > 1:
-            judge = pick_model(folder / "model", [img], candidates=ends[-tcfg.pick_last:])
+            judge = pick_model(folder / "model", [img], candidates=ends[-tcfg.pick_last:],
+                               margin=tcfg.pick_margin)
         if getattr(tcfg, "clean_within", 0):
             clean_model(folder / "model", [img], tcfg.clean_within, fine_band=tcfg.clean_fine,
                         judge=judge)

@@ -196,7 +196,7 @@ def _train_with_pick(out, scores, images=None, log=None, **kw):
             self.left = list(scores)
 
         def __call__(self, G):
-            return {"texture_distance": self.left.pop(0)}
+            return {"texture_distance": self.left.pop(0), "period_error": None}
 
     cfg = TrainConfig(**{**dict(iters=4, batch=2, patch=32, ckpt_every=1, preview_every=1,
                                 pick_last=3, pick_every=1), **kw})
@@ -218,7 +218,9 @@ def test_training_paints_with_the_best_of_its_last_checkpoints(tmp_path):
     assert not all(torch.equal(weights[3][k], weights[4][k]) for k in tensors)
     # the metadata says how far training went, and what paints and why
     assert meta["iteration"] == 4 and meta["painted"]["iteration"] == 3
-    assert meta["picked"]["iteration"] == 3 and meta["picked"]["scores"] == {"2": 0.3, "3": 0.1, "4": 0.2}
+    assert meta["picked"]["iteration"] == 3
+    assert {it: s["texture_distance"] for it, s in meta["picked"]["scores"].items()} == \
+        {"2": 0.3, "3": 0.1, "4": 0.2}
     assert any("iteration 3's weights" in m for m in logged)
     assert not (tmp_path / "m" / cleanup.PICKS).exists()
     # the last checkpoint paints where it scores best
@@ -261,8 +263,24 @@ def test_the_pick_scores_as_the_clean_up_does(tmp_path, tiny_G, small):
     judge = cleanup.pick_model(folder, [ex], log=lambda m: None, candidates=files)
     expected = [cleanup.Judge(ex, tiny_G.cfg.maps)(G)["texture_distance"] for G in Gs]
     meta = checkpoint.load_model(folder)[1]
-    assert [meta["picked"]["scores"][str(i)] for i in (1, 2, 3)] == pytest.approx(expected, abs=1e-5)
+    assert [meta["picked"]["scores"][str(i)]["texture_distance"] for i in (1, 2, 3)] == \
+        pytest.approx(expected, abs=1e-5)
     best = int(np.argmin(expected))
     assert meta["picked"]["iteration"] == best + 1 and meta["iteration"] == 3
     assert judge(load_generator(folder)[0])["texture_distance"] == pytest.approx(expected[best], abs=1e-5)
     assert all(f.exists() for f in files)          # the given candidates are not removed
+
+
+def test_the_pick_keeps_the_period_and_switches_only_past_its_margin():
+    def scores(*rows):
+        return {it: {"texture_distance": d, "period_error": p} for it, d, p in rows}
+    # wall_brick01's: 700 scores between the others but paints the courses off the period
+    swung = scores((600, 0.1186, 0.0245), (650, 0.1162, 0.0363), (700, 0.1171, 0.0763))
+    assert cleanup.choose(swung, margin=0.0) == 650 and cleanup.choose(swung, margin=0.02) == 650
+    # no clear period (None): texture_distance alone, and the last unless beaten by the margin
+    flat = scores((600, 0.0975, None), (650, 0.1000, None), (700, 0.0990, None))
+    assert cleanup.choose(flat, margin=0.0) == 600 and cleanup.choose(flat, margin=0.02) == 700
+    assert cleanup.choose(scores((600, 0.0900, None), (700, 0.0990, None)), margin=0.02) == 600
+    # a period no worse than the best's by more than the slack competes on texture alone
+    near = scores((600, 0.0900, 0.020), (700, 0.0990, 0.020 + cleanup.PERIOD_SLACK / 2))
+    assert cleanup.choose(near, margin=0.02) == 600

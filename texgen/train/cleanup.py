@@ -69,7 +69,9 @@ class Judge:
 
     def __init__(self, exemplar: np.ndarray, maps):
         from texgen.models.vgg import VGG19
+        from texgen.spectrum import clear_periods
         self.exemplar = exemplar[..., map_slices(maps)["color"]]
+        self.periodic = len(clear_periods(self.exemplar)) > 0   # a lattice to keep
         self.vgg = VGG19(last="relu4_1")
         self.cfg = with_crop(EvalConfig(seeds=SEEDS, size=SIZE), (SIZE, SIZE), self.exemplar)
         self.target = M.gram_matrices(self.vgg, exemplar_crops(self.exemplar, self.cfg))
@@ -82,7 +84,9 @@ class Judge:
         return {"texture_distance": M.texture_distance(self.target,
                                                        M.gram_matrices(self.vgg, crops)),
                 "fine_energy": M.fine_energy(samples, self.exemplar),
-                "chroma_energy": M.chroma_energy(samples, self.exemplar)}
+                "chroma_energy": M.chroma_energy(samples, self.exemplar),
+                "period_error": (M.period_error(self.exemplar, samples) if self.periodic
+                                 else None)}
 
 
 @torch.no_grad()
@@ -193,16 +197,33 @@ def clean_model(folder, images: list[np.ndarray], tolerance: float, log=print,
 # ----------------------------------------------------------------------------- the pick
 
 PICKS = "candidates"    # in a run's folder: the models of its last checkpoints, until picked
+PERIOD_SLACK = 0.015    # a candidate whose period_error is further than this over the best
+                        # one's is out (half eval's 3 % target): texture_distance barely sees
+                        # a lattice a tenth too long (wall_brick01's 700: 0.1171, its 650 0.1162)
 
 
 def candidate_file(folder, it: int) -> Path:
     return Path(folder) / PICKS / f"model_{it:05d}.safetensors"
 
 
-def pick_model(folder, images: list[np.ndarray], log=print, candidates=None) -> Judge | None:
+def choose(scores: dict[int, dict], margin: float) -> int:
+    """The iteration that paints, of the candidates' judge scores by iteration: of those
+    whose period_error (None: the photo has no clear period) is within PERIOD_SLACK of the
+    lowest, the last, unless another's texture_distance is lower than the last's by more
+    than `margin` (a fraction), then the lowest."""
+    periods = [s["period_error"] for s in scores.values() if s.get("period_error") is not None]
+    kept = [it for it, s in scores.items()
+            if not periods or s["period_error"] <= min(periods) + PERIOD_SLACK]
+    last = max(kept)
+    best = min(kept, key=lambda it: scores[it]["texture_distance"])
+    beats = scores[best]["texture_distance"] < (1 - margin) * scores[last]["texture_distance"]
+    return best if beats else last
+
+
+def pick_model(folder, images: list[np.ndarray], log=print, candidates=None,
+               margin: float = 0.0) -> Judge | None:
     """The model in `folder` paints with the best of `candidates` (model files; by default
-    the run's own, in folder/PICKS, which is then removed): the lowest texture_distance by
-    the judge. Its metadata stays the last checkpoint's (how far training went), with
+    the run's own, in folder/PICKS, which is then removed) by the judge (choose). Its metadata stays the last checkpoint's (how far training went), with
     "painted" the picked iteration and "picked" every candidate's score. Returns the judge,
     for the clean-up that follows (None where nothing was scored: no candidates, or a
     manifold, whose model stays the last)."""
@@ -211,20 +232,24 @@ def pick_model(folder, images: list[np.ndarray], log=print, candidates=None) -> 
     from texgen.train.common import save_preview
     folder = Path(folder)
     files = sorted(candidates if candidates is not None else (folder / PICKS).glob("*.safetensors"))
-    judge, scores = None, {}
+    judge, scores, files_at = None, {}, {}
     if len(images) == 1 and files:
         for f in files:
             G, meta = load_generator(f)
             judge = judge or Judge(images[0], G.cfg.maps)
-            scores[meta["iteration"]] = (judge(G)["texture_distance"], f)
-        best = min(scores, key=lambda it: scores[it][0])
-        log("pick: texture distance " + ", ".join(f"{d:.4f} at {it}" for it, (d, _) in
-                                                  sorted(scores.items()))
+            scores[meta["iteration"]] = judge(G)
+            files_at[meta["iteration"]] = f
+        best = choose(scores, margin)
+        log("pick: " + ", ".join(f"at {it} texture distance {s['texture_distance']:.4f}"
+                                 + ("" if s["period_error"] is None else
+                                    f" (period error {s['period_error']:.3f})")
+                                 for it, s in sorted(scores.items()))
             + f": the model paints with iteration {best}'s weights")
-        G, meta = load_generator(scores[best][1])
+        G, meta = load_generator(files_at[best])
         last = checkpoint.load_model(folder)[1]
-        record = {"iteration": best, "scores": {str(it): round(d, 5) for it, (d, _) in
-                                               sorted(scores.items())}, "seeds": list(SEEDS)}
+        record = {"iteration": best, "margin": margin, "seeds": list(SEEDS),
+                  "scores": {str(it): _rounded({k: s[k] for k in ("texture_distance", "period_error")})
+                             for it, s in sorted(scores.items())}}
         painted = {"iteration": best, "score": meta.get("painted", {}).get("score")}
         checkpoint.save_model(folder, G, {**last, "painted": painted, "picked": record})
         save_preview(folder / "preview.png", G, images, G.cfg)
