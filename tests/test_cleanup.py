@@ -284,3 +284,34 @@ def test_the_pick_keeps_the_period_and_switches_only_past_its_margin():
     # a period no worse than the best's by more than the slack competes on texture alone
     near = scores((600, 0.0900, 0.020), (700, 0.0990, 0.020 + cleanup.PERIOD_SLACK / 2))
     assert cleanup.choose(near, margin=0.02) == 600
+
+
+def test_a_run_on_a_time_budget_keeps_time_for_its_checkpoints_and_end(tmp_path, small, monkeypatch):
+    """texgen train --minutes: the re-plan times a checkpoint's batch-norm measure and a judge
+    score, keeps that time for the checkpoints left and the pick and clean-up, and its judge
+    is the one the pick and the clean-up use."""
+    import time
+    from dataclasses import replace
+    built, reserves = [], []
+
+    class Counted(cleanup.Judge):
+        def __init__(self, *args):
+            built.append(args)
+            super().__init__(*args)
+
+    def replanned(cfg, deadline, done, pace, log, reserve=None):
+        reserves.append((done, reserve))
+        return replace(cfg, iters=24)
+    monkeypatch.setattr(cleanup, "Judge", Counted)
+    monkeypatch.setattr(train_psgan, "Judge", Counted)
+    monkeypatch.setattr(train_psgan, "replanned", replanned)
+    cfg = TrainConfig(iters=200, batch=2, patch=32, ckpt_every=10, preview_every=10, pick_last=3,
+                      pick_every=2, clean_within=0.03)
+    out = train_psgan.train([stripes(96, 96)], tmp_path / "m", tiny_config(), cfg,
+                            log=lambda *a: None, deadline=time.monotonic() + 1e6)
+    (done, reserve), = reserves
+    assert done == 9 and reserve(44) > reserve(24) > 0     # a longer run saves more often
+    assert len(built) == 1                                 # built at the re-plan, used at the end
+    meta = checkpoint.load_model(out)[1]
+    assert meta["iteration"] == 24 and meta["picked"]["iteration"] in (20, 22, 24)
+    assert "cleanup" in meta

@@ -666,6 +666,21 @@ def test_a_psgan_run_on_a_deadline_is_the_run_of_the_length_it_sets(tmp_path, mo
     assert meta["iteration"] == 24 and meta["train"]["iters"] == 24
 
 
+def test_a_replan_keeps_out_what_the_run_needs_besides_its_steps():
+    import time
+    from texgen.train.common import replanned, saves_left
+    asked, said = [], []
+    cfg = replanned(TrainConfig(iters=500), time.monotonic() + 100.5, 10, 1.0, log=said.append,
+                    reserve=lambda iters: asked.append(iters) or 30.0)
+    # 100 s left at 1 s a step: 110 iterations; 30 s of them kept: 80 (a moment passes)
+    assert asked in ([110], [109]) and cfg.iters in (80, 79) and "30 s of it kept" in said[0]
+    assert replanned(TrainConfig(iters=500), time.monotonic() + 100.5, 10, 1.0,
+                     log=said.append).iters in (110, 109)
+    # checkpoints left after `done`: every ckpt_every, and the last
+    assert saves_left(35, 700, 100) == 7 and saves_left(35, 602, 100) == 7
+    assert saves_left(100, 300, 100) == 2 and saves_left(0, 50, 100) == 1
+
+
 def test_run_iterations_replans_once_early_and_runs_to_the_new_length(tmp_path):
     from texgen.train.common import replan_point, run_iterations
     steps, asked, saves = [], [], []

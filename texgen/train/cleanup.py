@@ -220,19 +220,27 @@ def choose(scores: dict[int, dict], margin: float) -> int:
     return best if beats else last
 
 
+def ending_scores(cfg) -> int:
+    """How many times the judge scores after a run of this training config: each of the
+    pick's candidates, and a clean-up's usual count (the trained kernel, its three
+    projections and two steps; at most ten)."""
+    return (cfg.pick_last if cfg.pick_last > 1 else 0) + (6 if cfg.clean_within else 0)
+
+
 def pick_model(folder, images: list[np.ndarray], log=print, candidates=None,
-               margin: float = 0.0) -> Judge | None:
+               margin: float = 0.0, judge: Judge | None = None) -> Judge | None:
     """The model in `folder` paints with the best of `candidates` (model files; by default
-    the run's own, in folder/PICKS, which is then removed) by the judge (choose). Its metadata stays the last checkpoint's (how far training went), with
-    "painted" the picked iteration and "picked" every candidate's score. Returns the judge,
-    for the clean-up that follows (None where nothing was scored: no candidates, or a
-    manifold, whose model stays the last)."""
+    the run's own, in folder/PICKS, which is then removed) by the judge (choose; `judge`:
+    one built already for this photo). Its metadata stays the last checkpoint's (how far
+    training went), with "painted" the picked iteration and "picked" every candidate's
+    score. Returns the judge, for the clean-up that follows (None where nothing was scored:
+    no candidates, or a manifold, whose model stays the last)."""
     from texgen import checkpoint
     from texgen.paint import load_generator
     from texgen.train.common import save_preview
     folder = Path(folder)
     files = sorted(candidates if candidates is not None else (folder / PICKS).glob("*.safetensors"))
-    judge, scores, files_at = None, {}, {}
+    scores, files_at = {}, {}
     if len(images) == 1 and files:
         for f in files:
             G, meta = load_generator(f)

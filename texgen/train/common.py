@@ -129,13 +129,26 @@ def replan_point(iters: int, ckpt_every: int) -> int | None:
     return k if k >= 5 else None
 
 
-def replanned(cfg, deadline: float, done: int, pace: float, log=print):
-    """A training config (either method's) with the iterations left to its deadline."""
+def replanned(cfg, deadline: float, done: int, pace: float, log=print, reserve=None):
+    """A training config (either method's) with the iterations left to its deadline.
+    reserve(iters) -> the seconds a run of that length needs besides its steps (its
+    checkpoints, and what follows the last: the pick and the clean-up), kept out of the
+    time left; counted for the length before it is kept out, so it errs long."""
     from dataclasses import replace
     from texgen.train import speed
-    cfg = replace(cfg, iters=speed.iterations_by(deadline, done, pace))
-    log(f"\n{pace:.2f} s an iteration so far: {cfg.iters} iterations in the time left")
-    return cfg
+    iters = speed.iterations_by(deadline, done, pace)
+    kept = reserve(iters) if reserve is not None else 0.0
+    if kept:
+        iters = speed.iterations_by(deadline - kept, done, pace)
+    log(f"\n{pace:.2f} s an iteration so far: {iters} iterations in the time left"
+        + (f", {kept:.0f} s of it kept for checkpoints and the end" if kept else ""))
+    return replace(cfg, iters=iters)
+
+
+def saves_left(done: int, iters: int, ckpt_every: int) -> int:
+    """The checkpoints run_iterations saves after `done` in a run of `iters` (the last one
+    included), the also_save ones left out."""
+    return iters // ckpt_every - done // ckpt_every + (iters % ckpt_every > 0)
 
 
 def learning_rate(cfg, it: int) -> float:

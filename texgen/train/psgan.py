@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import shutil
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -29,9 +30,10 @@ from texgen.runtime.maps import check_map_names, map_channels, map_slices
 from texgen.runtime.noise import sample_noise
 from texgen.spectrum import clear_periods, dominant_frequencies, fundamentals
 from texgen.train.batchnorm import calibrate_batchnorm
-from texgen.train.cleanup import PICKS, candidate_file, pick_model
+from texgen.train.cleanup import (PICKS, Judge, candidate_file, clean_model, ending_scores,
+                                  pick_model)
 from texgen.train.common import (learning_rate, paint_sample, replanned, run_iterations,
-                                 save_exemplar_thumb, save_preview, start_point)
+                                 save_exemplar_thumb, save_preview, saves_left, start_point)
 
 D_FIELD = 128       # px a full-size discriminator logit sees (125: five 5x5 stride-2 convs)
 
@@ -587,9 +589,23 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
             update_average(G_ema, G, min(cfg.ema, (1 + it) / (10 + it)))
         return math.isfinite(g_val), {"D": d_val, "G": g_val, "skip": d_skips, **terms}
 
+    end_judge = None    # the pick's and the clean-up's (cleanup.Judge): built early on a budget
+
     def replan(done: int, pace: float) -> int:
-        nonlocal cfg
-        cfg = replanned(cfg, deadline, done, pace, log)
+        """The run's length from its pace, less what its checkpoints and its end will take
+        (timed here: a checkpoint is mostly paint_ready, the end a number of judge scores)."""
+        nonlocal cfg, end_judge
+        t0 = time.monotonic()
+        G_eval = paint_ready(done)
+        per_save, per_score, scores = time.monotonic() - t0, 0.0, ending_scores(cfg)
+        if scores and len(images) == 1 and "color" in map_slices(model_cfg.maps):
+            t0 = time.monotonic()
+            end_judge = Judge(images[0], model_cfg.maps)
+            end_judge(G_eval)
+            per_score = time.monotonic() - t0
+        every, picks = cfg.ckpt_every, max(0, cfg.pick_last - 1)   # picks: saves between
+        cfg = replanned(cfg, deadline, done, pace, log, reserve=lambda iters: per_save * (
+            saves_left(done, iters, every) + picks) + per_score * scores)
         info["train"] = asdict(cfg)
         return cfg.iters
 
@@ -598,10 +614,10 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
                    cfg.ckpt_every, cfg.preview_every, out, log, rng=sampler.rng,
                    replan=replan if deadline is not None and not resume else None,
                    also_save=picked_from)
-    judge = pick_model(out, images, log, margin=cfg.pick_margin) if cfg.pick_last > 1 else None
+    if cfg.pick_last > 1:
+        end_judge = pick_model(out, images, log, margin=cfg.pick_margin, judge=end_judge)
     if cfg.clean_within:
-        from texgen.train.cleanup import clean_model
-        clean_model(out, images, cfg.clean_within, log, cfg.clean_fine, judge)
+        clean_model(out, images, cfg.clean_within, log, cfg.clean_fine, end_judge)
     return out
 
 

@@ -9,6 +9,7 @@ checkpoints, Ctrl-C and --resume work as in train/psgan.py (train/common.py, che
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from texgen.models.texnet import TexNet, TexNetConfig
 from texgen.runtime.noise import sample_noise
 from texgen.runtime.stylize import content_noise
 from texgen.train.common import (learning_rate, replanned, run_iterations, save_exemplar_thumb,
-                                 save_preview, start_point)
+                                 save_preview, saves_left, start_point)
 from texgen.train.descriptor import DIVERSITY_LAYER, DescriptorLoss, SpectrumLoss, diversity
 
 
@@ -196,8 +197,14 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
         return ok, {"loss": loss_val, "skip": skipped, **terms}
 
     def replan(done: int, pace: float) -> int:
+        """The run's length from its pace, less what its checkpoints will take (timed here:
+        mostly paint_ready's batch-norm measure, which those after fixed_from skip)."""
         nonlocal cfg, fixed_from
-        cfg = replanned(cfg, deadline, done, pace, log)
+        t0 = time.monotonic()
+        paint_ready(done)
+        per_save, every = time.monotonic() - t0, cfg.ckpt_every
+        cfg = replanned(cfg, deadline, done, pace, log,
+                        reserve=lambda iters: per_save * saves_left(done, iters, every))
         info["train"], fixed_from = asdict(cfg), math.ceil(cfg.bn_fixed * cfg.iters)
         return cfg.iters
 
