@@ -212,15 +212,17 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
         # cached with other such settings ends again from its snapshots (the models as
         # training left them, one at each of its checkpoints), as its training would have
         # ended (its snapshots, and so its time to usable, are the same)
-        from texgen.train.cleanup import clean_model, pick_model
+        from texgen.train.cleanup import clean_model, is_candidate, pick_model
         print(f"{folder}: ended with other settings ({', '.join(changed)}); "
               "ending it again", flush=True)
-        ends = sorted((folder / "snapshots").glob("model_*.safetensors"))
-        atomic_write_bytes(model_file, ends[-1].read_bytes())
+        ends = {int(f.stem.split("_")[-1]): f
+                for f in (folder / "snapshots").glob("model_*.safetensors")}
+        last = max(ends)
+        atomic_write_bytes(model_file, ends[last].read_bytes())
         judge = None
-        if getattr(tcfg, "pick_last", 0) > 1:
-            judge = pick_model(folder / "model", [img], candidates=ends[-tcfg.pick_last:],
-                               margin=tcfg.pick_margin)
+        if getattr(tcfg, "pick_last", 0) > 1:      # the snapshots training would pick among
+            judge = pick_model(folder / "model", [img], margin=tcfg.pick_margin, candidates=[
+                f for it, f in ends.items() if is_candidate(it, last, tcfg)])
         if getattr(tcfg, "clean_within", 0):
             clean_model(folder / "model", [img], tcfg.clean_within, fine_band=tcfg.clean_fine,
                         judge=judge)

@@ -315,3 +315,11 @@ def test_a_run_on_a_time_budget_keeps_time_for_its_checkpoints_and_end(tmp_path,
     meta = checkpoint.load_model(out)[1]
     assert meta["iteration"] == 24 and meta["picked"]["iteration"] in (20, 22, 24)
     assert "cleanup" in meta
+
+
+def test_the_pick_considers_the_last_steps_of_pick_every_counted_from_the_end():
+    cfg = TrainConfig(pick_last=3, pick_every=50)
+    assert [it for it in range(701) if cleanup.is_candidate(it, 700, cfg)] == [600, 650, 700]
+    # a run on a time budget ends where its pace says: counted from that end
+    assert [it for it in range(603) if cleanup.is_candidate(it, 602, cfg)] == [502, 552, 602]
+    assert not any(cleanup.is_candidate(it, 700, TrainConfig(pick_last=1)) for it in range(701))

@@ -206,6 +206,15 @@ def candidate_file(folder, it: int) -> Path:
     return Path(folder) / PICKS / f"model_{it:05d}.safetensors"
 
 
+def is_candidate(it: int, iters: int, cfg) -> bool:
+    """Whether the pick considers the weights at iteration `it` of a run of `iters` (cfg: a
+    PSGAN training config): the last cfg.pick_last multiples of cfg.pick_every before the
+    end, counted from the end, the end's own included."""
+    left = iters - it
+    return (cfg.pick_last > 1 and left % cfg.pick_every == 0
+            and 0 <= left < cfg.pick_last * cfg.pick_every)
+
+
 def choose(scores: dict[int, dict], margin: float) -> int:
     """The iteration that paints, of the candidates' judge scores by iteration: of those
     whose period_error (None: the photo has no clear period) is within PERIOD_SLACK of the
@@ -239,7 +248,7 @@ def pick_model(folder, images: list[np.ndarray], log=print, candidates=None,
     from texgen.paint import load_generator
     from texgen.train.common import save_preview
     folder = Path(folder)
-    files = sorted(candidates if candidates is not None else (folder / PICKS).glob("*.safetensors"))
+    files = sorted((folder / PICKS).glob("*.safetensors") if candidates is None else candidates)
     scores, files_at = {}, {}
     if len(images) == 1 and files:
         for f in files:
@@ -255,8 +264,9 @@ def pick_model(folder, images: list[np.ndarray], log=print, candidates=None,
             + f": the model paints with iteration {best}'s weights")
         G, meta = load_generator(files_at[best])
         last = checkpoint.load_model(folder)[1]
+        kept = ("texture_distance", "period_error")
         record = {"iteration": best, "margin": margin, "seeds": list(SEEDS),
-                  "scores": {str(it): _rounded({k: s[k] for k in ("texture_distance", "period_error")})
+                  "scores": {str(it): _rounded({k: s[k] for k in kept})
                              for it, s in sorted(scores.items())}}
         painted = {"iteration": best, "score": meta.get("painted", {}).get("score")}
         checkpoint.save_model(folder, G, {**last, "painted": painted, "picked": record})

@@ -31,7 +31,7 @@ from texgen.runtime.noise import sample_noise
 from texgen.spectrum import clear_periods, dominant_frequencies, fundamentals
 from texgen.train.batchnorm import calibrate_batchnorm
 from texgen.train.cleanup import (PICKS, Judge, candidate_file, clean_model, ending_scores,
-                                  pick_model)
+                                  is_candidate, pick_model)
 from texgen.train.common import (learning_rate, paint_sample, replanned, run_iterations,
                                  save_exemplar_thumb, save_preview, saves_left, start_point)
 
@@ -539,11 +539,6 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         calibrate_batchnorm(G_eval, cells=cells, seed=it)
         return G_eval
 
-    def picked_from(it: int) -> bool:
-        """Whether the pick (pick_last) considers the weights at iteration it."""
-        left = cfg.iters - it
-        return cfg.pick_last > 1 and left % cfg.pick_every == 0 and left < cfg.pick_last * cfg.pick_every
-
     def save(it: int):
         nonlocal best
         info["iteration"], info["d_loss"] = it, d_val
@@ -564,8 +559,8 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         else:
             checkpoint.save_model(out, G_eval, info)
             save_preview(out / "preview.png", G_eval, images, model_cfg)
-            if picked_from(it):
-                candidate_file(out, it).parent.mkdir(exist_ok=True)   # one of the pick's
+            if is_candidate(it, cfg.iters, cfg):                # one of the pick's
+                candidate_file(out, it).parent.mkdir(exist_ok=True)
                 atomic_write_bytes(candidate_file(out, it), (out / checkpoint.MODEL_FILE).read_bytes())
         if on_save:
             on_save(it, out)
@@ -613,7 +608,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
                    lambda done: save_preview(out / "preview.png", paint_ready(done), images, model_cfg),
                    cfg.ckpt_every, cfg.preview_every, out, log, rng=sampler.rng,
                    replan=replan if deadline is not None and not resume else None,
-                   also_save=picked_from)
+                   also_save=lambda done: is_candidate(done, cfg.iters, cfg))
     if cfg.pick_last > 1:
         end_judge = pick_model(out, images, log, margin=cfg.pick_margin, judge=end_judge)
     if cfg.clean_within:
