@@ -590,14 +590,15 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         """The run's length from its pace, less what its checkpoints and its end will take
         (timed here: a checkpoint is mostly paint_ready, the end a number of judge scores)."""
         nonlocal cfg, end_judge
-        t0 = time.monotonic()
-        G_eval = paint_ready(done)
-        per_save, per_score, scores = time.monotonic() - t0, 0.0, ending_scores(cfg)
-        if scores and len(images) == 1 and "color" in map_slices(model_cfg.maps):
+        with torch.random.fork_rng(devices=[]):    # new nets' initial weights draw from it
             t0 = time.monotonic()
-            end_judge = Judge(images[0], model_cfg.maps)
-            end_judge(G_eval)
-            per_score = time.monotonic() - t0
+            G_eval = paint_ready(done)
+            per_save, per_score, scores = time.monotonic() - t0, 0.0, ending_scores(cfg)
+            if scores and len(images) == 1 and "color" in map_slices(model_cfg.maps):
+                t0 = time.monotonic()
+                end_judge = Judge(images[0], model_cfg.maps)
+                end_judge(G_eval)
+                per_score = time.monotonic() - t0
         every, picks = cfg.ckpt_every, max(0, cfg.pick_last - 1)   # picks: saves between
         cfg = replanned(cfg, deadline, done, pace, log, reserve=lambda iters: per_save * (
             saves_left(done, iters, every) + picks) + per_score * scores)

@@ -200,8 +200,9 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
         """The run's length from its pace, less what its checkpoints will take (timed here:
         mostly paint_ready's batch-norm measure, which those after fixed_from skip)."""
         nonlocal cfg, fixed_from
-        t0 = time.monotonic()
-        paint_ready(done)
+        with torch.random.fork_rng(devices=[]):    # a new net's initial weights draw from it
+            t0 = time.monotonic()
+            paint_ready(done)
         per_save, every = time.monotonic() - t0, cfg.ckpt_every
         cfg = replanned(cfg, deadline, done, pace, log,
                         reserve=lambda iters: per_save * saves_left(done, iters, every))
