@@ -322,6 +322,19 @@ def test_info(model_dir):
     assert d["provenance"]["method"] == "psgan"
 
 
+def test_info_says_which_checkpoint_paints_and_what_the_clean_up_kept(model_dir, tmp_path):
+    import shutil
+    from texgen import checkpoint
+    folder = tmp_path / "m"
+    shutil.copytree(model_dir, folder)
+    picked = {"iteration": 1, "margin": 0.02, "seeds": [101],
+              "scores": {"1": {"texture_distance": 0.1, "period_error": None}}}
+    checkpoint.update_model_info(folder, picked=picked, cleanup={"kept": "as trained"})
+    d = json.loads(_run("info", folder).stdout)
+    assert d["picked"] == picked and d["cleanup"] == {"kept": "as trained"}
+    assert json.loads(_run("info", model_dir).stdout)["picked"] is None
+
+
 @pytest.mark.parametrize("size", ["0x10", "abc", "10x10", "64x0", "-5"])
 def test_generate_bad_size(model_dir, tmp_path, size):
     out = tmp_path / "x.png"

@@ -972,7 +972,8 @@ def annotate(model, exemplar, texel_size, exemplar_width, **map_options):
 @_friendly
 def info(model):
     """Describe a model (folder, .safetensors, .onnx or built-in name): method, channels, noise
-    layout, periods, provenance, real-world size and map defaults."""
+    layout, periods, provenance, real-world size and map defaults; for a trained model also
+    which checkpoint paints (painted, best, picked) and what its clean-up kept."""
     import json
     if str(model).lower().endswith(".onnx"):
         from texgen.runtime.onnx_painter import OnnxPainter
@@ -993,6 +994,7 @@ def info(model):
     click.echo(json.dumps({"config": cfg, "train": meta.get("train"),
                            "iteration": meta.get("iteration"),
                            "painted": meta.get("painted"), "best": meta.get("best"),
+                           "picked": meta.get("picked"), "cleanup": meta.get("cleanup"),
                            "provenance": meta.get("provenance"),
                            "surface": meta.get("surface")}, indent=2))
 
