@@ -212,20 +212,16 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
         # cached with other such settings ends again from its snapshots (the models as
         # training left them, one at each of its checkpoints), as its training would have
         # ended (its snapshots, and so its time to usable, are the same)
-        from texgen.train.cleanup import clean_model, is_candidate, pick_model
+        from texgen.train.cleanup import finish, is_candidate
         print(f"{folder}: ended with other settings ({', '.join(changed)}); "
               "ending it again", flush=True)
         ends = {int(f.stem.split("_")[-1]): f
                 for f in (folder / "snapshots").glob("model_*.safetensors")}
         last = max(ends)
         atomic_write_bytes(model_file, ends[last].read_bytes())
-        judge = None
-        if getattr(tcfg, "pick_last", 0) > 1:      # the snapshots training would pick among
-            judge = pick_model(folder / "model", [img], margin=tcfg.pick_margin, candidates=[
-                f for it, f in ends.items() if is_candidate(it, last, tcfg)])
-        if getattr(tcfg, "clean_within", 0):
-            clean_model(folder / "model", [img], tcfg.clean_within, fine_band=tcfg.clean_fine,
-                        judge=judge)
+        # (only PSGAN has these settings); the snapshots training would pick among
+        finish(folder / "model", [img], tcfg,
+               candidates=[f for it, f in ends.items() if is_candidate(it, last, tcfg)])
         timing["settings"] = _settings(mcfg, tcfg)
         _json(timing_path, timing)
         (MODELS / key / "final" / "result.json").unlink(missing_ok=True)

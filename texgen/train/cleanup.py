@@ -274,3 +274,14 @@ def pick_model(folder, images: list[np.ndarray], log=print, candidates=None,
     if candidates is None:
         shutil.rmtree(folder / PICKS, ignore_errors=True)
     return judge
+
+
+def finish(folder, images: list[np.ndarray], cfg, log=print, judge: Judge | None = None,
+           candidates=None) -> None:
+    """What runs after a PSGAN run's last iteration, as its training config asks: the pick
+    (pick_model; candidates: model files, default the run's own), then the clean-up
+    (clean_model), with one judge (`judge`: one built already for this photo)."""
+    if cfg.pick_last > 1:
+        judge = pick_model(folder, images, log, candidates, cfg.pick_margin, judge)
+    if cfg.clean_within:
+        clean_model(folder, images, cfg.clean_within, log, cfg.clean_fine, judge)

@@ -30,8 +30,8 @@ from texgen.runtime.maps import check_map_names, map_channels, map_slices
 from texgen.runtime.noise import sample_noise
 from texgen.spectrum import clear_periods, dominant_frequencies, fundamentals
 from texgen.train.batchnorm import calibrate_batchnorm
-from texgen.train.cleanup import (PICKS, Judge, candidate_file, clean_model, ending_scores,
-                                  is_candidate, pick_model)
+from texgen.train.cleanup import (PICKS, Judge, candidate_file, ending_scores, finish,
+                                  is_candidate)
 from texgen.train.common import (learning_rate, paint_sample, replanned, run_iterations,
                                  save_exemplar_thumb, save_preview, saves_left, start_point)
 
@@ -594,7 +594,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
             t0 = time.monotonic()
             G_eval = paint_ready(done)
             per_save, per_score, scores = time.monotonic() - t0, 0.0, ending_scores(cfg)
-            if scores and len(images) == 1 and "color" in map_slices(model_cfg.maps):
+            if scores and len(images) == 1:     # a manifold is neither picked nor cleaned
                 t0 = time.monotonic()
                 end_judge = Judge(images[0], model_cfg.maps)
                 end_judge(G_eval)
@@ -610,10 +610,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
                    cfg.ckpt_every, cfg.preview_every, out, log, rng=sampler.rng,
                    replan=replan if deadline is not None and not resume else None,
                    also_save=lambda done: is_candidate(done, cfg.iters, cfg))
-    if cfg.pick_last > 1:
-        end_judge = pick_model(out, images, log, margin=cfg.pick_margin, judge=end_judge)
-    if cfg.clean_within:
-        clean_model(out, images, cfg.clean_within, log, cfg.clean_fine, end_judge)
+    finish(out, images, cfg, log, end_judge)
     return out
 
 
