@@ -434,3 +434,26 @@ def test_generate_paints_the_builtin_onnx_without_torch(tmp_path):
     ref = OnnxPainter(builtin_onnx(None), device="cpu").paint(64, 64, seed=2)
     want = np.rint((ref.transpose(1, 2, 0) * 0.5 + 0.5).clip(0, 1) * 255)
     assert np.abs(np.asarray(Image.open(out), np.float32) - want).max() <= 1
+
+
+def test_texnet_trains_with_its_presets_diversity_term_unless_told(tmp_path):
+    """`texgen train --method texnet` takes the preset's diversity weight when --diversity is
+    left out (before, the CLI's own default, 0, stood over the preset's), --diversity over
+    it, and a stylisation network none unless asked."""
+    from texgen.train.texnet import PRESETS
+    noise = tmp_path / "noise.png"
+    save_image(noise, np.random.default_rng(0).random((64, 64, 3)).astype(np.float32))
+    small = ("--iters", 1, "--patch", 32, "--batch", 2)
+
+    def weight(out, *args):
+        res = _run("train", *args, "--out", tmp_path / out, *small)
+        assert res.exit_code == 0, res.output
+        return checkpoint.load_model(tmp_path / out)[1]["train"]["diversity"], res.output
+
+    assert PRESETS["fast"].diversity > 0
+    div, said = weight("t", noise, "--method", "texnet")
+    assert div == PRESETS["fast"].diversity and f"diversity {div:g}" in said
+    assert weight("off", noise, "--method", "texnet", "--diversity", 0)[0] == 0
+    assert weight("s", "--method", "stylize", "--style", noise, "--content", noise)[0] == 0
+    assert weight("s2", "--method", "stylize", "--style", noise, "--content", noise,
+                  "--diversity", 0.3)[0] == 0.3

@@ -108,6 +108,7 @@ def test_resume_is_exact(tmp_path, monkeypatch, extra):
     said = []
     straight = train(img, tmp_path / "a", tiny(), cfg, log=said.append)
     assert "gram loss, spectrum loss 1" in said[0]          # the start line names its terms
+    assert ("diversity 0.1" in said[0]) == bool(extra)
     calls, real_step = [], tt.step
 
     def interrupted(*a, **k):

@@ -176,7 +176,7 @@ _texnet_options = _options(
                           "Default: the preset's."),
         click.option("--diversity", type=_range("diversity"),
                      help="texnet: weight of the diversity term (Improved Texture Networks). "
-                          "[default: 0]"),
+                          "Default: the preset's (0.1; stylize: 0)."),
         click.option("--content-weight", type=_range("content_weight"),
                      help="stylize: content loss weight against the texture loss. [default: 1]"),
 )
@@ -247,7 +247,7 @@ def _surface(texel_size, exemplar_width, exemplar, given: dict, base=None, estim
 # What train uses when an option is left out (None in click, so --resume can tell an option
 # given from a default: a resumed run keeps its saved settings)
 TRAIN_DEFAULTS = {"method": "auto", "preset": "fast", "seed": 0,
-                  "licence": "as the exemplar images", "style_scale": 1.0, "diversity": 0.0,
+                  "licence": "as the exemplar images", "style_scale": 1.0,
                   "content_weight": 1.0}
 
 
@@ -416,7 +416,7 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, minutes=No
     settings = {k: opts[k] for k in ("patch", "batch", "lr", "loss", "descriptor_weights",
                                      "spectrum_weight", "lattice_weight", "repeat_weight",
                                      "contrast_weight", "fine_weight", "fine_floor_weight",
-                                     "checker_weight", "chroma_weight")
+                                     "checker_weight", "chroma_weight", "diversity")
                 if opts[k] is not None}
     if iters is not None:
         settings["iters"] = iters
@@ -514,7 +514,11 @@ def _train_texnet(style, content, method, preset, out, settings, opts, resume, p
     from texgen.models.texnet import TexNetConfig
     from texgen.train.texnet import PRESETS, train as run_train
     cfg = replace(PRESETS[preset], seed=opts["seed"], style_scale=opts["style_scale"],
-                  diversity=opts["diversity"], content_weight=opts["content_weight"], **settings)
+                  content_weight=opts["content_weight"], **settings)
+    if content and "diversity" not in settings:
+        # the presets' diversity term was measured on textures; a stylisation network keeps
+        # what it was measured with (none) unless --diversity asks
+        cfg = replace(cfg, diversity=0.0)
     validate.check_config(cfg)
     cfg, deadline = _within(minutes, method, style[0], cfg, None, log)
     run_train(style, out, TexNetConfig(content=3 if content else 0, kind=method), cfg, content=content,

@@ -131,7 +131,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
                 if SpectrumLoss.used_by(cfg) else None)
     if not resume:                              # what PSGAN's plan line says for it
         log(f"training patch {cfg.patch} px, batch {cfg.batch}, {cfg.loss} loss"
-            + SpectrumLoss.describe(cfg))
+            + SpectrumLoss.describe(cfg) + (f", diversity {cfg.diversity:g}" if cfg.diversity else ""))
     opt = torch.optim.Adam(G.parameters(), cfg.lr)
     rng, start, meta = start_point(out, resume, cfg.seed, G, None, opt, None, log)
     photos = PatchSampler(content, cfg.patch, rng) if content else None
