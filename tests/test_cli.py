@@ -3,6 +3,7 @@
 import json
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -215,18 +216,30 @@ def test_cell_grid_weights_are_recorded_and_checked(tmp_path, exemplar, tiny_pre
     assert not (tmp_path / "b").exists() and not (tmp_path / "c" / "model.safetensors").exists()
 
 
+def _noise_photo(tmp_path) -> Path:
+    """A 64 px photo of white noise: no clear period (--method auto trains texnet on it)."""
+    path = tmp_path / "noise.png"
+    save_image(path, np.random.default_rng(0).random((64, 64, 3)).astype(np.float32))
+    return path
+
+
+def _trained(out, *args) -> tuple[dict, str]:
+    """`texgen train ARGS --out OUT` for one iteration at the smallest size: (the saved
+    model's metadata, what train said)."""
+    res = _run("train", *args, "--out", out, "--iters", 1, "--patch", 32, "--batch", 2)
+    assert res.exit_code == 0, res.output
+    return checkpoint.load_model(out)[1], res.output
+
+
 def test_auto_method_is_texnet_only_for_one_photo_without_a_period(tmp_path, exemplar,
                                                                     tiny_preset):
     # the default, --method auto: texnet on a photo with no clear period; psgan on stripes,
     # on several photos, or where an option given is psgan's; what it chose is said
-    noise = tmp_path / "noise.png"
-    save_image(noise, np.random.default_rng(0).random((64, 64, 3)).astype(np.float32))
-    small = ("--iters", 1, "--patch", 32, "--batch", 2)
+    noise = _noise_photo(tmp_path)
 
     def method(out, *args):
-        res = _run("train", *args, "--out", tmp_path / out, *small)
-        assert res.exit_code == 0, res.output
-        return checkpoint.load_model(tmp_path / out)[1]["provenance"]["method"], res.output
+        meta, said = _trained(tmp_path / out, *args)
+        return meta["provenance"]["method"], said
 
     kind, said = method("n", noise)
     assert kind == "texnet" and "method: texnet (no clear period in the photo" in said
@@ -441,14 +454,11 @@ def test_texnet_trains_with_its_presets_diversity_term_unless_told(tmp_path):
     left out (before, the CLI's own default, 0, stood over the preset's), --diversity over
     it, and a stylisation network none unless asked."""
     from texgen.train.texnet import PRESETS
-    noise = tmp_path / "noise.png"
-    save_image(noise, np.random.default_rng(0).random((64, 64, 3)).astype(np.float32))
-    small = ("--iters", 1, "--patch", 32, "--batch", 2)
+    noise = _noise_photo(tmp_path)
 
     def weight(out, *args):
-        res = _run("train", *args, "--out", tmp_path / out, *small)
-        assert res.exit_code == 0, res.output
-        return checkpoint.load_model(tmp_path / out)[1]["train"]["diversity"], res.output
+        meta, said = _trained(tmp_path / out, *args)
+        return meta["train"]["diversity"], said
 
     assert PRESETS["fast"].diversity > 0
     div, said = weight("t", noise, "--method", "texnet")
