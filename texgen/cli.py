@@ -176,7 +176,7 @@ _texnet_options = _options(
                           "Default: the preset's."),
         click.option("--diversity", type=_range("diversity"),
                      help="texnet: weight of the diversity term (Improved Texture Networks). "
-                          "Default: the preset's (0.1; stylize: 0)."),
+                          "Default: the preset's (0: it cost texture; README)."),
         click.option("--content-weight", type=_range("content_weight"),
                      help="stylize: content loss weight against the texture loss. [default: 1]"),
 )
@@ -515,10 +515,6 @@ def _train_texnet(style, content, method, preset, out, settings, opts, resume, p
     from texgen.train.texnet import PRESETS, train as run_train
     cfg = replace(PRESETS[preset], seed=opts["seed"], style_scale=opts["style_scale"],
                   content_weight=opts["content_weight"], **settings)
-    if content and "diversity" not in settings:
-        # the presets' diversity term was measured on textures; a stylisation network keeps
-        # what it was measured with (none) unless --diversity asks
-        cfg = replace(cfg, diversity=0.0)
     validate.check_config(cfg)
     cfg, deadline = _within(minutes, method, style[0], cfg, None, log)
     run_train(style, out, TexNetConfig(content=3 if content else 0, kind=method), cfg, content=content,
