@@ -247,8 +247,7 @@ def _surface(texel_size, exemplar_width, exemplar, given: dict, base=None, estim
 # What train uses when an option is left out (None in click, so --resume can tell an option
 # given from a default: a resumed run keeps its saved settings)
 TRAIN_DEFAULTS = {"method": "auto", "preset": "fast", "seed": 0,
-                  "licence": "as the exemplar images", "style_scale": 1.0,
-                  "content_weight": 1.0}
+                  "licence": "as the exemplar images"}
 
 
 _METHOD_HELP = ("auto: texnet for one photo with no clear period (grass, gravel, concrete), "
@@ -416,8 +415,9 @@ def _train(images=(), method=None, preset=None, out=None, iters=None, minutes=No
     settings = {k: opts[k] for k in ("patch", "batch", "lr", "loss", "descriptor_weights",
                                      "spectrum_weight", "lattice_weight", "repeat_weight",
                                      "contrast_weight", "fine_weight", "fine_floor_weight",
-                                     "checker_weight", "chroma_weight", "diversity")
-                if opts[k] is not None}
+                                     "checker_weight", "chroma_weight", "diversity",
+                                     "style_scale", "content_weight")
+                if opts[k] is not None}    # the rest of a training config: the preset's
     if iters is not None:
         settings["iters"] = iters
     with undo_on_failure(out, keep=lambda: (out / checkpoint.MODEL_FILE).exists()):
@@ -513,8 +513,7 @@ def _train_texnet(style, content, method, preset, out, settings, opts, resume, p
     from dataclasses import replace
     from texgen.models.texnet import TexNetConfig
     from texgen.train.texnet import PRESETS, train as run_train
-    cfg = replace(PRESETS[preset], seed=opts["seed"], style_scale=opts["style_scale"],
-                  content_weight=opts["content_weight"], **settings)
+    cfg = replace(PRESETS[preset], seed=opts["seed"], **settings)
     validate.check_config(cfg)
     cfg, deadline = _within(minutes, method, style[0], cfg, None, log)
     run_train(style, out, TexNetConfig(content=3 if content else 0, kind=method), cfg, content=content,
