@@ -310,6 +310,34 @@ def test_diversity_term_pairs_a_batch_of_one_with_a_partner():
     assert step(G, loss_fn, opt, both, None, cfg)[1]["div"] < -1e-3
 
 
+@pytest.mark.parametrize("weight", [0.1, 0.0], ids=["diversity", "none"])
+def test_stylisation_at_a_batch_of_one_pairs_the_content_with_other_noise(tmp_path, monkeypatch,
+                                                                          weight):
+    """A stylisation network's diversity term at a batch of one (the fast preset's) gets a
+    partner too: the same content crop under other noise (before, it got none, and the term
+    --diversity asked for was 0 at every step); with no term, no partner."""
+    import texgen.train.texnet as tt
+    seen, real_step = [], tt.step
+
+    def spy(G, loss_fn, opt, z, content, cfg, **k):
+        seen.append((z, k["partner"]))
+        return real_step(G, loss_fn, opt, z, content, cfg, **k)
+    monkeypatch.setattr(tt, "step", spy)
+    cfg = TexNetTrainConfig(**{**TRAIN, "iters": 2, "batch": 1, "diversity": weight})
+    rng = np.random.default_rng(0)
+    photo = [rng.random((40, 40, 3)).astype(np.float32)]
+    train(photo, tmp_path / "s", tiny(content=3), cfg, content=photo, log=lambda *_: None)
+    assert len(seen) == 2
+    for z, partner in seen:
+        if not weight:
+            assert partner is None
+            continue
+        packed = tiny(3).layout.channels - 3 * tiny(3).scale ** 2   # the content, per cell
+        assert partner.shape == z.shape
+        assert torch.equal(partner[:, packed:], z[:, packed:])           # the same content
+        assert (partner[:, :packed] - z[:, :packed]).abs().mean() > 0.1  # other noise
+
+
 def test_fine_and_checker_caps_are_terms_of_the_step_only_when_weighted():
     """texnet's fine and checker caps (`--fine-weight`, `--checker-weight`) are terms of its
     step when weighted, and only then; the fast preset caps the checker."""

@@ -175,8 +175,8 @@ _texnet_options = _options(
                           "raises the texture distance by at most this fraction (0: off). "
                           "Default: the preset's."),
         click.option("--diversity", type=_range("diversity"),
-                     help="texnet: weight of the diversity term (Improved Texture Networks). "
-                          "Default: the preset's (0: it cost texture; README)."),
+                     help="texnet, stylize: weight of the diversity term (Improved Texture "
+                          "Networks). Default: the preset's (0: it cost texture; README)."),
         click.option("--content-weight", type=_range("content_weight"),
                      help="stylize: content loss weight against the texture loss. [default: 1]"),
 )

@@ -141,12 +141,16 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
             "provenance": {"method": "stylize" if content else "texnet", **(provenance or {})}}
     info["surface"] = surface or {}         # texel size and map defaults (runtime/surface.py)
 
+    def noise(r: np.random.Generator, x: np.ndarray | None) -> np.ndarray:
+        """The net's input: noise, with the content crops x packed in for stylisation."""
+        if x is None:
+            return sample_noise(model_cfg.layout, cells, cells, r, batch=cfg.batch)
+        return content_noise(model_cfg.layout, x, scale, r)
+
     def draw(r: np.random.Generator, sampler):
         """A batch of inputs: noise, and for stylisation content crops in [-1, 1]."""
-        if sampler is None:
-            return sample_noise(model_cfg.layout, cells, cells, r, batch=cfg.batch), None
-        x = sampler.sample(cfg.batch)
-        return content_noise(model_cfg.layout, x, scale, r), x
+        x = None if sampler is None else sampler.sample(cfg.batch)
+        return noise(r, x), x
 
     def calibrate(net: TexNet, it: int) -> None:
         """Exact batch-norm statistics for net, from samples of their own stream."""
@@ -192,8 +196,9 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
             calibrate(G, it)                        # checkpoints keep them: resume is exact
         z, x = draw(rng, photos)
         # the diversity term compares samples of one batch; a batch of one gets a partner
-        partner = (torch.from_numpy(draw(rng, None)[0]).to(dev)
-                   if cfg.diversity and cfg.batch == 1 and x is None else None)
+        # painted from other noise (for stylisation, of the same content crop)
+        partner = (torch.from_numpy(noise(rng, x)).to(dev)
+                   if cfg.diversity and cfg.batch == 1 else None)
         loss_val, terms = step(G, loss_fn, opt, torch.from_numpy(z).to(dev),
                                None if x is None else torch.from_numpy(x).to(dev), cfg,
                                fixed_bn=it >= fixed_from, rng=rng, spectrum=spectrum,
