@@ -231,9 +231,10 @@ def choose(scores: dict[int, dict], margin: float) -> int:
 
 def ending_scores(cfg) -> int:
     """How many times the judge scores after a run of this training config: each of the
-    pick's candidates, and a clean-up's usual count (the trained kernel, its three
-    projections and two steps; at most ten)."""
-    return (cfg.pick_last if cfg.pick_last > 1 else 0) + (6 if cfg.clean_within else 0)
+    pick's candidates, and a clean-up's usual count (the trained kernel, its projections
+    and two steps; at most eleven: four softening steps and three of colour)."""
+    cleanup = 1 + len(CANDIDATES) + 2
+    return (cfg.pick_last if cfg.pick_last > 1 else 0) + (cleanup if cfg.clean_within else 0)
 
 
 def pick_model(folder, images: list[np.ndarray], log=print, candidates=None,
