@@ -86,10 +86,11 @@ class TexNetTrainConfig:
 # edge; benchmarks/out/train_speed.md, the thirty-second session).
 # diversity stays 0: Improved Texture Networks' term at 0.1 (a partner painted from other
 # noise each step: 28 against 22 minutes at one thread) lifted brick's diversity over the 0.5
-# target (0.36 -> 0.53, as bricks of every length; desert002 0.36 -> 0.42), but blurred all
-# six photos it was trained on (fine_energy lower on each; brick 0.86 -> 0.76, grass 0.81 ->
-# 0.74, conc01 0.85 -> 0.73) and cost brick and grass texture_distance (0.109 -> 0.128, 0.095
-# -> 0.128, against bases run beside them; quality_ab.md, the thirty-eighth session).
+# target (0.36 -> 0.53, as bricks of every length; desert002's fell, 0.47 -> 0.42), but
+# blurred four of the six photos it was trained on (fine_energy: brick 0.86 -> 0.76, grass
+# 0.81 -> 0.74, conc01 0.79 -> 0.73) and cost brick and grass texture_distance (0.109 ->
+# 0.128, 0.095 -> 0.128; every base trained beside it on this machine: quality_ab.md, the
+# thirty-eighth session, and quality.md's texnet rows, the thirty-ninth).
 _FAST = TexNetTrainConfig(checker_weight=1.0)
 PRESETS = {"fast": _FAST,
            "full": replace(_FAST, iters=2000, batch=16, lr=1e-3, preview_every=200, ckpt_every=200)}
