@@ -44,7 +44,7 @@ config first):
 
 ab: a quick A/B of training settings: the fast preset's PSGAN (or --method texnet) for
 --iters iterations with each --variant's training config fields (LABEL:field=value,...;
-m.field=value: the PSGAN model config's; `base:` changes nothing) on each photo, scored
+m.field=value: the model config's; `base:` changes nothing) on each photo, scored
 like the table at the last iteration, with time to usable over the snapshots every 50
 iterations (texnet: 100). Results: benchmarks/out/quality_ab.md. A photo named NAME_Kx
 (metal002_0.8x) is photo NAME resampled by K: a period that is no whole number of cells.
@@ -140,12 +140,13 @@ def _json(path: Path, data) -> None:
 
 
 def _preset(method: str, preset: str = "fast") -> tuple:
-    """(model config or None, training config) of the method's preset."""
+    """(model config, training config) of the method's preset."""
     if method == "psgan":
         from texgen.train.psgan import PRESETS
         return PRESETS[preset]
+    from texgen.models.texnet import TexNetConfig
     from texgen.train.texnet import PRESETS
-    return None, PRESETS[preset]
+    return TexNetConfig(), PRESETS[preset]
 
 
 def _timing(key: str) -> dict:
@@ -201,10 +202,9 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
     if method == "psgan":
         from texgen.train.psgan import train
     else:
-        from texgen.models.texnet import TexNetConfig
         from texgen.train.texnet import train
     default = _preset(method, preset)
-    mcfg, tcfg = (mcfg or default[0]) if method == "psgan" else None, tcfg or default[1]
+    mcfg, tcfg = mcfg or default[0], tcfg or default[1]
     changed = _stale(timing.get("settings"), photo, mcfg, tcfg)
     model_file = folder / "model" / checkpoint.MODEL_FILE
     if changed and set(changed) <= AFTER_TRAINING and model_file.exists():
@@ -260,11 +260,7 @@ def train_run(key: str, method: str, photo: Path, img: np.ndarray, tcfg=None, mc
     prov = {"method": method, "preset": preset, "exemplars": [photo.name], "licence": "as the photo"}
     t0 = time.perf_counter()
     try:
-        if method == "psgan":
-            train([img], folder / "model", mcfg, tcfg, resume=resume, provenance=prov, on_save=on_save)
-        else:
-            train([img], folder / "model", replace(TexNetConfig()), tcfg, resume=resume,
-                  provenance=prov, on_save=on_save)
+        train([img], folder / "model", mcfg, tcfg, resume=resume, provenance=prov, on_save=on_save)
     finally:
         timing["seconds"] += time.perf_counter() - t0
         _json(timing_path, timing)
@@ -806,8 +802,6 @@ def ab(args, found, cfg, vgg):
             raise SystemExit(f"--variant {v}: want LABEL:FIELD=JSON,... ({e})")
         model = {k[2:]: x for k, x in over.items() if k.startswith("m.")}   # m.FIELD: the model's
         train = {k: x for k, x in over.items() if not k.startswith("m.")}
-        if model and mcfg is None:
-            raise SystemExit(f"{v}: m.FIELD varies the PSGAN model; texnet's preset has none")
         try:
             variants.append((label, replace(tcfg, iters=args.iters, **train),
                              replace(mcfg, **model) if model else mcfg))
@@ -874,7 +868,8 @@ def main():
                     help="what trains (ab: default psgan; table: default both, the other "
                     "method's row kept from the ledger)")
     ap.add_argument("--variant", action="append", default=[],
-                    help="ab: LABEL:field=value,... (TrainConfig fields; 'base:' for none)")
+                    help="ab: LABEL:field=value,... (training config fields, m.field: the model "
+                    "config's; 'base:' for none)")
     ap.add_argument("--minutes", type=float, help="ablation: budget per training (default 15); "
                     "table: instead of --iters, as many iterations as this allows")
     ap.add_argument("--snapshots", type=int, default=10,
