@@ -4,7 +4,6 @@ ONNX parity, content of odd sizes, one-line errors. Tiny models (a cell is 4 px)
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from click.testing import CliRunner
 
 from conftest import stripes
@@ -14,7 +13,7 @@ from texgen.cli import main as cli
 from texgen.errors import TexgenError
 from texgen.eval.metrics import seam_score
 from texgen.train.batchnorm import calibrate_batchnorm
-from texgen.models.texnet import TexNet, TexNetConfig, Upsample
+from texgen.models.texnet import TexNet, TexNetConfig
 from texgen.paint import TorchPainter, load_generator, torch_runner
 from texgen.runtime.canvas import synthesize
 from texgen.runtime.noise import sample_noise
@@ -24,8 +23,8 @@ from texgen.runtime.tiling import tile_noise
 from texgen.train.texnet import PRESETS, TexNetTrainConfig, step, train
 
 
-def tiny(content: int = 0, upsample: str = "nearest") -> TexNetConfig:
-    return TexNetConfig(levels=3, noise=2, width=4, content=content, upsample=upsample)
+def tiny(content: int = 0) -> TexNetConfig:
+    return TexNetConfig(levels=3, noise=2, width=4, content=content)
 
 
 def ready(cfg: TexNetConfig, seed: int = 0) -> TexNet:
@@ -39,10 +38,9 @@ def ready(cfg: TexNetConfig, seed: int = 0) -> TexNet:
     return G
 
 
-@pytest.fixture(scope="module", params=[(0, "nearest"), (3, "nearest"), (0, "bilinear")],
-                ids=["texnet", "stylize", "bilinear"])
+@pytest.fixture(scope="module", params=[0, 3], ids=["texnet", "stylize"])
 def net(request):
-    return ready(tiny(*request.param))
+    return ready(tiny(request.param))
 
 
 # ----------------------------------------------------------------------------- tiles and seams
@@ -63,19 +61,6 @@ def test_interior_of_a_tile_equals_the_wrapped_torus(net):
         # the margin is needed: one cell less of context and the tile is too small
         zt, _, _ = tile_noise(z, 1, 1, 2, 2, m)
         assert net.interior(torch.from_numpy(zt[..., 1:-1, 1:-1])).shape[-1] < 2 * s
-
-
-def test_bilinear_upsampling_is_torch_s_bilinear_on_the_torus():
-    x = torch.randn(2, 3, 5, 7)
-    padded = F.interpolate(torch.cat([x] * 3, -2).repeat(1, 1, 1, 3), scale_factor=2,
-                           mode="bilinear", align_corners=False)      # 3 x 3 copies of the torus
-    ref = padded[..., 10:20, 14:28]                                   # the middle copy
-    assert (Upsample(3, "bilinear")(x) - ref).abs().max().item() < 1e-6
-    assert torch.equal(Upsample(3, "nearest")(x), F.interpolate(x, scale_factor=2))
-    # a model with it keeps the checkpoint keys of one without (the blur is not a weight)
-    assert TexNet(tiny(upsample="bilinear")).state_dict().keys() == TexNet(tiny()).state_dict().keys()
-    with pytest.raises(ValueError, match="upsample is one of"):
-        tiny(upsample="bicubic")
 
 
 def test_texnet_canvas_tiles_exactly_and_wraps():
@@ -188,9 +173,8 @@ def save(G, folder, method):
     return folder
 
 
-@pytest.mark.parametrize("upsample, margin", [("nearest", "4"), ("bilinear", "5")])
-def test_texnet_onnx_paints_the_torch_pixels(tmp_path, upsample, margin):
-    G = ready(tiny(upsample=upsample), seed=1)
+def test_texnet_onnx_paints_the_torch_pixels(tmp_path):
+    G = ready(tiny(), seed=1)
     for m in G.modules():                       # batch-norm statistics far from identity, so
         if isinstance(m, torch.nn.BatchNorm2d):  # folding them is really tested
             m.running_mean.uniform_(-0.3, 0.3)
@@ -199,7 +183,7 @@ def test_texnet_onnx_paints_the_torch_pixels(tmp_path, upsample, margin):
             m.bias.data.uniform_(-0.2, 0.2)
     folder = save(G, tmp_path / "m", "texnet")
     meta = export_onnx(folder, tmp_path / "m.onnx")
-    assert meta["kind"] == "texnet" and meta["scale"] == "4" and meta["margin"] == margin
+    assert meta["kind"] == "texnet" and meta["scale"] == "4" and meta["margin"] == "4"
     onnx_p, torch_p = OnnxPainter(tmp_path / "m.onnx", device="cpu"), TorchPainter(folder)
     assert onnx_p.layout == G.cfg.layout
     a = onnx_p.paint(36, 28, seed=3, tile=None)

@@ -4,7 +4,7 @@ content-conditioned form for stylisation.
 
 Noise enters at `levels` resolutions, 1/scale .. 1 of the output (scale = 2**(levels-1)).
 Each level's noise goes through a conv block (3x3, 3x3, 1x1 convs, each followed by batch
-norm and LeakyReLU); the trunk, coarsest first, is upsampled 2x (`upsample`), batch-normed and
+norm and LeakyReLU); the trunk, coarsest first, is upsampled 2x (nearest), batch-normed and
 joined (channel concatenation) with the next level's branch, then another block; a 1x1 conv
 and tanh make the image. Every conv wraps around, so the image is a torus.
 
@@ -28,12 +28,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from texgen.models.layers import WrapConv2d, wrap_pad
+from texgen.models.layers import WrapConv2d
 from texgen.kinds import check_kind, kind_of
 from texgen.runtime.noise import NoiseLayout
 
 SLOPE = 0.01        # LeakyReLU slope of the paper's code
-UPSAMPLES = ("nearest", "bilinear")
 
 
 @dataclass
@@ -44,14 +43,10 @@ class TexNetConfig:
     channels: int = 3           # output channels
     maps: list = field(default_factory=lambda: ["color"])   # what the channels mean, in order
     content: int = 0            # content image channels (3: stylisation; 0: texture)
-    upsample: str = "nearest"   # how the trunk doubles: nearest (the paper's) or bilinear
-                                # (Upsample: nearest's 2 px blocks leave axis-aligned edges)
     kind: str | None = None     # "texnet" or "stylize" (texgen/kinds.py); None: what content says
 
     def __post_init__(self):
         self.kind = check_kind(kind_of(asdict(self), "texnet"), "texnet")
-        if self.upsample not in UPSAMPLES:
-            raise ValueError(f"upsample is one of {', '.join(UPSAMPLES)}, not {self.upsample!r}")
         if (self.kind == "stylize") != bool(self.content):
             raise ValueError(f"a {self.kind} network has {'no ' if self.content else ''}content "
                              f"channels, not {self.content}")
@@ -87,7 +82,7 @@ class TexNetConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TexNetConfig":
-        return cls(**{"upsample": "nearest", **d})  # saved before the field: nearest painted
+        return cls(**d)
 
 
 def conv_block(cin: int, cout: int) -> list[nn.Module]:
@@ -97,30 +92,6 @@ def conv_block(cin: int, cout: int) -> list[nn.Module]:
     for k, a in zip((3, 3, 1), (cin, cout, cout)):
         layers += [WrapConv2d(a, cout, k, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(SLOPE)]
     return layers
-
-
-class Upsample(nn.Module):
-    """2x up on a torus. bilinear is nearest followed by a fixed [1, 2, 1] / 4 blur along
-    each axis: output 2k is then 0.25 x[k-1] + 0.75 x[k], bilinear interpolation with
-    half-pixel centres. Written as a conv it wraps on the torus and runs valid on a tile like
-    the others (wrap: the px it eats per side at the finer resolution)."""
-
-    def __init__(self, channels: int, mode: str):
-        super().__init__()
-        self.wrap = int(mode == "bilinear")
-        k = torch.tensor([1.0, 2.0, 1.0]) / 4
-        self.register_buffer("kernel", (k[:, None] * k).expand(channels, 1, 3, 3).clone(),
-                             persistent=False)      # not a weight: checkpoints keep their keys
-
-    def forward(self, x):
-        if not self.wrap:
-            return F.interpolate(x, scale_factor=2, mode="nearest")
-        # one wrapped cell per side is 2 px after the doubling: the blur eats one, cut the other
-        return self.forward_valid(wrap_pad(x, 1))[..., 1:-1, 1:-1]
-
-    def forward_valid(self, x):
-        x = F.interpolate(x, scale_factor=2, mode="nearest")
-        return F.conv2d(x, self.kernel, groups=x.shape[1]) if self.wrap else x
 
 
 def run_layers(seq: nn.Sequential, x: torch.Tensor, valid: bool) -> torch.Tensor:
@@ -152,7 +123,6 @@ class TexNet(nn.Module):
         # concatenation", it balances the gradients of the branches), then a block
         self.joins = nn.ModuleList(nn.Sequential(nn.BatchNorm2d((j + 1) * w), *conv_block((j + 1) * w, (j + 1) * w))
                                    for j in range(1, cfg.levels))
-        self.ups = nn.ModuleList(Upsample(j * w, cfg.upsample) for j in range(1, cfg.levels))
         self.to_image = nn.Conv2d(cfg.levels * w, cfg.channels, 1)
 
     def inputs(self, z: torch.Tensor) -> list[torch.Tensor]:
@@ -173,8 +143,8 @@ class TexNet(nn.Module):
     def _paint(self, z: torch.Tensor, valid: bool) -> torch.Tensor:
         levels = self.inputs(z)
         x = run_layers(self.branches[0], levels[0], valid)
-        for up, branch, join, noise in zip(self.ups, self.branches[1:], self.joins, levels[1:]):
-            x = up.forward_valid(x) if valid else up(x)
+        for branch, join, noise in zip(self.branches[1:], self.joins, levels[1:]):
+            x = F.interpolate(x, scale_factor=2, mode="nearest")
             b = run_layers(branch, noise, valid)
             # valid: both have lost a border; the trunk's is wider, cut the branch to it
             b = centre_crop(b, x.shape[-2], x.shape[-1])
@@ -198,15 +168,14 @@ class TexNet(nn.Module):
     @property
     def context_px(self) -> int:
         """Output pixels per side that the valid convs consume: each level's border, doubled
-        by every upsampling after it (and the px a bilinear one eats), the widest path (trunk
-        or branch) at each join."""
+        by every upsampling after it, the widest path (trunk or branch) at each join."""
         lost = context(self.branches[0])
-        for up, branch, join in zip(self.ups, self.branches[1:], self.joins):
-            lost = max(2 * lost + up.wrap, context(branch)) + context(join)
+        for branch, join in zip(self.branches[1:], self.joins):
+            lost = max(2 * lost, context(branch)) + context(join)
         return lost
 
     @property
     def margin(self) -> int:
-        """Noise cells of context a tile needs on each side (for any depth 4, or 5 with
-        bilinear upsampling: the border halves in cells at each finer level)."""
+        """Noise cells of context a tile needs on each side (4 for any depth: the border
+        halves in cells at each finer level)."""
         return math.ceil(self.context_px / self.cfg.scale)
