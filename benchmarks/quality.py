@@ -87,9 +87,9 @@ METRICS = ["texture_distance", "histogram_distance", "spectrum_distance", "fine_
            "checker_energy", "chroma_energy", "seam_score", "period_error", "cell_lattice",
            "cell_contrast", "diversity", "copy_score"]
 BAR = 1.5                       # usable: texture_distance at most this x the photo's own
-INERT_KEYS = {"wave_grid", "wave_along", "wave_shared", "repeat_weight"}   # PSGAN preset
-                                # settings that train bit for bit as without them on some
-                                # photos, whose rows then stand (_inert)
+INERT_KEYS = {"wave_grid", "wave_along", "wave_shared", "repeat_weight",   # preset settings
+              "chroma_weight", "chroma_from"}  # that train bit for bit as without them on
+                                # some photos, whose rows then stand (_inert)
 
 
 # ----------------------------------------------------------------------------- photos
@@ -177,11 +177,11 @@ def _changed(then: dict | None, mcfg, tcfg) -> list[str]:
 
 
 def _stale(then: dict | None, photo: Path, mcfg, tcfg) -> list[str]:
-    """_changed, less the PSGAN preset settings this photo's training does not use
-    (_inert): a cached run or a ledger row trained before the preset turned them on trains
-    as it would now, so it stands (they are neither counted nor listed as differences)."""
+    """_changed, less the preset settings this photo's training does not use (_inert): a
+    cached run or a ledger row trained before the preset turned them on trains as it would
+    now, so it stands (they are neither counted nor listed as differences)."""
     changed = _changed(then, mcfg, tcfg)
-    if mcfg is not None and set(changed) & INERT_KEYS:
+    if set(changed) & INERT_KEYS:
         inert = _inert(photo, mcfg, tcfg)
         changed = [k for k in changed if k not in inert]
     return changed
@@ -573,17 +573,25 @@ def _cached_rows(found, names, root, presets, rows, ledger: dict) -> dict:
 
 
 def _inert(photo: Path, mcfg, tcfg) -> set[str]:
-    """Of INERT_KEYS, those the PSGAN preset's training of this photo does not use, so that a
-    row trained before the preset turned them on still stands (tests/test_training.py checks
-    each bit for bit): wave_grid where it holds none of the photo's starting waves, wave_along
-    and wave_shared where it holds them (a held wave keeps its direction and length), and
-    repeat_weight where no held lattice's tile fits the patch (repeat_block 0)."""
+    """Of INERT_KEYS, those the preset's training of this photo does not use, so that a row
+    trained before the preset turned them on still stands (tests/test_training.py and
+    test_texnet.py check each bit for bit): the chroma cap on a grey photo (SpectrumLoss
+    leaves it out there); and for PSGAN, wave_grid where it holds none of the photo's
+    starting waves, wave_along and wave_shared where it holds them (a held wave keeps its
+    direction and length), and repeat_weight where no held lattice's tile fits the patch
+    (repeat_block 0)."""
+    from texgen.eval.metrics import is_grey
+    from texgen.models.texnet import TexNetConfig
     from texgen.train.psgan import configure, held_waves, repeat_block
-    model_cfg, cfg = configure([read_image(photo)], mcfg, tcfg, log=lambda *a: None)
+    img = read_image(photo)
+    grey = {"chroma_weight", "chroma_from"} if is_grey(img[..., :3]) else set()
+    if isinstance(mcfg, TexNetConfig):
+        return grey
+    model_cfg, cfg = configure([img], mcfg, tcfg, log=lambda *a: None)
     held = held_waves(model_cfg) > 0
     unused = {"wave_grid": not held, "wave_along": held, "wave_shared": held,
               "repeat_weight": not repeat_block(model_cfg, cfg.patch)}
-    return {k for k, off in unused.items() if off}
+    return grey | {k for k, off in unused.items() if off}
 
 
 def _table_rows(name: str, res: dict) -> tuple:

@@ -1,6 +1,8 @@
 """Texture Networks and stylisation: tiles equal the torus, seams, exact resume, NaN steps,
 ONNX parity, content of odd sizes, one-line errors. Tiny models (a cell is 4 px), real VGG-19."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -355,6 +357,34 @@ def test_fine_and_checker_caps_are_terms_of_the_step_only_when_weighted():
     _, terms = step(G, loss_fn, opt, z, None, TexNetTrainConfig(), spectrum=spectrum)
     assert "fine" not in terms and "checker" not in terms
     assert PRESETS["fast"].checker_weight > 0 and PRESETS["fast"].fine_weight == 0
+
+
+def test_the_chroma_cap_is_on_from_chroma_from_and_idle_on_a_grey_photo(tmp_path, monkeypatch):
+    """chroma_from: the cap joins the step at that fraction of the run (the fast preset: half
+    way, once the texture has formed); on a grey photo the run is bit for bit the run
+    without the cap (so the benchmark keeps such rows: quality._inert)."""
+    import texgen.train.texnet as tt
+    weights_seen, real_step = [], tt.step
+
+    def spy(G, loss_fn, opt, z, content, cfg, **k):
+        weights_seen.append(cfg.chroma_weight)
+        return real_step(G, loss_fn, opt, z, content, cfg, **k)
+    monkeypatch.setattr(tt, "step", spy)
+    cfg = TexNetTrainConfig(**TRAIN, chroma_weight=0.1, chroma_from=0.5)
+    train([stripes(40, 40)], tmp_path / "c", tiny(), cfg, log=lambda *_: None)
+    assert weights_seen == [0.0, 0.0, 0.1, 0.1]
+    assert PRESETS["fast"].chroma_weight > 0 and PRESETS["fast"].chroma_from == 0.5
+    monkeypatch.setattr(tt, "step", real_step)
+    grey = stripes(40, 40).mean(axis=2, keepdims=True).repeat(3, axis=2)
+    on = train([grey], tmp_path / "on", tiny(), replace(cfg, chroma_from=0.0), log=lambda *_: None)
+    off = train([grey], tmp_path / "off", tiny(), replace(cfg, chroma_weight=0.0), log=lambda *_: None)
+    a, b = weights(on), weights(off)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # on a colour photo the cap changes the run
+    on = train([stripes(40, 40)], tmp_path / "on3", tiny(), replace(cfg, chroma_from=0.0), log=lambda *_: None)
+    off = train([stripes(40, 40)], tmp_path / "off3", tiny(), replace(cfg, chroma_weight=0.0), log=lambda *_: None)
+    a, b = weights(on), weights(off)
+    assert not all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_a_run_on_a_deadline_is_the_run_of_the_length_it_sets(tmp_path, monkeypatch):

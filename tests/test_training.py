@@ -430,6 +430,13 @@ def test_chroma_cap_charges_colour_grain_and_not_brightness_grain():
     total, terms = loss.weighted(x.detach(), weights)
     assert terms == pytest.approx({"chroma": before.item()})
     assert total.item() == pytest.approx(2 * before.item(), rel=1e-5)
+    # a grey photo has no colour to cap against (eval leaves it out too): the term is 0, where
+    # over a target of nothing it would be hundreds
+    flat = photo.numpy().transpose(1, 2, 0).mean(axis=2, keepdims=True).repeat(3, axis=2)
+    grey_photo = SpectrumLoss([flat], 64)
+    assert grey_photo.grey and not loss.grey
+    assert grey_photo.chroma_excess(x.detach()).item() == 0.0
+    assert grey_photo.weighted(x.detach(), weights)[1] == {"chroma": 0.0}
 
 
 def test_lattice_loss_pushes_a_motif_per_cell_down_to_the_exemplars_own():

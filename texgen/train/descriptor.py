@@ -38,7 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from texgen.errors import TexgenError
-from texgen.eval.metrics import CHROMA_FROM, contrast_spread, lattice_share, random_crops
+from texgen.eval.metrics import CHROMA_FROM, contrast_spread, is_grey, lattice_share, random_crops
 from texgen.runtime.maps import chroma, luma
 from texgen.models.vgg import CONTENT_LAYER, TEXTURE_LAYERS, VGG19, gram
 
@@ -204,7 +204,10 @@ class SpectrumLoss(nn.Module):
         f = torch.hypot(torch.fft.fftfreq(size)[:, None], torch.fft.rfftfreq(size)[None])
         self.register_buffer("top", torch.stack([(f >= 0.25) & (f < 0.5), f >= 0.5]).float())
         self.register_buffer("top_target", torch.einsum("chw,bhw->cb", self.target.pow(2), self.top))
-        # colour grain: the chroma's energy finer than 4 px (eval's chroma_energy), per channel
+        # colour grain: the chroma's energy finer than 4 px (eval's chroma_energy), per channel.
+        # Not for grey photos, as eval leaves them out: over no colour at all any grain is a
+        # cap of hundreds (brick, texnet: 540 against a Gram loss of 0.03)
+        self.grey = all(is_grey(im) for im in exemplars)
         self.register_buffer("chroma_band", (f >= CHROMA_FROM).float())
         with torch.no_grad():
             self.register_buffer("chroma_target", self._chroma_energy(crops))
@@ -297,13 +300,15 @@ class SpectrumLoss(nn.Module):
         exemplar's. A camera's photo has little colour that fine; G paints a per-pixel colour
         noise there (eval's chroma_energy: tile01 27x the photo's, wallpaper001 96x), which
         the caps above, on each channel's energy, do not tell from the photo's fine
-        brightness detail that every channel shares."""
+        brightness detail that every channel shares. 0 for grey exemplars."""
         return self._chroma_excess(self._seen(x))
 
     def _chroma_energy(self, x: torch.Tensor) -> torch.Tensor:
         return torch.einsum("chw,hw->c", self.power(chroma(x)), self.chroma_band)
 
     def _chroma_excess(self, x: torch.Tensor) -> torch.Tensor:
+        if self.grey:
+            return x.new_zeros(())
         return _log_excess(self._chroma_energy(x), self.chroma_target)
 
     def _excess(self, power: torch.Tensor, band: int) -> torch.Tensor:

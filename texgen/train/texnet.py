@@ -59,7 +59,10 @@ class TexNetTrainConfig:
     checker_weight: float = 0.0  # the same cap on the corners beyond it (checker_excess: a
                                 # 1 px checkerboard; 0: off; the presets set it)
     chroma_weight: float = 0.0  # the same cap on colour grain: chroma finer than 4 px
-                                # (SpectrumLoss.chroma_excess: colour speckle; 0: off)
+                                # (SpectrumLoss.chroma_excess: colour speckle; 0: off; off
+                                # on a grey photo)
+    chroma_from: float = 0.0    # the chroma cap is on from this fraction of the iterations
+                                # (the presets: once the texture has formed, see below)
     preview_every: int = 100
     ckpt_every: int = 100
     seed: int = 0
@@ -84,6 +87,18 @@ class TexNetTrainConfig:
 # the exemplar; quality_ab.md, twenty-fifth and twenty-sixth sessions). Its step takes
 # 1.31x Gram's on an idle machine (0.71 -> 0.93 s, 15 min for 1000 iterations: the budget's
 # edge; benchmarks/out/train_speed.md, the thirty-second session).
+# chroma cap 0.1 from half way (chroma_from 0.5): texnet paints a fine colour grain on some
+# photos (chroma_energy: conc01 2.19, floor_se01 2.05; a blue-yellow stipple over the cobbles'
+# faces at 3x). Capped from the start it took the grain off but the net learned its colours
+# round it: at weight 1 every cobble one pale beige (floor_se01 2.05 -> 0.60, conc01 -> 0.31,
+# softer); at 0.1 conc01 blurred (fine_energy 0.79 -> 0.67, texture_distance 0.119 ->
+# 0.143). From half way, on a texture already formed, 20 steps take the grain off and the
+# colours stay: floor_se01 2.05 -> 0.95 (0.110 -> 0.114, grey and beige cobbles as before),
+# conc01 2.19 -> 0.78 (0.119 -> 0.124); grass_lush 0.95 -> 0.77 (0.060 -> 0.068, but 0.053
+# at iteration 900: its checkpoints 800-1000 average 0.061 against the base's 0.061);
+# desert002, whose grain is under the photo's, to the digit as before (quality_ab.md, the
+# fortieth session; one run each; texnet's runs scatter by 0.017-0.024). A grey photo
+# trains bit for bit as before: the cap is off there.
 # diversity stays 0: Improved Texture Networks' term at 0.1 (a partner painted from other
 # noise each step: 28 against 22 minutes at one thread) lifted brick's diversity over the 0.5
 # target (0.36 -> 0.53, as bricks of every length; desert002's fell, 0.47 -> 0.42), but
@@ -91,7 +106,7 @@ class TexNetTrainConfig:
 # 0.81 -> 0.74, conc01 0.79 -> 0.73) and cost brick and grass texture_distance (0.109 ->
 # 0.128, 0.095 -> 0.128; every base trained beside it on this machine: quality_ab.md, the
 # thirty-eighth session, and quality.md's texnet rows, the thirty-ninth).
-_FAST = TexNetTrainConfig(checker_weight=1.0)
+_FAST = TexNetTrainConfig(checker_weight=1.0, chroma_weight=0.1, chroma_from=0.5)
 PRESETS = {"fast": _FAST,
            "full": replace(_FAST, iters=2000, batch=16, lr=1e-3, preview_every=200, ckpt_every=200)}
 
@@ -200,8 +215,9 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
         # painted from other noise (for stylisation, of the same content crop)
         partner = (torch.from_numpy(noise(rng, x)).to(dev)
                    if cfg.diversity and cfg.batch == 1 else None)
+        now = cfg if it >= cfg.chroma_from * cfg.iters else replace(cfg, chroma_weight=0.0)
         loss_val, terms = step(G, loss_fn, opt, torch.from_numpy(z).to(dev),
-                               None if x is None else torch.from_numpy(x).to(dev), cfg,
+                               None if x is None else torch.from_numpy(x).to(dev), now,
                                fixed_bn=it >= fixed_from, rng=rng, spectrum=spectrum,
                                partner=partner)
         ok = math.isfinite(loss_val)
