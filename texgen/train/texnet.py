@@ -145,8 +145,11 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
     spectrum = (SpectrumLoss(images, cfg.patch, cfg.style_scale, device=dev)
                 if SpectrumLoss.used_by(cfg) else None)
     if not resume:                              # what PSGAN's plan line says for it
+        late = (f" after {math.ceil(cfg.chroma_from * cfg.iters)} iterations"     # the last
+                if cfg.chroma_weight and cfg.chroma_from else "")         # term described
         log(f"training patch {cfg.patch} px, batch {cfg.batch}, {cfg.loss} loss"
-            + SpectrumLoss.describe(cfg) + (f", diversity {cfg.diversity:g}" if cfg.diversity else ""))
+            + SpectrumLoss.describe(cfg) + late
+            + (f", diversity {cfg.diversity:g}" if cfg.diversity else ""))
     opt = torch.optim.Adam(G.parameters(), cfg.lr)
     rng, start, meta = start_point(out, resume, cfg.seed, G, None, opt, None, log)
     photos = PatchSampler(content, cfg.patch, rng) if content else None
@@ -215,7 +218,8 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
         # painted from other noise (for stylisation, of the same content crop)
         partner = (torch.from_numpy(noise(rng, x)).to(dev)
                    if cfg.diversity and cfg.batch == 1 else None)
-        now = cfg if it >= cfg.chroma_from * cfg.iters else replace(cfg, chroma_weight=0.0)
+        capped = it >= math.ceil(cfg.chroma_from * cfg.iters)    # the chroma cap is on
+        now = cfg if capped else replace(cfg, chroma_weight=0.0)
         loss_val, terms = step(G, loss_fn, opt, torch.from_numpy(z).to(dev),
                                None if x is None else torch.from_numpy(x).to(dev), now,
                                fixed_bn=it >= fixed_from, rng=rng, spectrum=spectrum,
