@@ -145,8 +145,9 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
     spectrum = (SpectrumLoss(images, cfg.patch, cfg.style_scale, device=dev)
                 if SpectrumLoss.used_by(cfg) else None)
     if not resume:                              # what PSGAN's plan line says for it
-        late = (f" after {math.ceil(cfg.chroma_from * cfg.iters)} iterations"     # the last
-                if cfg.chroma_weight and cfg.chroma_from else "")         # term described
+        # describe() names the chroma cap last: "..., chroma cap 0.1 after 500 iterations"
+        late = (f" after {math.ceil(cfg.chroma_from * cfg.iters)} iterations"
+                if cfg.chroma_weight and cfg.chroma_from else "")
         log(f"training patch {cfg.patch} px, batch {cfg.batch}, {cfg.loss} loss"
             + SpectrumLoss.describe(cfg) + late
             + (f", diversity {cfg.diversity:g}" if cfg.diversity else ""))
