@@ -111,6 +111,12 @@ PRESETS = {"fast": _FAST,
            "full": replace(_FAST, iters=2000, batch=16, lr=1e-3, preview_every=200, ckpt_every=200)}
 
 
+def chroma_start(cfg: TexNetTrainConfig) -> int:
+    """The step (from 0) at which the chroma cap joins a run of cfg.iters: what the start
+    line says and the step loop does, from the one formula."""
+    return math.ceil(cfg.chroma_from * cfg.iters)
+
+
 def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: TexNetTrainConfig,
           content: list[np.ndarray] | None = None, resume: bool = False,
           provenance: dict | None = None, log=print, on_save=None,
@@ -146,7 +152,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
                 if SpectrumLoss.used_by(cfg) else None)
     if not resume:                              # what PSGAN's plan line says for it
         # describe() names the chroma cap last: "..., chroma cap 0.1 after 500 iterations"
-        late = (f" after {math.ceil(cfg.chroma_from * cfg.iters)} iterations"
+        late = (f" after {chroma_start(cfg)} iterations"
                 if cfg.chroma_weight and cfg.chroma_from else "")
         log(f"training patch {cfg.patch} px, batch {cfg.batch}, {cfg.loss} loss"
             + SpectrumLoss.describe(cfg) + late
@@ -219,8 +225,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
         # painted from other noise (for stylisation, of the same content crop)
         partner = (torch.from_numpy(noise(rng, x)).to(dev)
                    if cfg.diversity and cfg.batch == 1 else None)
-        capped = it >= math.ceil(cfg.chroma_from * cfg.iters)    # the chroma cap is on
-        now = cfg if capped else replace(cfg, chroma_weight=0.0)
+        now = cfg if it >= chroma_start(cfg) else replace(cfg, chroma_weight=0.0)
         loss_val, terms = step(G, loss_fn, opt, torch.from_numpy(z).to(dev),
                                None if x is None else torch.from_numpy(x).to(dev), now,
                                fixed_bn=it >= fixed_from, rng=rng, spectrum=spectrum,
