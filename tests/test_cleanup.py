@@ -12,8 +12,11 @@ from texgen import checkpoint
 from texgen.models.psgan import Generator
 from texgen.paint import load_generator
 from texgen.train import cleanup
+from texgen.models.texnet import TexNetConfig
 from texgen.train import psgan as train_psgan
+from texgen.train import texnet as train_texnet
 from texgen.train.psgan import TrainConfig
+from texgen.train.texnet import TexNetTrainConfig
 
 COLOUR = slice(0, 3)
 
@@ -185,10 +188,11 @@ def test_clean_within_on_the_command_line_reaches_training(tmp_path, small, monk
 
 # ----------------------------------------------------------------------------- the pick
 
-def _train_with_pick(out, scores, images=None, log=None, **kw):
-    """A tiny run of 4 iterations whose last 3 checkpoints are the pick's candidates; each
-    candidate's texture_distance is the next of `scores` (in the order of iterations), and
-    the weights every checkpoint painted with are returned by iteration."""
+def _train_with_pick(out, scores, images=None, log=None, method="psgan", content=None, **kw):
+    """A tiny run of 4 iterations (PSGAN's, or texnet's: method; content: photos for a
+    stylisation net) whose last 3 checkpoints are the pick's candidates; each candidate's
+    texture_distance is the next of `scores` (in the order of iterations), and the weights
+    every checkpoint painted with are returned by iteration."""
     weights = {}
 
     class Scripted:                 # the judge, with set scores (the real one: the next test)
@@ -198,20 +202,31 @@ def _train_with_pick(out, scores, images=None, log=None, **kw):
         def __call__(self, G):
             return {"texture_distance": self.left.pop(0), "period_error": None}
 
-    cfg = TrainConfig(**{**dict(iters=4, batch=2, patch=32, ckpt_every=1, preview_every=1,
-                                pick_last=3, pick_every=1), **kw})
+    settings = {**dict(iters=4, batch=2, patch=32, ckpt_every=1, preview_every=1,
+                       pick_last=3, pick_every=1), **kw}
+    if method == "psgan":
+        trainer, model_cfg, cfg, extra = train_psgan.train, tiny_config(), TrainConfig(**settings), {}
+    else:
+        trainer, cfg = train_texnet.train, TexNetTrainConfig(**settings)
+        model_cfg = TexNetConfig(levels=3, noise=2, width=4, content=3 if content else 0)
+        extra = {"content": content}
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(cleanup, "Judge", Scripted)
-        train_psgan.train(images or [stripes(64, 64)], out, tiny_config(), cfg,
-                          log=(log if log is not None else []).append,
-                          on_save=lambda it, f: weights.update({it: checkpoint.load_model(f)[0]}))
+        trainer(images or [stripes(64, 64)], out, model_cfg, cfg,
+                log=(log if log is not None else []).append,
+                on_save=lambda it, f: weights.update({it: checkpoint.load_model(f)[0]}), **extra)
     return weights
 
 
-def test_training_paints_with_the_best_of_its_last_checkpoints(tmp_path):
+METHODS = pytest.mark.parametrize("method", ["psgan", "texnet"])
+
+
+@METHODS
+def test_training_paints_with_the_best_of_its_last_checkpoints(tmp_path, method):
     logged = []
     # checkpoints every 100 iterations: the pick's own iterations are saved all the same
-    weights = _train_with_pick(tmp_path / "m", [0.3, 0.1, 0.2], log=logged, ckpt_every=100)
+    weights = _train_with_pick(tmp_path / "m", [0.3, 0.1, 0.2], log=logged, ckpt_every=100,
+                               method=method)
     assert sorted(weights) == [2, 3, 4]
     tensors, meta = checkpoint.load_model(tmp_path / "m")
     assert all(torch.equal(tensors[k], weights[3][k]) for k in tensors)
@@ -224,26 +239,39 @@ def test_training_paints_with_the_best_of_its_last_checkpoints(tmp_path):
     assert any("iteration 3's weights" in m for m in logged)
     assert not (tmp_path / "m" / cleanup.PICKS).exists()
     # the last checkpoint paints where it scores best
-    weights = _train_with_pick(tmp_path / "n", [0.3, 0.2, 0.1])
+    weights = _train_with_pick(tmp_path / "n", [0.3, 0.2, 0.1], method=method)
     tensors, meta = checkpoint.load_model(tmp_path / "n")
     assert all(torch.equal(tensors[k], weights[4][k]) for k in tensors) and meta["picked"]["iteration"] == 4
 
 
-def test_a_fresh_run_picks_only_among_its_own_checkpoints(tmp_path):
+@METHODS
+def test_a_fresh_run_picks_only_among_its_own_checkpoints(tmp_path, method):
     stale = cleanup.candidate_file(tmp_path / "m", 999)
     stale.parent.mkdir(parents=True)
-    _train_with_pick(tmp_path / "x", [1.0, 1.0, 1.0])      # any model file will do
+    _train_with_pick(tmp_path / "x", [1.0, 1.0, 1.0], method=method)   # any model file will do
     stale.write_bytes((tmp_path / "x" / checkpoint.MODEL_FILE).read_bytes())
-    _train_with_pick(tmp_path / "m", [0.3, 0.2, 0.1, 0.0])  # 0.0 would be the stale one's
+    _train_with_pick(tmp_path / "m", [0.3, 0.2, 0.1, 0.0], method=method)  # 0.0: the stale one's
     assert checkpoint.load_model(tmp_path / "m")[1]["picked"]["iteration"] == 4
 
 
-def test_a_manifold_keeps_its_last_checkpoint(tmp_path):
-    weights = _train_with_pick(tmp_path / "m", [0.1, 0.2, 0.3],
+@METHODS
+def test_a_manifold_keeps_its_last_checkpoint(tmp_path, method):
+    weights = _train_with_pick(tmp_path / "m", [0.1, 0.2, 0.3], method=method,
                                images=[stripes(64, 64), stripes(64, 64, period=5.0)])
     tensors, meta = checkpoint.load_model(tmp_path / "m")
     assert all(torch.equal(tensors[k], weights[4][k]) for k in tensors) and "picked" not in meta
     assert not (tmp_path / "m" / cleanup.PICKS).exists()
+
+
+def test_a_stylisation_net_keeps_its_last_checkpoint(tmp_path):
+    """The judge scores a texture's samples; a stylisation net paints content, so it is not
+    picked (texnet's presets ask for the pick, and stylisation trains with them)."""
+    weights = _train_with_pick(tmp_path / "m", [0.1, 0.2, 0.3], method="texnet",
+                               content=[stripes(48, 40, period=5.0)])
+    tensors, meta = checkpoint.load_model(tmp_path / "m")
+    assert all(torch.equal(tensors[k], weights[4][k]) for k in tensors) and "picked" not in meta
+    assert meta["train"]["pick_last"] == 0 and not (tmp_path / "m" / cleanup.PICKS).exists()
+    assert train_texnet.PRESETS["fast"].pick_last == 3
 
 
 def test_the_pick_scores_as_the_clean_up_does(tmp_path, tiny_G, small):
@@ -286,10 +314,12 @@ def test_the_pick_keeps_the_period_and_switches_only_past_its_margin():
     assert cleanup.choose(near, margin=0.02) == 600
 
 
-def test_a_run_on_a_time_budget_keeps_time_for_its_checkpoints_and_end(tmp_path, small, monkeypatch):
+@METHODS
+def test_a_run_on_a_time_budget_keeps_time_for_its_checkpoints_and_end(tmp_path, small, monkeypatch,
+                                                                      method):
     """texgen train --minutes: the re-plan times a checkpoint's batch-norm measure and a judge
-    score, keeps that time for the checkpoints left and the pick and clean-up, and its judge
-    is the one the pick and the clean-up use."""
+    score, keeps that time for the checkpoints left and the pick and (PSGAN's) clean-up, and
+    its judge is the one the pick and the clean-up use."""
     import time
     from dataclasses import replace
     built, reserves = [], []
@@ -302,19 +332,25 @@ def test_a_run_on_a_time_budget_keeps_time_for_its_checkpoints_and_end(tmp_path,
     def replanned(cfg, deadline, done, pace, log, reserve=None):
         reserves.append((done, reserve))
         return replace(cfg, iters=24)
+    trainer = train_psgan if method == "psgan" else train_texnet
     monkeypatch.setattr(cleanup, "Judge", Counted)
-    monkeypatch.setattr(train_psgan, "Judge", Counted)
-    monkeypatch.setattr(train_psgan, "replanned", replanned)
-    cfg = TrainConfig(iters=200, batch=2, patch=32, ckpt_every=10, preview_every=10, pick_last=3,
-                      pick_every=2, clean_within=0.03)
-    out = train_psgan.train([stripes(96, 96)], tmp_path / "m", tiny_config(), cfg,
-                            log=lambda *a: None, deadline=time.monotonic() + 1e6)
+    monkeypatch.setattr(trainer, "replanned", replanned)
+    timed = trainer.ending_cost         # the end's scores, timed at the re-plan: say 1000 s
+    monkeypatch.setattr(trainer, "ending_cost", lambda *a: (timed(*a)[0], 1000.0))
+    settings = dict(iters=200, batch=2, patch=32, ckpt_every=10, preview_every=10, pick_last=3,
+                    pick_every=2)
+    if method == "psgan":
+        model_cfg, cfg = tiny_config(), TrainConfig(**settings, clean_within=0.03)
+    else:
+        model_cfg, cfg = TexNetConfig(levels=3, noise=2, width=4), TexNetTrainConfig(**settings)
+    out = trainer.train([stripes(96, 96)], tmp_path / "m", model_cfg, cfg,
+                        log=lambda *a: None, deadline=time.monotonic() + 1e6)
     (done, reserve), = reserves
-    assert done == 9 and reserve(44) > reserve(24) > 0     # a longer run saves more often
+    assert done == 9 and reserve(44) > reserve(24) > 1000  # a longer run saves more often
     assert len(built) == 1                                 # built at the re-plan, used at the end
     meta = checkpoint.load_model(out)[1]
     assert meta["iteration"] == 24 and meta["picked"]["iteration"] in (20, 22, 24)
-    assert "cleanup" in meta
+    assert ("cleanup" in meta) == (method == "psgan")
 
 
 def test_the_pick_considers_the_last_steps_of_pick_every_counted_from_the_end():

@@ -1,5 +1,6 @@
-"""After training: take a PSGAN's pixel-scale artefacts out of its output layer, where that
-costs the texture nothing.
+"""After training: paint with the best of the last checkpoints (the pick, PSGAN and texnet;
+at the end of this file), then take a PSGAN's pixel-scale artefacts out of its output layer,
+where that costs the texture nothing (the clean-up).
 
 The last transposed convolution gives each colour channel, and each of the four output
 phases (row and column parity), its own mix of the hidden features. Two faults come of it
@@ -28,6 +29,7 @@ and took wallpaper001's 107 -> 16 (benchmarks/out/quality_ab.md, the thirty-fift
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -215,6 +217,15 @@ def is_candidate(it: int, iters: int, cfg) -> bool:
             and 0 <= left < cfg.pick_last * cfg.pick_every)
 
 
+def keep_candidate(folder, it: int) -> None:
+    """Keep a copy of the model training just saved in `folder` at iteration `it`, one of the
+    pick's candidates (the model file moves on with training)."""
+    from texgen import checkpoint
+    from texgen.files import atomic_write_bytes
+    candidate_file(folder, it).parent.mkdir(exist_ok=True)
+    atomic_write_bytes(candidate_file(folder, it), (Path(folder) / checkpoint.MODEL_FILE).read_bytes())
+
+
 def choose(scores: dict[int, dict], margin: float) -> int:
     """The iteration that paints, of the candidates' judge scores by iteration: of those
     whose period_error (None: the photo has no clear period) is within PERIOD_SLACK of the
@@ -234,7 +245,25 @@ def ending_scores(cfg) -> int:
     pick's candidates, and a clean-up's usual count (the trained kernel, its projections
     and two steps; at most eleven: four softening steps and three of colour)."""
     cleanup = 1 + len(CANDIDATES) + 2
-    return (cfg.pick_last if cfg.pick_last > 1 else 0) + (cleanup if cfg.clean_within else 0)
+    return (cfg.pick_last if cfg.pick_last > 1 else 0) + (cleanup if _cleans(cfg) else 0)
+
+
+def _cleans(cfg) -> bool:
+    """Whether a run of this training config ends with the clean-up: PSGAN's, where its
+    clean_within is set (a texnet's output layer is a 1x1 convolution: nothing to clean)."""
+    return bool(getattr(cfg, "clean_within", 0.0))
+
+
+def ending_cost(G, images: list[np.ndarray], cfg) -> tuple[Judge | None, float]:
+    """For a run on a time budget: the judge its end will score with, built now, and the
+    seconds the end's ending_scores will take, timed on G (the build counted: a VGG-19 load)."""
+    scores = ending_scores(cfg)
+    if not scores or len(images) != 1:      # a manifold is neither picked nor cleaned
+        return None, 0.0
+    t0 = time.monotonic()
+    judge = Judge(images[0], G.cfg.maps)
+    judge(G)
+    return judge, (time.monotonic() - t0) * scores
 
 
 def pick_model(folder, images: list[np.ndarray], log=print, candidates=None,
@@ -279,10 +308,10 @@ def pick_model(folder, images: list[np.ndarray], log=print, candidates=None,
 
 def finish(folder, images: list[np.ndarray], cfg, log=print, judge: Judge | None = None,
            candidates=None) -> None:
-    """What runs after a PSGAN run's last iteration, as its training config asks: the pick
-    (pick_model; candidates: model files, default the run's own), then the clean-up
-    (clean_model), with one judge (`judge`: one built already for this photo)."""
+    """What runs after a PSGAN or texnet run's last iteration, as its training config asks:
+    the pick (pick_model; candidates: model files, default the run's own), then PSGAN's
+    clean-up (clean_model), with one judge (`judge`: one built already for this photo)."""
     if cfg.pick_last > 1:
         judge = pick_model(folder, images, log, candidates, cfg.pick_margin, judge)
-    if cfg.clean_within:
+    if _cleans(cfg):
         clean_model(folder, images, cfg.clean_within, log, cfg.clean_fine, judge)

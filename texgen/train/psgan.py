@@ -22,7 +22,6 @@ import torch.nn.functional as F
 
 from texgen import checkpoint
 from texgen.errors import TexgenError
-from texgen.files import atomic_write_bytes
 from texgen.models.layers import grid_steps
 from texgen.models.psgan import Discriminator, Generator, PSGANConfig
 from texgen.runtime.imageio import resize
@@ -30,8 +29,7 @@ from texgen.runtime.maps import check_map_names, map_channels, map_slices
 from texgen.runtime.noise import sample_noise
 from texgen.spectrum import clear_periods, dominant_frequencies, fundamentals
 from texgen.train.batchnorm import calibrate_batchnorm
-from texgen.train.cleanup import (PICKS, Judge, candidate_file, ending_scores, finish,
-                                  is_candidate)
+from texgen.train.cleanup import PICKS, ending_cost, finish, is_candidate, keep_candidate
 from texgen.train.common import (learning_rate, paint_sample, replanned, run_iterations,
                                  save_exemplar_thumb, save_preview, saves_left, start_point)
 
@@ -560,8 +558,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
             checkpoint.save_model(out, G_eval, info)
             save_preview(out / "preview.png", G_eval, images, model_cfg)
             if is_candidate(it, cfg.iters, cfg):                # one of the pick's
-                candidate_file(out, it).parent.mkdir(exist_ok=True)
-                atomic_write_bytes(candidate_file(out, it), (out / checkpoint.MODEL_FILE).read_bytes())
+                keep_candidate(out, it)
         if on_save:
             on_save(it, out)
 
@@ -593,15 +590,11 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         with torch.random.fork_rng(devices=[]):    # new nets' initial weights draw from it
             t0 = time.monotonic()
             G_eval = paint_ready(done)
-            per_save, per_score, scores = time.monotonic() - t0, 0.0, ending_scores(cfg)
-            if scores and len(images) == 1:     # a manifold is neither picked nor cleaned
-                t0 = time.monotonic()
-                end_judge = Judge(images[0], model_cfg.maps)
-                end_judge(G_eval)
-                per_score = time.monotonic() - t0
+            per_save = time.monotonic() - t0
+            end_judge, ending = ending_cost(G_eval, images, cfg)
         every, picks = cfg.ckpt_every, max(0, cfg.pick_last - 1)   # picks: saves between
         cfg = replanned(cfg, deadline, done, pace, log, reserve=lambda iters: per_save * (
-            saves_left(done, iters, every) + picks) + per_score * scores)
+            saves_left(done, iters, every) + picks) + ending)
         info["train"] = asdict(cfg)
         return cfg.iters
 

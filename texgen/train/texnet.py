@@ -9,6 +9,7 @@ checkpoints, Ctrl-C and --resume work as in train/psgan.py (train/common.py, che
 from __future__ import annotations
 
 import math
+import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 from texgen import checkpoint
 from texgen.errors import TexgenError
 from texgen.train.batchnorm import calibrate_batchnorm
+from texgen.train.cleanup import PICKS, ending_cost, finish, is_candidate, keep_candidate
 from texgen.models.texnet import TexNet, TexNetConfig
 from texgen.runtime.noise import sample_noise
 from texgen.runtime.stylize import content_noise
@@ -63,6 +65,12 @@ class TexNetTrainConfig:
                                 # on a grey photo)
     chroma_from: float = 0.0    # the chroma cap is on from this fraction of the iterations
                                 # (the presets: once the texture has formed, see below)
+    pick_last: int = 0          # after training, paint with the best of the weights at the
+    pick_every: int = 100       # last pick_last multiples of pick_every before the end (and at
+                                # it), as PSGAN's pick (train/cleanup.pick_model; 0 or 1: the
+                                # last; a texture network only: a stylisation net is not judged)
+    pick_margin: float = 0.0    # an earlier one paints only where its texture_distance is
+                                # lower than the last's by more than this fraction
     preview_every: int = 100
     ckpt_every: int = 100
     seed: int = 0
@@ -106,9 +114,19 @@ class TexNetTrainConfig:
 # 0.81 -> 0.74, conc01 0.79 -> 0.73) and cost brick and grass texture_distance (0.109 ->
 # 0.128, 0.095 -> 0.128; every base trained beside it on this machine: quality_ab.md, the
 # thirty-eighth session, and quality.md's texnet rows, the thirty-ninth).
-_FAST = TexNetTrainConfig(checker_weight=1.0, chroma_weight=0.1, chroma_from=0.5)
+# pick_last 3, pick_margin 0.02 (800, 900 or 1000), PSGAN's rule: texnet's late weights
+# swing too, by up to a quarter between checkpoints 100 iterations apart (texture_distance at
+# eval's seeds: grass_lush 0.062, 0.053, 0.068; brick's still falling, 0.141, 0.121, 0.109).
+# On 26 cached 1000-iteration runs of 9 photos (the table's, earlier ones and A/B variants),
+# judged at the pick's seeds, scored at eval's: 9 switched, texture_distance -2.9 % on
+# average (grass_lush -22 %, conc01 with the diversity term -37 %; two worse: brick with it
+# +6.6 %, grass without the checker cap +2.7 %); with no margin 12 switched, -3.0 %, one
+# +7.1 % (quality_ab.md, the forty-first session). PSGAN's margin, not tuned here.
+_FAST = TexNetTrainConfig(checker_weight=1.0, chroma_weight=0.1, chroma_from=0.5,
+                          pick_last=3, pick_margin=0.02)
 PRESETS = {"fast": _FAST,
-           "full": replace(_FAST, iters=2000, batch=16, lr=1e-3, preview_every=200, ckpt_every=200)}
+           "full": replace(_FAST, iters=2000, batch=16, lr=1e-3, preview_every=200, ckpt_every=200,
+                           pick_every=200)}
 
 
 def chroma_start(cfg: TexNetTrainConfig) -> int:
@@ -162,6 +180,10 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
     photos = PatchSampler(content, cfg.patch, rng) if content else None
     out.mkdir(parents=True, exist_ok=True)
     save_exemplar_thumb(out / "exemplar.png", images)
+    if not resume:                      # another run's candidates are not this one's
+        shutil.rmtree(out / PICKS, ignore_errors=True)
+    if content:                         # the judge scores textures: a stylisation net is not picked
+        cfg = replace(cfg, pick_last=0)
     cells = cfg.patch // scale
     info = {"model": "texnet", "config": model_cfg.to_dict(), "train": asdict(cfg),
             "provenance": {"method": "stylize" if content else "texnet", **(provenance or {})}}
@@ -208,6 +230,8 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
         G_eval = paint_ready(it)
         checkpoint.save_model(out, G_eval, info)
         preview(G_eval)
+        if is_candidate(it, cfg.iters, cfg):                    # one of the pick's
+            keep_candidate(out, it)
         if on_save:
             on_save(it, out)
 
@@ -234,22 +258,29 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
         skipped += not ok
         return ok, {"loss": loss_val, "skip": skipped, **terms}
 
+    end_judge = None    # the pick's (cleanup.Judge): built early on a budget
+
     def replan(done: int, pace: float) -> int:
-        """The run's length from its pace, less what its checkpoints will take (timed here:
-        mostly paint_ready's batch-norm measure, which those after fixed_from skip)."""
-        nonlocal cfg, fixed_from
+        """The run's length from its pace, less what its checkpoints and its end will take
+        (timed here: a checkpoint is mostly paint_ready's batch-norm measure, which those
+        after fixed_from skip; the end, the pick's scores)."""
+        nonlocal cfg, fixed_from, end_judge
         with torch.random.fork_rng(devices=[]):    # a new net's initial weights draw from it
             t0 = time.monotonic()
-            paint_ready(done)
-        per_save, every = time.monotonic() - t0, cfg.ckpt_every
-        cfg = replanned(cfg, deadline, done, pace, log,
-                        reserve=lambda iters: per_save * saves_left(done, iters, every))
+            G_eval = paint_ready(done)
+            per_save = time.monotonic() - t0
+            end_judge, ending = ending_cost(G_eval, images, cfg)
+        every, picks = cfg.ckpt_every, max(0, cfg.pick_last - 1)   # picks: saves between
+        cfg = replanned(cfg, deadline, done, pace, log, reserve=lambda iters: per_save * (
+            saves_left(done, iters, every) + picks) + ending)
         info["train"], fixed_from = asdict(cfg), math.ceil(cfg.bn_fixed * cfg.iters)
         return cfg.iters
 
     run_iterations(one, start, cfg.iters, save, lambda done: preview(paint_ready(done)),
                    cfg.ckpt_every, cfg.preview_every, out, log, rng=rng,
-                   replan=replan if deadline is not None and not resume else None)
+                   replan=replan if deadline is not None and not resume else None,
+                   also_save=lambda done: is_candidate(done, cfg.iters, cfg))
+    finish(out, images, cfg, log, end_judge)
     return out
 
 
