@@ -11,7 +11,7 @@ from conftest import stripes, tiny_config
 from texgen import checkpoint
 from texgen.models.psgan import Generator
 from texgen.paint import load_generator
-from texgen.train import cleanup
+from texgen.train import cleanup, common
 from texgen.models.texnet import TexNetConfig
 from texgen.train import psgan as train_psgan
 from texgen.train import texnet as train_texnet
@@ -334,9 +334,9 @@ def test_a_run_on_a_time_budget_keeps_time_for_its_checkpoints_and_end(tmp_path,
         return replace(cfg, iters=24)
     trainer = train_psgan if method == "psgan" else train_texnet
     monkeypatch.setattr(cleanup, "Judge", Counted)
-    monkeypatch.setattr(trainer, "replanned", replanned)
-    timed = trainer.ending_cost         # the end's scores, timed at the re-plan: say 1000 s
-    monkeypatch.setattr(trainer, "ending_cost", lambda *a: (timed(*a)[0], 1000.0))
+    monkeypatch.setattr(common, "replanned", replanned)
+    timed = cleanup.ending_cost         # the end's scores, timed at the re-plan: say 1000 s
+    monkeypatch.setattr(cleanup, "ending_cost", lambda *a: (timed(*a)[0], 1000.0))
     settings = dict(iters=200, batch=2, patch=32, ckpt_every=10, preview_every=10, pick_last=3,
                     pick_every=2)
     if method == "psgan":

@@ -254,6 +254,24 @@ def _cleans(cfg) -> bool:
     return bool(getattr(cfg, "clean_within", 0.0))
 
 
+def replan_to_end(cfg, deadline: float, done: int, pace: float, log, paint_ready,
+                  images: list[np.ndarray]):
+    """A run on a time budget (PSGAN's or texnet's) sets its length from its pace (common.
+    replanned), less what its checkpoints and its end will take, timed here: a checkpoint
+    (paint_ready(done): mostly a batch-norm measure), the pick's saves between them, and the
+    end's judge scores (ending_cost). Returns the new config and the end's judge."""
+    from texgen.train import common
+    with torch.random.fork_rng(devices=[]):    # a new net's initial weights draw from it
+        t0 = time.monotonic()
+        G_eval = paint_ready(done)
+        per_save = time.monotonic() - t0
+        judge, ending = ending_cost(G_eval, images, cfg)
+    every, picks = cfg.ckpt_every, max(0, cfg.pick_last - 1)   # picks: saves between
+    cfg = common.replanned(cfg, deadline, done, pace, log, reserve=lambda iters: per_save * (
+        common.saves_left(done, iters, every) + picks) + ending)
+    return cfg, judge
+
+
 def ending_cost(G, images: list[np.ndarray], cfg) -> tuple[Judge | None, float]:
     """For a run on a time budget: the judge its end will score with, built now, and the
     seconds the end's ending_scores will take, timed on G (the build counted: a VGG-19 load)."""

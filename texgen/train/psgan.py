@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import math
 import shutil
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -29,9 +28,9 @@ from texgen.runtime.maps import check_map_names, map_channels, map_slices
 from texgen.runtime.noise import sample_noise
 from texgen.spectrum import clear_periods, dominant_frequencies, fundamentals
 from texgen.train.batchnorm import calibrate_batchnorm
-from texgen.train.cleanup import PICKS, ending_cost, finish, is_candidate, keep_candidate
-from texgen.train.common import (learning_rate, paint_sample, replanned, run_iterations,
-                                 save_exemplar_thumb, save_preview, saves_left, start_point)
+from texgen.train.cleanup import PICKS, finish, is_candidate, keep_candidate, replan_to_end
+from texgen.train.common import (learning_rate, paint_sample, run_iterations,
+                                 save_exemplar_thumb, save_preview, start_point)
 
 D_FIELD = 128       # px a full-size discriminator logit sees (125: five 5x5 stride-2 convs)
 
@@ -587,14 +586,7 @@ def train(images: list[np.ndarray], out: Path, model_cfg: PSGANConfig, cfg: Trai
         """The run's length from its pace, less what its checkpoints and its end will take
         (timed here: a checkpoint is mostly paint_ready, the end a number of judge scores)."""
         nonlocal cfg, end_judge
-        with torch.random.fork_rng(devices=[]):    # new nets' initial weights draw from it
-            t0 = time.monotonic()
-            G_eval = paint_ready(done)
-            per_save = time.monotonic() - t0
-            end_judge, ending = ending_cost(G_eval, images, cfg)
-        every, picks = cfg.ckpt_every, max(0, cfg.pick_last - 1)   # picks: saves between
-        cfg = replanned(cfg, deadline, done, pace, log, reserve=lambda iters: per_save * (
-            saves_left(done, iters, every) + picks) + ending)
+        cfg, end_judge = replan_to_end(cfg, deadline, done, pace, log, paint_ready, images)
         info["train"] = asdict(cfg)
         return cfg.iters
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import shutil
-import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -20,12 +19,12 @@ import torch
 from texgen import checkpoint
 from texgen.errors import TexgenError
 from texgen.train.batchnorm import calibrate_batchnorm
-from texgen.train.cleanup import PICKS, ending_cost, finish, is_candidate, keep_candidate
+from texgen.train.cleanup import PICKS, finish, is_candidate, keep_candidate, replan_to_end
 from texgen.models.texnet import TexNet, TexNetConfig
 from texgen.runtime.noise import sample_noise
 from texgen.runtime.stylize import content_noise
-from texgen.train.common import (learning_rate, replanned, run_iterations, save_exemplar_thumb,
-                                 save_preview, saves_left, start_point)
+from texgen.train.common import (learning_rate, run_iterations, save_exemplar_thumb, save_preview,
+                                 start_point)
 from texgen.train.descriptor import DIVERSITY_LAYER, DescriptorLoss, SpectrumLoss, diversity
 
 
@@ -261,18 +260,10 @@ def train(images: list[np.ndarray], out: Path, model_cfg: TexNetConfig, cfg: Tex
     end_judge = None    # the pick's (cleanup.Judge): built early on a budget
 
     def replan(done: int, pace: float) -> int:
-        """The run's length from its pace, less what its checkpoints and its end will take
-        (timed here: a checkpoint is mostly paint_ready's batch-norm measure, which those
-        after fixed_from skip; the end, the pick's scores)."""
+        """The run's length from its pace, less what its checkpoints (those after fixed_from
+        skip paint_ready's batch-norm measure) and its pick will take."""
         nonlocal cfg, fixed_from, end_judge
-        with torch.random.fork_rng(devices=[]):    # a new net's initial weights draw from it
-            t0 = time.monotonic()
-            G_eval = paint_ready(done)
-            per_save = time.monotonic() - t0
-            end_judge, ending = ending_cost(G_eval, images, cfg)
-        every, picks = cfg.ckpt_every, max(0, cfg.pick_last - 1)   # picks: saves between
-        cfg = replanned(cfg, deadline, done, pace, log, reserve=lambda iters: per_save * (
-            saves_left(done, iters, every) + picks) + ending)
+        cfg, end_judge = replan_to_end(cfg, deadline, done, pace, log, paint_ready, images)
         info["train"], fixed_from = asdict(cfg), math.ceil(cfg.bn_fixed * cfg.iters)
         return cfg.iters
 
