@@ -3,7 +3,8 @@ stylisation form (texture loss of a style image + content loss of a folder of ph
 
 No discriminator: each step paints a batch of training tori (models/texnet.py), scores them
 with the fixed VGG-19 (train/descriptor.py) and takes an Adam step. Progress bar, previews,
-checkpoints, Ctrl-C and --resume work as in train/psgan.py (train/common.py, checkpoint.py).
+checkpoints, Ctrl-C and --resume work as in train/psgan.py (train/common.py, checkpoint.py),
+and so does the pick of the last checkpoints (train/cleanup.py; texture networks only).
 """
 
 from __future__ import annotations
