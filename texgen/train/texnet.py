@@ -87,8 +87,10 @@ class TexNetTrainConfig:
 # desert002 0.186 and 0.138, gravel 0.097 and 0.112 (quality_ab.md). The floor under it
 # (fine_floor_weight 1) lifted desert002's blur, fine_energy 0.54 -> 1.11, but as a fine
 # diagonal hatching over the faces, 0.123 -> 0.125 (per channel: 1.12 with colour grain,
-# chroma_energy 0.28 -> 2.8; the thirtieth session). Not measured: full,
-# and stylize, which trains with these presets too (same net, same Gram loss).
+# chroma_energy 0.28 -> 2.8; the thirtieth session). Not measured: full. Stylize trains
+# with these presets too (same net, same Gram loss; not the pick): with the caps as they are
+# now, floor_se01's style at 600 iterations took every photo's texture loss 1.0-3.8 -> 0.39-0.79
+# and kept content error at 0.24-0.49 (benchmarks/out/stylize_quality.md, the forty-first session).
 # loss stays gram: swd (the whole feature distribution) at 1000 iterations took desert002
 # 0.129 -> 0.099 and 0.102 (seeds 0, 1; fine_energy 0.64 -> 0.73, 0.80), but conc01 0.119 ->
 # 0.124 and held-out grass 0.095 -> 0.116 with colour blotches (0.106 once swd subsampled
