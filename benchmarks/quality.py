@@ -636,6 +636,13 @@ def _verdicts(rows, auto: dict | None = None) -> list[str]:
     def td(n, label):
         return rows[n][0][label]["metrics"]["texture_distance"]
 
+    def bars(dist: dict) -> str:
+        """The two targets, for each photo's distance in dist (photo -> texture_distance)."""
+        bar = [n for n in dist if dist[n] <= BAR * rows[n][1]["texture_distance"]]
+        beat = [n for n in dist if "resynthesizer" in rows[n][0] and dist[n] <= td(n, "resynthesizer")]
+        return (f"within {BAR}x the photo's own distance on {len(bar)} ({', '.join(bar) or 'none'}); "
+                f"at most resynthesizer's on {len(beat)} ({', '.join(beat) or 'none'})")
+
     out = []
     for group, names, methods in groups:
         for method in methods:
@@ -645,13 +652,9 @@ def _verdicts(rows, auto: dict | None = None) -> list[str]:
             have = [n for n in names if label[n] in rows[n][0]]
             if not have:
                 continue
-            bar = [n for n in have if td(n, label[n]) <= BAR * rows[n][1]["texture_distance"]]
-            beat = [n for n in have if "resynthesizer" in rows[n][0] and
-                    td(n, label[n]) <= td(n, "resynthesizer")]
             missing = [n for n in names if n not in have]
-            out.append(f"- {method}, {group} ({len(have)} photos): within {BAR}x the photo's own "
-                       f"distance on {len(bar)} ({', '.join(bar) or 'none'}); at most "
-                       f"resynthesizer's on {len(beat)} ({', '.join(beat) or 'none'})"
+            out.append(f"- {method}, {group} ({len(have)} photos): "
+                       + bars({n: td(n, label[n]) for n in have})
                        + (f"; not yet trained with its method: {', '.join(missing)}"
                           if method == "texgen default" and missing else ""))
     if auto:
@@ -659,13 +662,9 @@ def _verdicts(rows, auto: dict | None = None) -> list[str]:
         # does not move (the snapshots before the pick, and PSGAN's clean-up)
         s = {n: settled(rows[n][0][f"texgen {auto[n]}"]) for n in rows
              if f"texgen {auto[n]}" in rows[n][0]}
-        have = [n for n, v in s.items() if v is not None]
-        bar = [n for n in have if s[n] <= BAR * rows[n][1]["texture_distance"]]
-        beat = [n for n in have if "resynthesizer" in rows[n][0] and s[n] <= td(n, "resynthesizer")]
+        s = {n: v for n, v in s.items() if v is not None}
         out.append(f"- texgen default, all, by the mean of its last {SETTLED} checkpoints "
-                   f"({len(have)} photos): within {BAR}x the photo's own distance on {len(bar)} "
-                   f"({', '.join(bar) or 'none'}); at most resynthesizer's on {len(beat)} "
-                   f"({', '.join(beat) or 'none'})")
+                   f"({len(s)} photos): " + bars(s))
     return out
 
 
