@@ -88,7 +88,8 @@ METRICS = ["texture_distance", "histogram_distance", "spectrum_distance", "fine_
            "cell_contrast", "diversity", "copy_score"]
 BAR = 1.5                       # usable: texture_distance at most this x the photo's own
 SETTLED = 3                     # checkpoints the settled distance averages: one alone swings
-                                # by 10-15 % late in a run (quality_ab.md, the fortieth session)
+                                # late in a run, texnet's by up to a quarter between checkpoints
+                                # 100 iterations apart (quality_ab.md, the forty-first session)
 INERT_KEYS = {"wave_grid", "wave_along", "wave_shared", "repeat_weight",   # preset settings
               "chroma_weight", "chroma_from"}  # that train bit for bit as without them on
                                 # some photos, whose rows then stand (_inert)
